@@ -1,0 +1,5 @@
+"""Allow `python -m kopers`."""
+
+from kopers.cli import main
+
+raise SystemExit(main())

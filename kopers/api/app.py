@@ -1,0 +1,66 @@
+"""The aiohttp application: routes, and the one place errors become HTTP.
+
+Every `KopersError` becomes a JSON object with an `error` key and the error's
+status. copr-cli decides success by the absence of `error`, so no success
+body may carry that key, and every /api_3 answer, even a 404 for an unknown
+route, must be JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from kopers.errors import KopersError
+
+if TYPE_CHECKING:
+    from kopers.service import Kopers
+
+log = logging.getLogger(__name__)
+
+KOPERS: web.AppKey[Kopers] = web.AppKey("kopers")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"output": "notok", "error": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except KopersError as exc:
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc.message)
+        return error_response(exc.status, exc.message)
+    except json.JSONDecodeError as exc:
+        return error_response(400, f"the request body is not valid JSON: {exc}")
+    except web.HTTPException as exc:
+        if request.path.startswith(("/api_3", "/api/")) and exc.status >= 400:
+            return error_response(exc.status, exc.reason or "error")
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal server error; see the server log")
+
+
+def create_app(kopers: Kopers) -> web.Application:
+    from kopers.api import coprv3, dnfrepo, native, results, views
+
+    app = web.Application(
+        middlewares=[errors_middleware],
+        client_max_size=kopers.config.server.max_upload_mib << 20,
+    )
+    app[KOPERS] = kopers
+    coprv3.add_routes(app)
+    native.add_routes(app)
+    dnfrepo.add_routes(app)
+    results.add_routes(app)
+    views.add_routes(app)
+    return app

@@ -1,0 +1,67 @@
+"""Who is calling: HTTP Basic credentials -> User, the Copr way.
+
+copr-cli sends credentials only on mutating calls (and permissions/get);
+every other read is anonymous, so reads must not require them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from kopers import tokens
+from kopers.errors import AuthenticationError
+from kopers.models import User
+
+
+def invalid_login(public_url: str) -> AuthenticationError:
+    return AuthenticationError(
+        f"Login invalid/expired. Please visit {public_url}/api to get or renew your API token."
+    )
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """`Basic base64(login:token)` -> (login, token), or None if not Basic. Pure."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    login, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    return login, secret
+
+
+async def current_user(request: web.Request) -> User | None:
+    """The authenticated user, None when no credentials were sent."""
+    from kopers.api.app import KOPERS
+
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    kopers = request.app[KOPERS]
+    url = kopers.config.server.public_url
+    creds = parse_basic(header)
+    if creds is None:
+        raise invalid_login(url)
+    login, secret = creds
+    record = await kopers.store.token(login)
+    if record is None or record.revoked or not tokens.matches(secret, record.secret_hash):
+        raise invalid_login(url)
+    if record.expires_on is not None and record.expires_on <= datetime.now(UTC):
+        raise invalid_login(url)
+    await kopers.store.touch_token(login)
+    return record.user
+
+
+async def require_user(request: web.Request) -> User:
+    user = await current_user(request)
+    if user is None:
+        raise AuthenticationError("This operation requires API authentication (a login and token).")
+    return user

@@ -1,0 +1,66 @@
+"""The .repo file that `dnf copr enable` downloads.
+
+It asks for /coprs/<owner>/<project>/repo/<os-version>/dnf.repo?arch=<arch>
+(groups also as /coprs/g/<group>/...). An unknown chroot answers 404 with a
+Copr-Error-Data header listing the available ones, which the plugin prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+
+from aiohttp import web
+
+from kopers.api.app import KOPERS
+from kopers.errors import NotFound
+from kopers.publish.repofile import render_repo_file
+
+routes = web.RouteTableDef()
+
+
+def pick_chroot(chroots: tuple[str, ...], os_version: str, arch: str | None) -> str | None:
+    """Upstream's rule: the first chroot whose name starts with `<os-version>-<arch>`. Pure."""
+    prefix = f"{os_version}-{arch}" if arch else f"{os_version}-"
+    return next((c for c in sorted(chroots) if c.startswith(prefix)), None)
+
+
+async def _repo_file(request: web.Request, owner: str) -> web.Response:
+    kopers = request.app[KOPERS]
+    project_name = request.match_info["project"]
+    try:
+        project = await kopers.store.get_project(owner, project_name)
+    except NotFound:
+        return web.Response(status=404, text=f"Project {owner}/{project_name} does not exist.\n")
+    chroot = pick_chroot(project.chroots, request.match_info["osver"], request.query.get("arch"))
+    if chroot is None:
+        data = base64.b64encode(json.dumps({"available chroots": list(project.chroots)}).encode())
+        return web.Response(
+            status=404,
+            text="Chroot not found in this project\n",
+            headers={"Copr-Error-Data": data.decode()},
+        )
+    layout = kopers.layout
+    text = render_repo_file(
+        kopers.config.server.public_url,
+        project.owner,
+        project.name,
+        layout.chroot_repo_url(project.owner, project.name, chroot),
+        layout.pubkey_url(project.owner, project.name),
+    )
+    return web.Response(text=text, content_type="text/plain")
+
+
+@routes.get("/coprs/g/{group}/{project}/repo/{osver}/dnf.repo")
+async def group_repo_file(request: web.Request) -> web.Response:
+    return await _repo_file(request, "@" + request.match_info["group"])
+
+
+@routes.get("/coprs/{owner}/{project}/repo/{osver}/dnf.repo")
+async def repo_file(request: web.Request) -> web.Response:
+    return await _repo_file(request, urllib.parse.unquote(request.match_info["owner"]))
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)

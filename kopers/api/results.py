@@ -1,0 +1,73 @@
+"""The results tree at /results/: files, and HTML directory listings.
+
+`copr-cli download-build` mirrors a result directory with `wget -r`, which
+follows the relative links of an HTML listing; dnf reads the repodata files.
+A production deployment may put a web server in front of the same directory.
+"""
+
+from __future__ import annotations
+
+import html
+import urllib.parse
+from pathlib import Path
+
+from aiohttp import web
+
+from kopers.api.app import KOPERS
+
+routes = web.RouteTableDef()
+
+
+def listing(url_path: str, entries: list[tuple[str, bool, int]]) -> str:
+    """An HTML index of (name, is_dir, size) entries with relative links. Pure."""
+    title = html.escape(url_path)
+    rows = ['<tr><td><a href="../">../</a></td><td></td></tr>'] if url_path.rstrip("/") != "/results" else []
+    for name, is_dir, size in sorted(entries, key=lambda e: (not e[1], e[0])):
+        shown = name + ("/" if is_dir else "")
+        href = urllib.parse.quote(name) + ("/" if is_dir else "")
+        rows.append(
+            f'<tr><td><a href="{href}">{html.escape(shown)}</a></td>'
+            f"<td>{'' if is_dir else size}</td></tr>"
+        )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Index of {title}</title>"
+        f"<link rel='stylesheet' href='/static/kopers.css'></head>\n"
+        f"<body><h1>Index of {title}</h1>\n<table>\n" + "\n".join(rows) + "\n</table></body></html>\n"
+    )
+
+
+def resolve(root: Path, tail: str) -> Path:
+    """The file below `root` that `tail` names; 404 for anything escaping it."""
+    target = (root / tail).resolve()
+    if target != root and root not in target.parents:
+        raise web.HTTPNotFound()
+    return target
+
+
+@routes.get("/results")
+async def results_root_redirect(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently("/results/")
+
+
+@routes.get("/results/{tail:.*}")
+async def results(request: web.Request) -> web.StreamResponse:
+    root = request.app[KOPERS].paths.results.resolve()
+    tail = request.match_info["tail"]
+    target = resolve(root, tail)
+    if target.is_dir():
+        if tail and not tail.endswith("/"):
+            raise web.HTTPMovedPermanently(f"/results/{tail}/")
+        entries = []
+        for child in target.iterdir():
+            if child.name.startswith("."):
+                continue  # temporary files of publishes in progress
+            st = child.stat()
+            entries.append((child.name, child.is_dir(), st.st_size))
+        return web.Response(text=listing(request.path, entries), content_type="text/html")
+    if target.is_file():
+        return web.FileResponse(target)
+    raise web.HTTPNotFound()
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -1,0 +1,60 @@
+"""HTML pages: projects, a project's builds, one build. Rendered with jinja2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from kopers.api.app import KOPERS
+
+routes = web.RouteTableDef()
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("kopers", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+)
+
+
+def render(name: str, **context: Any) -> web.Response:
+    return web.Response(text=_env.get_template(name).render(**context), content_type="text/html")
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    k = request.app[KOPERS]
+    return render("index.html", projects=await k.store.list_projects(None), url=k.config.server.public_url)
+
+
+async def _project_page(request: web.Request, owner: str) -> web.Response:
+    k = request.app[KOPERS]
+    project = await k.store.get_project(owner, request.match_info["project"])
+    builds = await k.store.list_builds(project.id, None, 100, 0)
+    return render("project.html", project=project, builds=builds, layout=k.layout,
+                  url=k.config.server.public_url)
+
+
+@routes.get("/coprs/g/{group}/{project}/")
+async def group_project_page(request: web.Request) -> web.Response:
+    return await _project_page(request, "@" + request.match_info["group"])
+
+
+@routes.get(r"/coprs/build/{build_id:\d+}")
+@routes.get(r"/coprs/build/{build_id:\d+}/")
+async def build_page(request: web.Request) -> web.Response:
+    k = request.app[KOPERS]
+    build = await k.store.get_build(int(request.match_info["build_id"]))
+    return render("build.html", build=build, layout=k.layout, packages=await k.store.built_packages(build.id))
+
+
+@routes.get("/coprs/{owner}/{project}/")
+async def project_page(request: web.Request) -> web.Response:
+    return await _project_page(request, request.match_info["owner"])
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static", STATIC_DIR)

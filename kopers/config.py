@@ -1,0 +1,289 @@
+"""kopers.toml -> frozen dataclasses, validated once at start-up.
+
+Lookup order: `--config PATH`, then `$KOPERS_CONFIG`, then `./kopers.toml`,
+then the built-in defaults. Any setting can then be overridden from the
+environment as `KOPERS_<SECTION>_<KEY>` (for example `KOPERS_VM_MEMORY_MIB=2048`);
+three short names are fixed for scripts: `KOPERS_DATA_DIR`, `KOPERS_LISTEN`
+and `KOPERS_PUBLIC_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kopers.errors import ConfigError
+
+_SHORT_ENV = {
+    "KOPERS_DATA_DIR": ("", "data_dir"),
+    "KOPERS_LISTEN": ("server", "listen"),
+    "KOPERS_PUBLIC_URL": ("server", "public_url"),
+}
+_CHROOT_NAME = re.compile(r"^[a-z0-9][a-z0-9.+_]*-[a-z0-9.+_]+-[a-z0-9_]+$")
+_DIST = re.compile(r"^\.[A-Za-z0-9_.]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str
+    port: int
+    public_url: str
+    max_upload_mib: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    dsn: str  # empty: run the embedded Postgres under <data_dir>/pg
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    repo_tag: str
+    timeout_s: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class VmConfig:
+    uri: str
+    hypervisor: str  # "auto", "kvm" or "qemu"
+    cache_dir: Path
+    vcpus: int
+    memory_mib: int
+    boot_timeout_s: int
+    max_concurrent: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChrootConfig:
+    """A build target: distro-version-arch, the VM template that builds it, its dist tag."""
+
+    name: str
+    template: str
+    dist: str
+    enabled: bool
+    comment: str
+
+    @property
+    def os_version(self) -> str:
+        """`fedora-40-x86_64` -> `fedora-40` (what `dnf copr enable` puts in its URL)."""
+        return self.name.rsplit("-", 1)[0]
+
+    @property
+    def arch(self) -> str:
+        return self.name.rsplit("-", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    server: ServerConfig
+    database: DatabaseConfig
+    build: BuildConfig
+    vm: VmConfig
+    chroots: tuple[ChrootConfig, ...]
+    source: Path | None  # the file it was read from, if any
+
+    @property
+    def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
+        return tuple(c for c in self.chroots if c.enabled)
+
+    def chroot(self, name: str) -> ChrootConfig | None:
+        return next((c for c in self.chroots if c.name == name), None)
+
+
+DEFAULTS: dict[str, Any] = {
+    "data_dir": "",
+    "server": {"listen": "127.0.0.1:8080", "public_url": "", "max_upload_mib": 1024},
+    "database": {"dsn": ""},
+    "build": {"repo_tag": "kopers", "timeout": 18000, "max_attempts": 3},
+    "vm": {
+        "uri": "qemu:///system",
+        "hypervisor": "auto",
+        "cache_dir": "~/.cache/kopers",
+        "vcpus": 1,
+        "memory_mib": 1024,
+        "boot_timeout": 300,
+        "max_concurrent": 1,
+    },
+    "chroots": [
+        {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
+    ],
+}
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None to run on defaults."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return path
+    if env.get("KOPERS_CONFIG"):
+        path = Path(env["KOPERS_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"KOPERS_CONFIG={path} does not exist")
+        return path
+    local = Path("kopers.toml")
+    return local if local.is_file() else None
+
+
+def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration."""
+    env = os.environ if env is None else env
+    path = find_config_file(explicit, env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    merged = _merge(DEFAULTS, raw)
+    _apply_env(merged, env)
+    return parse(merged, path)
+
+
+def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
+    """Validate a merged settings mapping into a Config."""
+    base = source.parent if source is not None else Path.cwd()
+    server = data["server"]
+    host, port = parse_listen(str(server["listen"]))
+    public_url = str(server["public_url"]).rstrip("/") or f"http://{host}:{port}"
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"server.public_url must start with http:// or https://: {public_url}")
+    vm = data["vm"]
+    if vm["hypervisor"] not in ("auto", "kvm", "qemu"):
+        raise ConfigError("vm.hypervisor must be one of auto, kvm, qemu")
+    build = data["build"]
+    if not re.fullmatch(r"[A-Za-z0-9_]+", str(build["repo_tag"])):
+        raise ConfigError("build.repo_tag may hold only letters, digits and _")
+    chroots = tuple(_parse_chroot(c) for c in data["chroots"])
+    names = [c.name for c in chroots]
+    if len(set(names)) != len(names):
+        raise ConfigError("chroot names must be unique")
+    return Config(
+        data_dir=_path(data["data_dir"] or default_data_dir(), base),
+        server=ServerConfig(
+            host=host,
+            port=port,
+            public_url=public_url,
+            max_upload_mib=_positive(server, "max_upload_mib"),
+        ),
+        database=DatabaseConfig(dsn=str(data["database"]["dsn"])),
+        build=BuildConfig(
+            repo_tag=str(build["repo_tag"]),
+            timeout_s=_positive(build, "timeout"),
+            max_attempts=_positive(build, "max_attempts"),
+        ),
+        vm=VmConfig(
+            uri=str(vm["uri"]),
+            hypervisor=str(vm["hypervisor"]),
+            cache_dir=_path(vm["cache_dir"], base),
+            vcpus=_positive(vm, "vcpus"),
+            memory_mib=_positive(vm, "memory_mib"),
+            boot_timeout_s=_positive(vm, "boot_timeout"),
+            max_concurrent=_positive(vm, "max_concurrent"),
+        ),
+        chroots=chroots,
+        source=source,
+    )
+
+
+def default_data_dir() -> str:
+    """/var/lib/kopers for root (a service), else the user's XDG data dir.
+
+    Root's home is mode 700: the embedded Postgres (run as its own user) and
+    libvirt's qemu user could not reach a data directory below it.
+    """
+    return "/var/lib/kopers" if os.geteuid() == 0 else "~/.local/share/kopers"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"listen address must be host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _parse_chroot(item: Mapping[str, Any]) -> ChrootConfig:
+    try:
+        name, template, dist = str(item["name"]), str(item["template"]), str(item["dist"])
+    except KeyError as exc:
+        raise ConfigError(f"every [[chroots]] entry needs name, template and dist: {exc}") from exc
+    if not _CHROOT_NAME.match(name):
+        raise ConfigError(f"chroot name {name!r} is not of the form distro-version-arch")
+    if not _DIST.match(dist):
+        raise ConfigError(f"chroot {name}: dist {dist!r} must look like .fc40")
+    return ChrootConfig(
+        name=name,
+        template=template,
+        dist=dist,
+        enabled=bool(item.get("enabled", True)),
+        comment=str(item.get("comment", "")),
+    )
+
+
+def _positive(section: Mapping[str, Any], key: str) -> int:
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _path(value: Any, base: Path) -> Path:
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _merge(defaults: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in defaults.keys() | override.keys():
+        d, o = defaults.get(key), override.get(key)
+        if isinstance(d, Mapping) and isinstance(o, Mapping):
+            out[key] = _merge(d, o)
+        elif key in override:
+            out[key] = o
+        else:
+            out[key] = d
+    unknown = set(override) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return out
+
+
+def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if name in _SHORT_ENV:
+            section, key = _SHORT_ENV[name]
+        elif name.startswith("KOPERS_") and name != "KOPERS_CONFIG":
+            parts = name[len("KOPERS_") :].lower().split("_", 1)
+            if len(parts) != 2 or not isinstance(merged.get(parts[0]), dict):
+                continue
+            section, key = parts
+            if key not in merged[section]:
+                continue
+        else:
+            continue
+        target = merged if not section else merged[section]
+        target[key] = _env_value(value, target.get(key))
+
+
+def _env_value(text: str, current: Any) -> Any:
+    """Give an environment string the type of the setting it replaces."""
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"expected a boolean, got {text!r}")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError as exc:
+            raise ConfigError(f"expected an integer, got {text!r}") from exc
+    return text

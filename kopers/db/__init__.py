@@ -1,0 +1,1 @@
+"""Postgres access: the pool, the migrations runner and the store (the only SQL caller)."""

@@ -1,0 +1,66 @@
+"""The Postgres server Kopers talks to: embedded (pgserver) or given by a DSN.
+
+With no DSN, the embedded server lives in `<data_dir>/pg`. pgserver counts the
+processes that use a data directory, so `kopers serve` and an admin command
+run side by side share one server, and the last one out stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from kopers.errors import InfrastructureError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Database:
+    """An open connection pool plus, when embedded, the server handle that keeps it alive."""
+
+    pool: asyncpg.Pool
+    dsn: str
+    embedded: Any = None
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def embedded_dsn(data_dir: Path) -> tuple[str, Any]:
+    """Start (or join) the embedded server under data_dir/pg and return its DSN."""
+    import pgserver  # imported lazily: only the embedded mode needs it
+
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server.psql("SELECT 1;")  # fails loudly now rather than at first query
+    return server.get_uri(), server
+
+
+async def open_database(dsn: str, data_dir: Path, min_size: int = 1, max_size: int = 10) -> Database:
+    """Connect to `dsn`, or to the embedded server when `dsn` is empty."""
+    server = None
+    if not dsn:
+        try:
+            dsn, server = await asyncio.to_thread(embedded_dsn, data_dir)
+        except Exception as exc:  # pgserver raises plain exceptions with the pg log
+            raise InfrastructureError(f"cannot start the embedded Postgres: {exc}") from exc
+        log.info("using the embedded Postgres in %s", data_dir / "pg")
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_conn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise InfrastructureError(f"cannot connect to Postgres: {exc}") from exc
+    assert pool is not None
+    return Database(pool=pool, dsn=dsn, embedded=server)
+
+
+async def _init_conn(conn: asyncpg.Connection) -> None:
+    import json
+
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

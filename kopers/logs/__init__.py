@@ -1,0 +1,1 @@
+"""Build logs: the live hub that fans lines out to viewers and files."""

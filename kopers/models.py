@@ -1,0 +1,172 @@
+"""Domain objects: frozen dataclasses and StrEnum states, in Copr's vocabulary.
+
+Nothing here does I/O. The store turns rows into these objects and the API
+turns these objects into Copr-shaped JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class BuildState(enum.StrEnum):
+    """Build and build-chroot states, exactly as Copr's API spells them."""
+
+    PENDING = "pending"
+    STARTING = "starting"
+    RUNNING = "running"
+    IMPORTING = "importing"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SKIPPED = "skipped"
+    FORKED = "forked"
+    UNKNOWN = "unknown"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_STATES
+
+
+FINISHED_STATES = frozenset(
+    {
+        BuildState.SUCCEEDED,
+        BuildState.FAILED,
+        BuildState.CANCELED,
+        BuildState.SKIPPED,
+        BuildState.FORKED,
+    }
+)
+
+# Upstream's precedence when a build's state is derived from its chroots.
+_CHROOT_PRECEDENCE = (
+    BuildState.RUNNING,
+    BuildState.STARTING,
+    BuildState.PENDING,
+    BuildState.FAILED,
+    BuildState.SUCCEEDED,
+    BuildState.SKIPPED,
+    BuildState.FORKED,
+)
+
+
+def derive_build_state(
+    canceled: bool,
+    source_state: BuildState,
+    chroot_states: Iterable[BuildState],
+) -> BuildState:
+    """Compute a build's overall state from its source and chroot states, as Copr does."""
+    if canceled:
+        return BuildState.CANCELED
+    if source_state in (
+        BuildState.PENDING,
+        BuildState.STARTING,
+        BuildState.RUNNING,
+        BuildState.IMPORTING,
+        BuildState.FAILED,
+    ):
+        return source_state
+    states = set(chroot_states)
+    if not states:
+        return BuildState.WAITING
+    for state in _CHROOT_PRECEDENCE:
+        if state in states:
+            return state
+    return BuildState.PENDING
+
+
+class SourceType(enum.StrEnum):
+    """Where a build's source package comes from."""
+
+    UPLOAD = "upload"
+    URL = "link"
+    SCM = "scm"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    owner: str
+    name: str
+    description: str
+    instructions: str
+    homepage: str | None
+    contact: str | None
+    chroots: tuple[str, ...]
+    additional_repos: tuple[str, ...]
+    enable_net: bool
+    created_by: int
+    created_on: datetime
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildTask:
+    """One chroot's part of a build: the unit the scheduler runs in one VM."""
+
+    build_id: int
+    chroot: str
+    state: BuildState
+    started_on: datetime | None = None
+    ended_on: datetime | None = None
+    result_dir: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    id: int
+    project_id: int
+    owner: str
+    project: str
+    submitter: str
+    source_type: SourceType
+    source: dict[str, object]
+    package_name: str | None
+    package_version: str | None
+    srpm_name: str | None
+    source_state: BuildState
+    canceled: bool
+    timeout: int
+    submitted_on: datetime
+    started_on: datetime | None
+    ended_on: datetime | None
+    tasks: tuple[BuildTask, ...] = field(default=())
+
+    @property
+    def state(self) -> BuildState:
+        return derive_build_state(self.canceled, self.source_state, (t.state for t in self.tasks))
+
+    @property
+    def chroots(self) -> tuple[str, ...]:
+        return tuple(t.chroot for t in self.tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class Nevra:
+    """A built package's identity, as Copr's built-packages endpoint reports it."""
+
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}.{self.arch}.rpm"

@@ -1,0 +1,89 @@
+"""Creating and deleting projects, with their keys and repositories.
+
+A project's rows, its signing key and its results directory come and go
+together: if making the key fails, the rows are rolled back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kopers import access
+from kopers.config import Config
+from kopers.db.store import Store
+from kopers.errors import BadRequest
+from kopers.models import Project, User
+from kopers.publish.publisher import Publisher
+
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{key} must be a list of strings")
+    return value
+
+
+class Projects:
+    def __init__(self, config: Config, store: Store, publisher: Publisher) -> None:
+        self.config = config
+        self.store = store
+        self.publisher = publisher
+
+    async def create(self, user: User, owner: str, data: Mapping[str, Any]) -> Project:
+        name = _text(data, "name")
+        if not _NAME.match(name) or name in (".", ".."):
+            raise BadRequest(f"invalid project name {name!r}: use letters, digits and _.+-")
+        access.require(user, access.Action.CREATE_PROJECT, owner)
+        chroots = _list(data, "chroots")
+        if not chroots:
+            raise BadRequest("At least one chroot must be selected")
+        available = {c.name for c in self.config.enabled_chroots}
+        unknown = [c for c in chroots if c not in available]
+        if unknown:
+            raise BadRequest(
+                f"chroots not available on this server: {', '.join(unknown)}; "
+                f"available: {', '.join(sorted(available))}"
+            )
+
+        async def make_key(project: Project) -> None:
+            try:
+                await self.publisher.init_project(project.owner, project.name, project.chroots)
+            except BaseException:
+                await self.publisher.remove_project(project.owner, project.name)
+                raise
+
+        return await self.store.create_project(
+            owner,
+            name,
+            description=_text(data, "description"),
+            instructions=_text(data, "instructions"),
+            homepage=data.get("homepage") or None,
+            contact=data.get("contact") or None,
+            chroots=sorted(set(chroots)),
+            additional_repos=_list(data, "additional_repos"),
+            enable_net=bool(data.get("enable_net")),
+            created_by=user.id,
+            on_created=make_key,
+        )
+
+    async def delete(self, user: User, project: Project) -> None:
+        access.require(user, access.Action.DELETE_PROJECT, project.owner, project)
+        await self.store.delete_project(project.id)
+        await self.publisher.remove_project(project.owner, project.name)

@@ -1,0 +1,69 @@
+"""Read an RPM file's identity (NEVRA, source or binary) without installing it.
+
+Uploads are checked with this before any row is written, and built packages
+are recorded with it. It runs `rpm -qp` as a subprocess: rpm is the reference
+parser, and a malformed file makes it fail rather than mislead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopers.errors import BadRequest
+from kopers.models import Nevra
+
+_LEAD_MAGIC = b"\xed\xab\xee\xdb"
+_QF = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{VENDOR}\\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RpmInfo:
+    nevra: Nevra
+    is_source: bool
+    vendor: str
+
+
+def looks_like_rpm(head: bytes) -> bool:
+    """True when the first bytes are an RPM lead (cheap check before running rpm)."""
+    return head[:4] == _LEAD_MAGIC
+
+
+def parse_query_line(line: str) -> RpmInfo:
+    """Parse one line of `_QF` output (pure; split out for unit tests)."""
+    fields = line.rstrip("\n").split("\t")
+    if len(fields) != 7:
+        raise BadRequest(f"unexpected rpm query output: {line!r}")
+    name, epoch, version, release, arch, sourcerpm, vendor = fields
+    is_source = sourcerpm == "(none)"
+    return RpmInfo(
+        nevra=Nevra(name, int(epoch), version, release, "src" if is_source else arch),
+        is_source=is_source,
+        vendor="" if vendor == "(none)" else vendor,
+    )
+
+
+async def read_rpm(path: Path) -> RpmInfo:
+    """Identify an RPM file; BadRequest when it is not one."""
+    with path.open("rb") as fh:
+        if not looks_like_rpm(fh.read(4)):
+            raise BadRequest(f"{path.name} is not an RPM file")
+    proc = await asyncio.create_subprocess_exec(
+        "rpm", "-qp", "--nosignature", "--nodigest", "--qf", _QF, str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0 or not out:
+        detail = err.decode(errors="replace").strip().splitlines()
+        raise BadRequest(f"{path.name} is not a readable RPM: {detail[-1] if detail else 'rpm failed'}")
+    return parse_query_line(out.decode(errors="replace").splitlines()[0])
+
+
+async def read_srpm(path: Path) -> RpmInfo:
+    """Like read_rpm, but insist on a source package."""
+    info = await read_rpm(path)
+    if not info.is_source:
+        raise BadRequest(f"{path.name} is a binary RPM, not a source RPM (.src.rpm)")
+    return info

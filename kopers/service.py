@@ -1,0 +1,143 @@
+"""The composition root: builds every component and supervises its loops.
+
+`Kopers` holds the components the HTTP handlers use. `serve()` runs them:
+each background loop is a named task, restarted with a back-off if it
+crashes, and shutdown cancels them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from kopers.api.app import create_app
+from kopers.builds import Builds
+from kopers.build.runner import Runner
+from kopers.config import Config
+from kopers.db.database import Database, open_database
+from kopers.db.migrations import migrate
+from kopers.db.store import Store
+from kopers.logs.hub import LogHub
+from kopers.models import Build, User
+from kopers.paths import DataPaths
+from kopers.projects import Projects
+from kopers.publish.layout import Layout
+from kopers.publish.publisher import Publisher
+from kopers.publish.repo import RepoUpdater
+from kopers.publish.signing import Signer
+from kopers.sched.scheduler import Scheduler
+from kopers.submission import Submissions
+from kopers.vm.pool import VmPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Kopers:
+    config: Config
+    paths: DataPaths
+    db: Database
+    store: Store
+    layout: Layout
+    publisher: Publisher
+    hub: LogHub
+    vms: VmPool
+    scheduler: Scheduler
+    projects: Projects
+    builds: Builds
+    submissions: Submissions
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def audit(
+        self, user: User | None, request: web.Request | None, action: str, obj: str,
+        details: dict[str, Any],
+    ) -> None:
+        address = request.remote if request is not None else None
+        await self.store.add_event(user.id if user else None, address, action, obj, details)
+
+    async def submitted(self, user: User, request: web.Request | None, build: Build) -> None:
+        """A build's rows are committed: record it and hand it to the scheduler."""
+        await self.audit(user, request, "build.submit", f"{build.owner}/{build.project}",
+                         {"build": build.id, "chroots": list(build.chroots)})
+        await self.scheduler.submit(build)
+
+    def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self.tasks.append(asyncio.create_task(_supervised(name, loop), name=name))
+
+    async def close(self) -> None:
+        for task in reversed(self.tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        await self.vms.close()
+        await self.db.close()
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    delay = 1.0
+    while True:
+        try:
+            await loop()
+            log.warning("%s returned; restarting", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s crashed; restarting in %.0f s", name, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 60.0)
+
+
+async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
+    """Connect to the database, migrate it, and wire every component together."""
+    paths = DataPaths(config.data_dir)
+    paths.ensure()
+    db = await open_database(config.database.dsn, config.data_dir)
+    await migrate(db.pool)
+    store = Store(db.pool)
+    layout = Layout(paths.results, config.server.public_url)
+    publisher = Publisher(layout, Signer(paths.keys), RepoUpdater())
+    hub = LogHub(paths.live_logs)
+    vms = VmPool(config, paths, enabled=with_vms)
+    runner = Runner(config, paths, store, hub, publisher, vms)
+    scheduler = Scheduler(store, runner, config.vm.max_concurrent)
+    return Kopers(
+        config=config,
+        paths=paths,
+        db=db,
+        store=store,
+        layout=layout,
+        publisher=publisher,
+        hub=hub,
+        vms=vms,
+        scheduler=scheduler,
+        projects=Projects(config, store, publisher),
+        builds=Builds(store, scheduler, publisher),
+        submissions=Submissions(config, paths, store),
+    )
+
+
+async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -> None:
+    """Run Kopers until cancelled (SIGINT/SIGTERM in the CLI)."""
+    kopers = await open_kopers(config)
+    runner = web.AppRunner(create_app(kopers), access_log=None)
+    try:
+        await kopers.vms.start()
+        kopers.supervise("scheduler", kopers.scheduler.run)
+        await runner.setup()
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        log.info("Kopers is serving on http://%s:%d (public URL %s)",
+                 config.server.host, config.server.port, config.server.public_url)
+        if ready is not None:
+            ready(kopers)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await kopers.close()

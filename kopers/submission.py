@@ -1,0 +1,151 @@
+"""Accepting a build: check the request, store the source, write the rows.
+
+Everything that can be wrong with a submission is found before a row is
+written, and the rows and the stored source package commit together, so a
+rejected or failed submission leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kopers import access
+from kopers.config import Config
+from kopers.db.store import NewBuild, Store
+from kopers.errors import BadRequest
+from kopers.models import Build, BuildState, Project, SourceType, User
+from kopers.paths import DataPaths
+from kopers.rpmfile import read_srpm
+
+MAX_TIMEOUT = 48 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    chroots: tuple[str, ...]
+    timeout: int
+    background: bool
+
+
+def parse_options(data: Mapping[str, Any], project: Project, default_timeout: int) -> BuildOptions:
+    """Copr's build options -> BuildOptions, validated against the project. Pure."""
+    chroots = select_chroots(project, data.get("chroots"), data.get("exclude_chroots"))
+    timeout = _int_option(data, "timeout", default_timeout)
+    if not 60 <= timeout <= MAX_TIMEOUT:
+        raise BadRequest(f"timeout must be between 60 and {MAX_TIMEOUT} seconds")
+    return BuildOptions(chroots=chroots, timeout=timeout, background=bool(data.get("background")))
+
+
+def select_chroots(project: Project, wanted: Any, excluded: Any) -> tuple[str, ...]:
+    """`chroots` (names or fnmatch patterns; None = all) minus `exclude_chroots`."""
+    enabled = list(project.chroots)
+    if wanted is None:
+        chosen = enabled
+    else:
+        if not isinstance(wanted, list) or not all(isinstance(c, str) for c in wanted):
+            raise BadRequest("chroots must be a list of chroot names")
+        chosen = []
+        for pattern in wanted:
+            matched = [c for c in enabled if fnmatch.fnmatchcase(c, pattern)]
+            if not matched:
+                raise BadRequest(
+                    f"Chroot {pattern} is not enabled in project {project.full_name}; "
+                    f"enabled chroots: {', '.join(enabled) or 'none'}"
+                )
+            chosen.extend(c for c in matched if c not in chosen)
+    if excluded:
+        if not isinstance(excluded, list):
+            raise BadRequest("exclude_chroots must be a list of chroot names")
+        chosen = [c for c in chosen if not any(fnmatch.fnmatchcase(c, p) for p in excluded)]
+    if not chosen:
+        raise BadRequest(f"no chroot of {project.full_name} is left to build for")
+    return tuple(chosen)
+
+
+def _int_option(data: Mapping[str, Any], key: str, default: int) -> int:
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)  # copr-cli sends several numbers as strings
+    except (TypeError, ValueError):
+        raise BadRequest(f"{key} must be a whole number, got {value!r}") from None
+
+
+class Submissions:
+    def __init__(self, config: Config, paths: DataPaths, store: Store) -> None:
+        self.config = config
+        self.paths = paths
+        self.store = store
+
+    async def check(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Project:
+        """Copr's check-before-build: project exists, user may build, options are valid."""
+        project = await self.store.get_project(owner, name)
+        access.require(user, access.Action.BUILD, project.owner, project)
+        parse_options(data, project, self.config.build.timeout_s)
+        return project
+
+    async def from_upload(
+        self, user: User, owner: str, name: str, data: Mapping[str, Any], spooled: Path
+    ) -> Build:
+        """A build from an uploaded SRPM that has been spooled to `spooled`."""
+        try:
+            project = await self.check(user, owner, name, data)
+            options = parse_options(data, project, self.config.build.timeout_s)
+            info = await read_srpm(spooled)
+            new = NewBuild(
+                project_id=project.id,
+                submitter_id=user.id,
+                source_type=SourceType.UPLOAD,
+                source={"filename": spooled.name},
+                package_name=info.nevra.name,
+                package_version=f"{info.nevra.version}-{info.nevra.release}",
+                srpm_name=info.nevra.filename,
+                source_state=BuildState.SUCCEEDED,
+                timeout=options.timeout,
+                chroots=options.chroots,
+                task_state=BuildState.PENDING,
+            )
+
+            async def keep_source(build_id: int) -> None:
+                dest = self.paths.source_dir(build_id)
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.move(spooled, dest / info.nevra.filename)
+
+            return await self.store.create_build(new, on_created=keep_source)
+        finally:
+            shutil.rmtree(spooled.parent, ignore_errors=True)
+
+    async def from_urls(
+        self, user: User, owner: str, name: str, data: Mapping[str, Any], urls: Sequence[str]
+    ) -> list[Build]:
+        """Builds from SRPM URLs; each is fetched by its source step."""
+        project = await self.check(user, owner, name, data)
+        options = parse_options(data, project, self.config.build.timeout_s)
+        if not urls:
+            raise BadRequest("no package URL given")
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise BadRequest(f"not an http(s) URL: {url!r}")
+        builds = []
+        for url in urls:
+            new = NewBuild(
+                project_id=project.id,
+                submitter_id=user.id,
+                source_type=SourceType.URL,
+                source={"url": url},
+                package_name=None,
+                package_version=None,
+                srpm_name=None,
+                source_state=BuildState.PENDING,
+                timeout=options.timeout,
+                chroots=options.chroots,
+                task_state=BuildState.WAITING,
+            )
+            builds.append(await self.store.create_build(new))
+        return builds

@@ -1,0 +1,408 @@
+"""The libvirt driver: start, list, destroy and reap builder VMs.
+
+Each VM is a transient domain (createXML), so a host crash leaves no domain
+definition behind; with `autodestroy` libvirtd even kills the domains when
+Kopers' connection goes away. Its disk is a qcow2 overlay created through the
+storage-volume API, with the template's base image as backing store, in a
+`dir` pool over the overlay directory, so the same calls work against a remote
+libvirt URI. libvirt-python blocks, so every call runs in a thread.
+
+For a local qemu:///system URI, qemu runs as an unprivileged user (libvirt-qemu
+on Debian) that must be able to traverse every ancestor of the template and
+overlay directories. /root is mode 700, so the driver adds the POSIX ACL
+`u:<qemu user>:x` where that access is missing, and logs each change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import libvirt
+
+from kopers.errors import ConfigError, InfrastructureError
+from kopers.vm.domain import (
+    DOMAIN_TYPES,
+    DomainSpec,
+    console_log_name,
+    domain_of_file,
+    overlay_volume_name,
+    pool_name,
+    pool_target_path,
+    render_domain_xml,
+    render_pool_xml,
+    render_volume_xml,
+)
+from kopers.vm.template import TemplateImage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+DEFAULT_QEMU_USER = "libvirt-qemu"
+PORT_ATTEMPTS = 5
+_GONE = {
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+    libvirt.VIR_ERR_OPERATION_INVALID,  # e.g. destroying a domain that already stopped
+}
+
+# libvirt's default handler prints every error to stderr, even handled ones.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class VmHandle:
+    """A running builder VM, as the caller needs it."""
+
+    name: str
+    ssh_host: str
+    ssh_port: int
+    overlay: Path
+    console_log: Path
+
+
+class LibvirtDriver:
+    """Starts and destroys builder VMs on one libvirt connection."""
+
+    def __init__(
+        self,
+        uri: str,
+        domain_type: str,
+        overlay_dir: Path,
+        vcpus: int,
+        memory_mib: int,
+        autodestroy: bool = True,
+    ) -> None:
+        if domain_type not in DOMAIN_TYPES:
+            raise ConfigError(f"domain type must be kvm or qemu, got {domain_type!r}")
+        self.uri = uri
+        self.domain_type = domain_type
+        self.overlay_dir = overlay_dir.expanduser().absolute()
+        self.vcpus = vcpus
+        self.memory_mib = memory_mib
+        self.autodestroy = autodestroy
+        self.pool_name = pool_name(self.overlay_dir)
+        self._conn: libvirt.virConnect | None = None
+        self._connect_lock = asyncio.Lock()
+        # Pool mutations are serialised: libvirt rejects a refresh while a volume
+        # job runs, and overlay creation takes milliseconds anyway.
+        self._pool_lock = asyncio.Lock()
+        self._traversable: set[Path] = set()
+
+    @property
+    def is_local_system(self) -> bool:
+        """qemu:///system on this host: qemu runs as another local user."""
+        parsed = urlparse(self.uri)
+        return not parsed.hostname and parsed.path.rstrip("/") == "/system"
+
+    async def start(self, image: TemplateImage, name: str) -> VmHandle:
+        """Create an overlay of the image and boot a transient domain from it."""
+        if self.is_local_system:
+            await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
+        overlay = self.overlay_dir / overlay_volume_name(name)
+        console = self.overlay_dir / console_log_name(name)
+        async with self._pool_lock:
+            pool = await self._call(self._ensure_pool)
+            xml = render_volume_xml(overlay.name, image.base_image)
+            vol = await self._call(pool.createXML, xml, 0)
+            overlay = Path(vol.path())
+        try:
+            port = await self._create_domain(image, name, overlay, console)
+        except BaseException:
+            await self._delete_files(name)
+            raise
+        return VmHandle(name, "127.0.0.1", port, overlay, console)
+
+    async def destroy(self, handle: VmHandle) -> None:
+        """Stop the domain and delete its overlay and console log; idempotent."""
+        await self.destroy_name(handle.name)
+
+    async def destroy_name(self, name: str) -> None:
+        await self._call(self._destroy_domain, name)
+        await self._delete_files(name)
+
+    async def list_domains(self, prefix: str) -> list[str]:
+        """Names of all domains (running or defined) that start with prefix."""
+        conn = await self._connection()
+        domains = await self._call(conn.listAllDomains, 0)
+        return sorted(d.name() for d in domains if d.name().startswith(prefix))
+
+    async def reap(self, prefix: str, keep: set[str]) -> list[str]:
+        """Destroy domains and delete overlays with our prefix that nobody owns.
+
+        `keep` must hold every name the caller still uses, including VMs that it
+        is starting right now (their overlay exists before their domain does).
+        """
+        reaped = set()
+        for name in await self.list_domains(prefix):
+            if name not in keep:
+                await self.destroy_name(name)
+                reaped.add(name)
+        async with self._pool_lock:
+            pool = await self._call(self._ensure_pool)
+            await self._call(pool.refresh, 0)
+            files = await self._call(pool.listVolumes)
+        for filename in files:
+            owner = domain_of_file(filename)
+            if owner and owner.startswith(prefix) and owner not in keep:
+                await self._delete_files(owner)
+                reaped.add(owner)
+        return sorted(reaped)
+
+    async def console_tail(self, handle: VmHandle, max_bytes: int = 4096) -> str:
+        """The end of the serial console log (local hosts only; '' if unreadable)."""
+        return await asyncio.to_thread(_read_tail, handle.console_log, max_bytes)
+
+    async def close(self) -> None:
+        async with self._connect_lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.to_thread(_close_quietly, conn)
+
+    # -- internals -------------------------------------------------------------
+
+    async def _create_domain(self, image: TemplateImage, name: str, overlay: Path,
+                             console: Path) -> int:
+        """Boot the domain on a free loopback port; retry if qemu could not bind it."""
+        conn = await self._connection()
+        flags = libvirt.VIR_DOMAIN_START_AUTODESTROY if self.autodestroy else 0
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = _free_port()
+            spec = DomainSpec(
+                name=name,
+                domain_type=self.domain_type,
+                vcpus=self.vcpus,
+                memory_mib=self.memory_mib,
+                kernel=image.kernel,
+                initrd=image.initrd,
+                cmdline=image.cmdline,
+                disk=overlay,
+                console_log=console,
+                ssh_port=port,
+            )
+            try:
+                await asyncio.to_thread(conn.createXML, render_domain_xml(spec), flags)
+                return port
+            except libvirt.libvirtError as exc:
+                message = exc.get_error_message() or str(exc)
+                # Another process took the port between our probe and qemu's bind.
+                if "host forwarding" in message and attempt < PORT_ATTEMPTS:
+                    log.info("port %d was taken, retrying %s", port, name)
+                    continue
+                raise InfrastructureError(f"cannot start VM {name}: {message}") from exc
+        raise AssertionError("unreachable")
+
+    async def _connection(self) -> libvirt.virConnect:
+        async with self._connect_lock:
+            if self._conn is not None and await asyncio.to_thread(_alive, self._conn):
+                return self._conn
+            try:
+                self._conn = await asyncio.to_thread(libvirt.open, self.uri)
+            except libvirt.libvirtError as exc:
+                raise InfrastructureError(
+                    f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}"
+                ) from exc
+            return self._conn
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a blocking libvirt call in a thread, as an InfrastructureError on failure."""
+        await self._connection()  # reconnects if libvirtd restarted
+        try:
+            return await asyncio.to_thread(func, *args)
+        except libvirt.libvirtError as exc:
+            raise InfrastructureError(f"libvirt: {exc.get_error_message() or exc}") from exc
+
+    def _ensure_pool(self) -> libvirt.virStoragePool:
+        """The (transient) dir pool over the overlay directory, started."""
+        conn = self._conn
+        assert conn is not None
+        pool = _lookup(conn.storagePoolLookupByName, self.pool_name)
+        if pool is None:
+            # libvirt refuses two pools over one directory: reuse one that exists.
+            for other in conn.listAllStoragePools(0):
+                if pool_target_path(other.XMLDesc(0)) == self.overlay_dir:
+                    pool = other
+                    break
+        if pool is None:
+            self.overlay_dir.mkdir(parents=True, exist_ok=True)
+            xml = render_pool_xml(self.pool_name, self.overlay_dir)
+            return conn.storagePoolCreateXML(xml, 0)
+        if not pool.isActive():
+            pool.create(0)
+        return pool
+
+    def _destroy_domain(self, name: str) -> None:
+        conn = self._conn
+        assert conn is not None
+        dom = _lookup(conn.lookupByName, name)
+        if dom is None:
+            return
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in _GONE:
+                raise
+
+    async def _delete_files(self, name: str) -> None:
+        async with self._pool_lock:
+            pool = await self._call(self._ensure_pool)
+            for filename in (overlay_volume_name(name), console_log_name(name)):
+                await self._call(_delete_volume, pool, filename)
+                # The console log is written by virtlogd behind the pool's back,
+                # so the pool may not know it; delete it directly when local.
+                path = self.overlay_dir / filename
+                if not urlparse(self.uri).hostname and path.exists():
+                    path.unlink(missing_ok=True)
+
+    def _ensure_access(self, dirs: Iterable[Path]) -> None:
+        user = qemu_user(QEMU_CONF)
+        if user is None:
+            return
+        for folder in dirs:
+            for changed in ensure_traversable(folder, user, self._traversable):
+                log.warning("added ACL u:%s:x to %s so qemu can reach its images", user, changed)
+
+
+def qemu_user(conf: Path) -> str | None:
+    """The user libvirt runs qemu as (None when that is root: nothing to grant)."""
+    user = DEFAULT_QEMU_USER
+    if conf.is_file():
+        match = re.search(r'^\s*user\s*=\s*"([^"]+)"', conf.read_text(), re.M)
+        if match:
+            user = match.group(1)
+    if user.startswith("+"):
+        try:
+            user = pwd.getpwuid(int(user[1:])).pw_name
+        except (KeyError, ValueError):
+            return None
+    return None if user == "root" else user
+
+
+def ensure_traversable(folder: Path, user: str, done: set[Path]) -> list[Path]:
+    """Give `user` search (x) permission on folder and its ancestors where it lacks it.
+
+    Returns the directories that were changed. `done` caches checked folders.
+    """
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        log.warning("qemu user %s does not exist; not adjusting permissions", user)
+        return []
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    changed = []
+    folder = folder.absolute()
+    for path in [*reversed(folder.parents), folder]:
+        if path in done:
+            continue
+        st = path.stat()
+        if not _can_traverse(st, entry.pw_uid, groups) and not _acl_grants(path, user):
+            if shutil.which("setfacl") is None:
+                raise InfrastructureError(
+                    f"{user} cannot reach {path} and setfacl is missing (apt install acl)"
+                )
+            result = subprocess.run(
+                ["setfacl", "-m", f"u:{user}:x", str(path)], capture_output=True, text=True
+            )
+            if result.returncode != 0:
+                raise InfrastructureError(
+                    f"cannot grant {user} access to {path}: {result.stderr.strip()}"
+                )
+            changed.append(path)
+        done.add(path)
+    return changed
+
+
+def _can_traverse(st: os.stat_result, uid: int, groups: set[int]) -> bool:
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid in groups:
+        # With an ACL the group bits are the mask; a named-user entry may still help.
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _acl_grants(path: Path, user: str) -> bool:
+    if shutil.which("getfacl") is None:
+        return False
+    result = subprocess.run(
+        ["getfacl", "--absolute-names", "--omit-header", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    for line in result.stdout.splitlines():
+        # e.g. "user:libvirt-qemu:--x" or with an effective-rights comment after '#'.
+        perms = line.split("#", 1)[0].strip()
+        if perms.startswith(f"user:{user}:") and perms.endswith("x"):
+            return True
+    return False
+
+
+def _delete_volume(pool: libvirt.virStoragePool, name: str) -> None:
+    vol = _lookup(pool.storageVolLookupByName, name)
+    if vol is None:
+        return
+    try:
+        vol.delete(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in _GONE:
+            raise
+
+
+def _lookup(func: Callable[[str], T], name: str) -> T | None:
+    try:
+        return func(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (
+            libvirt.VIR_ERR_NO_DOMAIN,
+            libvirt.VIR_ERR_NO_STORAGE_VOL,
+            libvirt.VIR_ERR_NO_STORAGE_POOL,
+        ):
+            return None
+        raise
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
+
+
+def _read_tail(path: Path, max_bytes: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - max_bytes))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,164 @@
+"""SSH to builder VMs (asyncssh): wait for sshd, run with live output, copy files.
+
+Authentication is by the template's ed25519 key only. Host keys are not
+checked (`known_hosts=None`): every VM is a fresh clone whose host key cannot
+be known in advance, and the only way to reach it is a QEMU port forward bound
+to 127.0.0.1 on the libvirt host, so reaching the port already identifies the
+VM. Never point this module at anything that listens on a public address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncssh
+
+from kopers.errors import InfrastructureError
+
+LineCallback = Callable[[str], Awaitable[None] | None]
+# Detects a VM that died or hung mid-build within about a minute and a half.
+KEEPALIVE_INTERVAL_S = 30
+KEEPALIVE_COUNT_MAX = 3
+
+
+def _options(key: Path, user: str, timeout: float) -> dict[str, object]:
+    return {
+        "username": user,
+        "client_keys": [str(key)],
+        "known_hosts": None,  # see the module docstring
+        "config": None,  # ignore ~/.ssh/config: nothing in it applies to builders
+        "agent_path": None,
+        "connect_timeout": timeout,
+        "keepalive_interval": KEEPALIVE_INTERVAL_S,
+        "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+    }
+
+
+async def wait_ready(
+    host: str, port: int, key: Path, timeout: float, user: str = "root"
+) -> float:
+    """Retry until sshd accepts our key; return the seconds it took.
+
+    QEMU accepts on the forwarded port long before the guest listens, so a
+    connection that is reset or stalls counts as "not yet" until the deadline.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + timeout
+    last: BaseException | None = None
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise InfrastructureError(
+                f"ssh {user}@{host}:{port} not ready after {timeout:.0f}s: {last or 'timeout'}"
+            )
+        try:
+            async with asyncio.timeout(min(10.0, remaining)):
+                conn = await asyncssh.connect(host, port, **_options(key, user, remaining))
+            conn.close()
+            await conn.wait_closed()
+            return loop.time() - started
+        except asyncssh.PermissionDenied as exc:
+            # sshd is up but refuses the key: waiting longer will not help.
+            raise InfrastructureError(f"ssh {user}@{host}:{port} refused the key {key}") from exc
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(0.5)
+
+
+class SshSession:
+    """One SSH connection to a builder VM."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, target: str) -> None:
+        self._conn = conn
+        self.target = target
+
+    async def run(self, cmd: str, on_line: LineCallback) -> int:
+        """Run a shell command; pass each line of stdout+stderr to on_line as it comes.
+
+        Returns the exit status (128 + N when killed by signal N). Raises
+        InfrastructureError when the connection drops before the command ends.
+        """
+        try:
+            async with self._conn.create_process(
+                cmd, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
+            ) as proc:
+                async for line in proc.stdout:
+                    result = on_line(line.rstrip("\r\n"))
+                    if inspect.isawaitable(result):
+                        await result
+                completed = await proc.wait(check=False)
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: connection lost during {cmd!r}: {exc}")
+        if completed.exit_status is not None and completed.exit_status >= 0:
+            return completed.exit_status
+        if completed.exit_signal:
+            number = getattr(signal, f"SIG{completed.exit_signal[0]}", signal.SIGKILL)
+            return 128 + int(number)
+        raise InfrastructureError(f"ssh {self.target}: connection lost during {cmd!r}")
+
+    async def put(self, local: Path, remote: str) -> None:
+        """Upload a file (or a directory, recursively) to a remote path."""
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                await sftp.put(str(local), remote, recurse=local.is_dir())
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: upload of {local} failed: {exc}")
+
+    async def get(self, remote: str, local_dir: Path) -> list[Path]:
+        """Download a remote file into local_dir, or a directory's contents, recursively.
+
+        Returns the local paths of the top-level items downloaded.
+        """
+        local_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                if not await sftp.isdir(remote):
+                    await sftp.get(remote, str(local_dir))
+                    return [local_dir / Path(remote).name]
+                names = sorted(n for n in await sftp.listdir(remote) if n not in (".", ".."))
+                for name in names:
+                    await sftp.get(f"{remote.rstrip('/')}/{name}", str(local_dir), recurse=True)
+                return [local_dir / name for name in names]
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: download of {remote} failed: {exc}")
+
+    async def forward_remote(self, remote_port: int, local_host: str, local_port: int) -> int:
+        """Make VM's 127.0.0.1:remote_port (0 = any) reach local_host:local_port.
+
+        This is how a build without network reaches the repositories it needs.
+        Returns the port listening inside the VM.
+        """
+        try:
+            listener = await self._conn.forward_remote_port(
+                "127.0.0.1", remote_port, local_host, local_port
+            )
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: remote forward failed: {exc}")
+        return int(listener.get_port())
+
+    async def close(self) -> None:
+        self._conn.close()
+        await self._conn.wait_closed()
+
+
+@asynccontextmanager
+async def connect(
+    host: str, port: int, key: Path, user: str = "root", timeout: float = 30.0
+) -> AsyncIterator[SshSession]:
+    """`async with connect(...) as session:` an SshSession, closed on exit."""
+    target = f"{user}@{host}:{port}"
+    try:
+        conn = await asyncssh.connect(host, port, **_options(key, user, timeout))
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise InfrastructureError(f"ssh {target}: cannot connect: {exc}") from exc
+    session = SshSession(conn, target)
+    try:
+        yield session
+    finally:
+        await session.close()

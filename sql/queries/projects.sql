@@ -1,0 +1,35 @@
+-- name: create_project
+INSERT INTO projects (owner, name, description, instructions, homepage, contact,
+                      additional_repos, enable_net, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id;
+
+-- name: add_project_chroot
+INSERT INTO project_chroots (project_id, chroot) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- name: get_project
+SELECT p.*, COALESCE(array_agg(c.chroot ORDER BY c.chroot) FILTER (WHERE c.chroot IS NOT NULL),
+                     '{}') AS chroots
+FROM projects p LEFT JOIN project_chroots c ON c.project_id = p.id
+WHERE p.owner = $1 AND p.name = $2
+GROUP BY p.id;
+
+-- name: get_project_by_id
+SELECT p.*, COALESCE(array_agg(c.chroot ORDER BY c.chroot) FILTER (WHERE c.chroot IS NOT NULL),
+                     '{}') AS chroots
+FROM projects p LEFT JOIN project_chroots c ON c.project_id = p.id
+WHERE p.id = $1
+GROUP BY p.id;
+
+-- name: list_projects
+SELECT p.*, COALESCE(array_agg(c.chroot ORDER BY c.chroot) FILTER (WHERE c.chroot IS NOT NULL),
+                     '{}') AS chroots
+FROM projects p LEFT JOIN project_chroots c ON c.project_id = p.id
+WHERE ($1::text IS NULL OR p.owner = $1)
+  AND ($2::text IS NULL OR p.name ILIKE '%' || $2 || '%' OR p.description ILIKE '%' || $2 || '%')
+GROUP BY p.id
+ORDER BY p.id
+LIMIT $3 OFFSET $4;
+
+-- name: delete_project
+DELETE FROM projects WHERE id = $1;

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real Postgres, source RPMs made with rpmbuild, a Kopers config."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded PostgreSQL for the whole session; yields its admin DSN."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+async def dsn(pg_server: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    name = "t_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(pg_server)
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield pg_server.replace("/postgres?", f"/{name}?")
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+SPEC = """\
+Name:           {name}
+Version:        {version}
+Release:        1%{{?dist}}
+Summary:        Test package {name}
+License:        MIT
+BuildArch:      {arch}
+Vendor:         Somebody Else
+{requires}
+
+%description
+A package made by the Kopers tests.
+
+%prep
+
+%build
+{build}
+
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo "{name} {version}" > %{{buildroot}}/usr/share/{name}/hello.txt
+{install}
+
+%files
+/usr/share/{name}
+{files}
+"""
+
+
+@pytest.fixture(scope="session")
+def make_srpm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build a source RPM with rpmbuild -bs from a generated spec."""
+    if shutil.which("rpmbuild") is None:
+        pytest.skip("rpmbuild is not installed")
+    base = tmp_path_factory.mktemp("srpms")
+
+    def make(
+        name: str = "hello",
+        version: str = "1.0",
+        *,
+        build: str = "echo building",
+        install: str = "",
+        files: str = "",
+        requires: str = "",
+        arch: str = "noarch",
+    ) -> Path:
+        top = base / f"{name}-{version}-{secrets.token_hex(3)}"
+        (top / "SPECS").mkdir(parents=True)
+        spec = top / "SPECS" / f"{name}.spec"
+        spec.write_text(
+            SPEC.format(name=name, version=version, build=textwrap.dedent(build), install=install,
+                        files=files, requires=requires, arch=arch)
+        )
+        subprocess.run(
+            ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
+            check=True, capture_output=True,
+        )
+        return next((top / "SRPMS").glob("*.src.rpm"))
+
+    return make

@@ -1,0 +1,236 @@
+"""The /api_3 contract against a real Postgres, gpg and rpm (no VMs: nothing is built).
+
+Requests are shaped the way copr-cli sends them (see ../shared/docs/copr-api-v3.md):
+Basic auth only on mutating calls, the multipart `json` part after the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from kopers import config as config_mod
+from kopers import tokens
+from kopers.api.app import create_app
+from kopers.service import Kopers, open_kopers
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CHROOT = "debian-12-x86_64"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    kopers: Kopers
+    auth: dict[str, str]  # user name -> Authorization header
+
+    async def call(self, method: str, path: str, user: str | None = None, **kw: Any) -> tuple[int, Any]:
+        headers = {"Authorization": self.auth[user]} if user else {}
+        async with self.client.request(method, path, headers=headers, **kw) as resp:
+            body = await resp.text()
+            try:
+                return resp.status, json.loads(body)
+            except json.JSONDecodeError:
+                return resp.status, body
+
+    async def upload(self, user: str, path: Path, options: dict[str, Any]) -> tuple[int, Any]:
+        form = aiohttp.FormData()
+        form.add_field("pkgs", path.read_bytes(), filename=path.name, content_type="application/x-rpm")
+        form.add_field("json", json.dumps(options), filename="json", content_type="application/json")
+        return await self.call("POST", "/api_3/build/create/upload", user, data=form)
+
+    async def count(self, table: str) -> int:
+        return int(await self.kopers.store.pool.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+def basic(login: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{login}:{secret}".encode()).decode()
+
+
+@pytest.fixture
+async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
+    cfg = config_mod.load(
+        str(REPO / "kopers.toml"),
+        env={"KOPERS_DATA_DIR": str(tmp_path / "data"), "KOPERS_DATABASE_DSN": dsn},
+    )
+    kopers = await open_kopers(cfg, with_vms=False)
+    auth = {}
+    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+        user = await kopers.store.create_user(name, admin)
+        new = tokens.generate()
+        await kopers.store.create_token(user.id, new.login, new.digest, None)
+        auth[name] = basic(new.login, new.secret)
+    auth["wrong"] = basic("nobody", "nothing")
+    client = TestClient(TestServer(create_app(kopers)))
+    await client.start_server()
+    try:
+        yield Api(client, kopers, auth)
+    finally:
+        await client.close()
+        await kopers.close()
+
+
+async def create(api: Api, user: str, owner: str, name: str, chroots: list[str] | None = None) -> tuple[int, Any]:
+    body = {"name": name, "chroots": chroots or [CHROOT], "description": "d", "additional_repos": []}
+    return await api.call("POST", f"/api_3/project/add/{owner}?ownername={owner}&exist_ok=False",
+                          user, json=body)
+
+
+async def test_project_lifecycle_and_anonymous_reads(api: Api) -> None:
+    status, project = await create(api, "alice", "alice", "tools")
+    assert status == 200, project
+    assert project["full_name"] == "alice/tools"
+    assert project["chroot_repos"][CHROOT].endswith(f"/results/alice/tools/{CHROOT}/")
+    assert "error" not in project
+    pubkey = api.kopers.paths.results / "alice" / "tools" / "pubkey.gpg"
+    assert pubkey.read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+    status, got = await api.call("GET", "/api_3/project?ownername=alice&projectname=tools")
+    assert status == 200 and got["name"] == "tools"
+    status, listed = await api.call("GET", "/api_3/project/list?ownername=alice")
+    assert [p["name"] for p in listed["items"]] == ["tools"] and "meta" in listed
+    status, chroots = await api.call("GET", "/api_3/mock-chroots/list")
+    assert chroots == {CHROOT: "Debian 12 builder with rpmbuild and dnf"}
+
+    status, again = await create(api, "alice", "alice", "tools")
+    assert status == 409 and "already exists" in again["error"]
+
+    status, gone = await api.call("DELETE", "/api_3/project/delete/alice/tools", "alice", json={"verify": True})
+    assert status == 200 and gone["name"] == "tools"
+    status, missing = await api.call("GET", "/api_3/project?ownername=alice&projectname=tools")
+    assert status == 404 and "does not exist" in missing["error"]
+    assert not pubkey.exists()
+
+
+async def test_project_creation_errors_store_nothing(api: Api) -> None:
+    status, body = await create(api, "wrong", "alice", "x")
+    assert status == 401 and "Login invalid/expired" in body["error"]
+    status, body = await create(api, "alice", "bob", "x")
+    assert status == 403 and "may not" in body["error"]
+    status, body = await create(api, "alice", "alice", "x", ["fedora-99-x86_64"])
+    assert status == 400 and "not available" in body["error"]
+    status, body = await create(api, "alice", "alice", "../x")
+    assert status == 400
+    assert await api.count("projects") == 0
+    status, body = await create(api, "root", "bob", "adminmade")
+    assert status == 200, body
+
+
+async def test_build_submission_rejections_leave_nothing(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    srpm = make_srpm("hello")
+    opts = {"ownername": "alice", "projectname": "p", "project_dirname": "p", "chroots": None}
+
+    not_rpm = tmp_path / "notes.src.rpm"
+    not_rpm.write_text("this is not an rpm\n")
+    status, body = await api.upload("alice", not_rpm, opts)
+    assert status == 400 and "not an RPM" in body["error"]
+
+    status, body = await api.upload("alice", srpm, {**opts, "projectname": "nope"})
+    assert status == 404 and "does not exist" in body["error"]
+
+    status, body = await api.upload("alice", srpm, {**opts, "chroots": ["fedora-40-x86_64"]})
+    assert status == 400 and "not enabled in project alice/p" in body["error"]
+
+    status, body = await api.upload("bob", srpm, opts)
+    assert status == 403
+
+    status, body = await api.upload("wrong", srpm, opts)
+    assert status == 401
+
+    status, body = await api.call("POST", "/api_3/build/check-before-build", "bob", json=opts)
+    assert status == 403
+
+    assert await api.count("builds") == 0
+    assert list(api.kopers.paths.incoming.iterdir()) == []
+    assert list(api.kopers.paths.sources.iterdir()) == []
+
+
+async def test_upload_creates_a_pending_build_that_can_be_canceled_and_deleted(
+    api: Api, make_srpm: Callable[..., Path]
+) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    opts = {"ownername": "alice", "projectname": "p", "project_dirname": "p", "chroots": None,
+            "timeout": "3600", "isolation": "unchanged", "background": False}
+    status, ok = await api.call("POST", "/api_3/build/check-before-build", "alice", json=opts)
+    assert status == 200 and "error" not in ok
+
+    status, build = await api.upload("alice", make_srpm("hello", "2.5"), opts)
+    assert status == 200, build
+    assert build["state"] == "pending" and build["projectname"] == "p"
+    assert build["source_package"]["name"] == "hello"
+    assert build["chroots"] == [CHROOT]
+    stored = api.kopers.paths.source_dir(build["id"]) / "hello-2.5-1.src.rpm"
+    assert stored.is_file()
+
+    status, same = await api.call("GET", f"/api_3/build/{build['id']}")
+    assert same["state"] == "pending"
+    status, page = await api.call("GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000")
+    assert [b["id"] for b in page["items"]] == [build["id"]]
+    status, page2 = await api.call("GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000&offset=1000")
+    assert page2["items"] == [] and page2["meta"]["offset"] == 1000
+    status, chroots = await api.call("GET", f"/api_3/build-chroot/list?build_id={build['id']}")
+    assert chroots["items"][0]["name"] == CHROOT and chroots["items"][0]["state"] == "pending"
+    status, pkgs = await api.call("GET", f"/api_3/build/built-packages/{build['id']}")
+    assert status == 200 and pkgs == {}
+
+    status, body = await api.call("DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]})
+    assert status == 400 and "cancel it first" in body["error"]
+    status, body = await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "bob")
+    assert status == 403
+    status, canceled = await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "alice")
+    assert status == 200 and canceled["state"] == "canceled"
+    status, body = await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "alice")
+    assert status == 409
+
+    status, deleted = await api.call("DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]})
+    assert status == 200 and deleted == {"builds": [build["id"]]}
+    status, body = await api.call("GET", f"/api_3/build/{build['id']}")
+    assert status == 404
+
+    events = [e["action"] for e in await api.kopers.store.events("alice/p")]
+    assert events == ["build.delete", "build.cancel", "build.submit", "project.create"]
+
+
+async def test_url_build_waits_for_its_source_step(api: Api) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    opts = {"ownername": "alice", "projectname": "p", "project_dirname": "p",
+            "pkgs": ["http://127.0.0.1:1/hello.src.rpm"], "chroots": None}
+    status, body = await api.call("POST", "/api_3/build/create/url", "alice", json=opts)
+    assert status == 200, body
+    build = body["items"][0]
+    assert build["state"] == "pending" and build["source_package"]["url"].endswith("hello.src.rpm")
+    status, body = await api.call("POST", "/api_3/build/create/url", "alice",
+                                  json={**opts, "pkgs": ["file:///etc/passwd"]})
+    assert status == 400 and "http" in body["error"]
+
+
+async def test_dnf_repo_file_for_dnf_copr_enable(api: Api) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    status, text = await api.call("GET", "/coprs/alice/p/repo/debian-12/dnf.repo?arch=x86_64")
+    assert status == 200
+    first, *rest = text.split("\n")
+    assert first == "[copr:127.0.0.1:alice:p]"
+    assert "gpgcheck=1" in rest and any(r.startswith("gpgkey=") and r.endswith("/pubkey.gpg") for r in rest)
+    async with api.client.get("/coprs/alice/p/repo/epel-9/dnf.repo?arch=x86_64") as resp:
+        assert resp.status == 404
+        data = json.loads(base64.b64decode(resp.headers["Copr-Error-Data"]))
+        assert data == {"available chroots": [CHROOT]}
+    status, _ = await api.call("GET", "/coprs/alice/none/repo/debian-12/dnf.repo?arch=x86_64")
+    assert status == 404
+
+
+async def test_unknown_api_route_is_json(api: Api) -> None:
+    status, body = await api.call("GET", "/api_3/no/such/thing")
+    assert status == 404 and "error" in body

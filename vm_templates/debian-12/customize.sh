@@ -1,0 +1,82 @@
+#!/bin/bash
+# mmdebstrap --customize-hook for the Debian 12 builder template.
+#
+# Called as `customize.sh ROOTFS` after all packages are installed, while
+# mmdebstrap has /dev, /proc and /sys mounted inside ROOTFS (so chroot commands
+# such as rpmbuild work). Reads KOPERS_RECIPE_DIR, KOPERS_PUBKEY and KOPERS_OUT
+# from the environment set by build.sh.
+set -euo pipefail
+root=$1
+recipe=${KOPERS_RECIPE_DIR:?}
+pubkey=${KOPERS_PUBKEY:?}
+out=${KOPERS_OUT:?}
+
+echo "customize: identity, fstab, network"
+echo kopers-builder >"$root/etc/hostname"
+cat >"$root/etc/hosts" <<'EOF'
+127.0.0.1 localhost
+127.0.1.1 kopers-builder
+::1 localhost ip6-localhost ip6-loopback
+EOF
+# The kernel mounts / read-write (cmdline `rw`); pass 0 skips a pointless fsck
+# of a file system that was made seconds before the clone was taken.
+echo '/dev/vda / ext4 rw,noatime,errors=remount-ro 0 0' >"$root/etc/fstab"
+
+# QEMU user networking answers DHCP with 10.0.2.15 (the address hostfwd targets),
+# gateway 10.0.2.2 and DNS 10.0.2.3. With restrict=on nothing leaves the host
+# anyway; DNS matters only for projects that enable networking.
+mkdir -p "$root/etc/systemd/network"
+cat >"$root/etc/systemd/network/10-eth0.network" <<'EOF'
+[Match]
+Name=eth0
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+EOF
+echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
+systemctl --root="$root" enable systemd-networkd.service
+# Units that only slow a throw-away TCG boot down: nothing waits for
+# "network-online", there is no VGA console, and no VM lives long enough for
+# timers to matter.
+systemctl --root="$root" mask \
+    systemd-networkd-wait-online.service getty@tty1.service \
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+    fstrim.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer man-db.timer
+
+echo "customize: sshd (root by key only)"
+cat >"$root/etc/ssh/sshd_config.d/kopers.conf" <<'EOF'
+# Kopers builder: the host reaches root with the template's key over a
+# 127.0.0.1-only port forward. No passwords anywhere.
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+EOF
+# The host keys were generated when openssh-server was installed, so every
+# clone shares them. That is fine: the host connects with known_hosts=None to a
+# loopback-only port and authenticates the VM by nothing but reachability.
+install -d -m 700 "$root/root/.ssh"
+install -m 600 "$pubkey" "$root/root/.ssh/authorized_keys"
+
+echo "customize: rpm database location and builder"
+# Debian's rpm keeps its database in ~/.rpmdb; a builder wants one system-wide
+# database that rpm, rpmbuild and dnf all agree on.
+mkdir -p "$root/etc/rpm"
+echo '%_dbpath /var/lib/rpm' >"$root/etc/rpm/macros.kopers"
+install -m 755 "$recipe/builder.py" "$root/usr/local/bin/kopers-builder"
+install -d -m 755 "$root/build" "$root/build/in" "$root/build/out"
+
+echo "customize: kopers-system-provides"
+work=/tmp/kopers-provides
+mkdir -p "$root$work"
+cp "$recipe/system-provides.py" "$recipe/aliases.txt" "$root$work/"
+chroot "$root" python3 "$work/system-provides.py" "$work" "$work/aliases.txt"
+chroot "$root" rpm --initdb
+chroot "$root" rpmbuild --quiet -bb --define "_topdir $work/top" "$work/kopers-system-provides.spec"
+# --force-debian: Debian's rpm otherwise warns that packages belong to dpkg.
+chroot "$root" sh -c "rpm -i --force-debian $work/top/RPMS/*/kopers-system-provides-*.rpm"
+chroot "$root" rpm -q kopers-system-provides
+install -m 644 "$root$work/system-provides.txt" "$out/system-provides.txt"
+rm -rf "${root:?}$work"
