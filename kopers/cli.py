@@ -23,24 +23,30 @@ from kopers.config import Config
 from kopers.db.database import open_database
 from kopers.db.migrations import migrate
 from kopers.db.store import Store
-from kopers.errors import KopersError
+from kopers.errors import KopersError, NotFound
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kopers", description="Kopers: build and host RPMs.")
-    p.add_argument("--config", help="path to kopers.toml (default: $KOPERS_CONFIG or ./kopers.toml)")
+    p.add_argument(
+        "--config", help="path to kopers.toml (default: $KOPERS_CONFIG or ./kopers.toml)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the service")
     sub.add_parser("migrate", help="apply pending database migrations and exit")
-    sub.add_parser("config", help="print the effective configuration")
+    show = sub.add_parser("config", help="print the effective configuration")
+    show.add_argument("--get", metavar="KEY", help="print one value: data_dir, public_url, listen")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user")
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="make the user a site admin")
+    add.add_argument("--exist-ok", action="store_true", help="succeed if the user already exists")
 
-    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
     create = token.add_parser("create", help="make a token; print a copr-cli config on stdout")
     create.add_argument("name", help="the user the token belongs to")
     create.add_argument("--days", type=int, default=180, help="lifetime in days (0: never expires)")
@@ -104,12 +110,31 @@ async def _migrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _show_config(cfg: Config, args: argparse.Namespace) -> int:
-    print(cfg)
+    values = {
+        "data_dir": str(cfg.data_dir),
+        "public_url": cfg.server.public_url,
+        "listen": f"{cfg.server.host}:{cfg.server.port}",
+        "cache_dir": str(cfg.vm.cache_dir),
+    }
+    if args.get is None:
+        for key, value in values.items():
+            print(f"{key} = {value}")
+        print(f"chroots = {', '.join(c.name for c in cfg.enabled_chroots)}")
+    elif args.get in values:
+        print(values[args.get])
+    else:
+        raise KopersError(f"unknown key {args.get}; known: {', '.join(values)}")
     return 0
 
 
 async def _user_add(cfg: Config, args: argparse.Namespace) -> int:
     async def run(store: Store) -> int:
+        if args.exist_ok:
+            try:
+                await store.get_user(args.name)
+                return 0
+            except NotFound:
+                pass
         user = await store.create_user(args.name, args.admin)
         await store.add_event(None, "cli", "user.create", user.name, {"admin": user.is_admin})
         print(f"created user {user.name}" + (" (admin)" if user.is_admin else ""), file=sys.stderr)
@@ -140,13 +165,18 @@ async def _template_build(cfg: Config, args: argparse.Namespace) -> int:
     names = [args.name] if args.name else sorted({c.template for c in cfg.enabled_chroots})
     for name in names:
         image = await build_template(
-            name, default_templates_root(), cfg.vm.cache_dir, lambda line: print(line, file=sys.stderr)
+            name,
+            default_templates_root(),
+            cfg.vm.cache_dir,
+            lambda line: print(line, file=sys.stderr),
         )
         print(f"template {name}: {image.dir}", file=sys.stderr)
     return 0
 
 
-_COMMANDS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+_COMMANDS: dict[
+    tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
+] = {
     ("serve", None): _serve,
     ("migrate", None): _migrate,
     ("config", None): _show_config,

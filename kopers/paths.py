@@ -6,6 +6,7 @@ different data directories never touch each other's files.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,20 @@ class DataPaths:
     def source_dir(self, build_id: int) -> Path:
         return self.sources / f"{build_id:08d}"
 
+    def clear_scratch(self) -> None:
+        """Remove half-received uploads and task scratch left by a crashed process."""
+        for scratch in (self.incoming, self.work):
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True, exist_ok=True)
+
     def ensure(self) -> None:
-        for path in (self.results, self.keys, self.overlays, self.sources, self.incoming,
-                     self.live_logs, self.work):
+        for path in (
+            self.results,
+            self.keys,
+            self.overlays,
+            self.sources,
+            self.incoming,
+            self.live_logs,
+            self.work,
+        ):
             path.mkdir(parents=True, exist_ok=True)

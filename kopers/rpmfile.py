@@ -50,14 +50,22 @@ async def read_rpm(path: Path) -> RpmInfo:
         if not looks_like_rpm(fh.read(4)):
             raise BadRequest(f"{path.name} is not an RPM file")
     proc = await asyncio.create_subprocess_exec(
-        "rpm", "-qp", "--nosignature", "--nodigest", "--qf", _QF, str(path),
+        "rpm",
+        "-qp",
+        "--nosignature",
+        "--nodigest",
+        "--qf",
+        _QF,
+        str(path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
     if proc.returncode != 0 or not out:
         detail = err.decode(errors="replace").strip().splitlines()
-        raise BadRequest(f"{path.name} is not a readable RPM: {detail[-1] if detail else 'rpm failed'}")
+        raise BadRequest(
+            f"{path.name} is not a readable RPM: {detail[-1] if detail else 'rpm failed'}"
+        )
     return parse_query_line(out.decode(errors="replace").splitlines()[0])
 
 

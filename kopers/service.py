@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from kopers.api.app import create_app
-from kopers.builds import Builds
 from kopers.build.runner import Runner
+from kopers.builds import Builds
 from kopers.config import Config
 from kopers.db.database import Database, open_database
 from kopers.db.migrations import migrate
@@ -55,7 +55,11 @@ class Kopers:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def audit(
-        self, user: User | None, request: web.Request | None, action: str, obj: str,
+        self,
+        user: User | None,
+        request: web.Request | None,
+        action: str,
+        obj: str,
         details: dict[str, Any],
     ) -> None:
         address = request.remote if request is not None else None
@@ -63,8 +67,13 @@ class Kopers:
 
     async def submitted(self, user: User, request: web.Request | None, build: Build) -> None:
         """A build's rows are committed: record it and hand it to the scheduler."""
-        await self.audit(user, request, "build.submit", f"{build.owner}/{build.project}",
-                         {"build": build.id, "chroots": list(build.chroots)})
+        await self.audit(
+            user,
+            request,
+            "build.submit",
+            f"{build.owner}/{build.project}",
+            {"build": build.id, "chroots": list(build.chroots)},
+        )
         await self.scheduler.submit(build)
 
     def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -126,6 +135,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
 async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -> None:
     """Run Kopers until cancelled (SIGINT/SIGTERM in the CLI)."""
     kopers = await open_kopers(config)
+    kopers.paths.clear_scratch()  # only this process writes there, and it is just starting
     runner = web.AppRunner(create_app(kopers), access_log=None)
     try:
         await kopers.vms.start()
@@ -133,8 +143,12 @@ async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -
         await runner.setup()
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()
-        log.info("Kopers is serving on http://%s:%d (public URL %s)",
-                 config.server.host, config.server.port, config.server.public_url)
+        log.info(
+            "Kopers is serving on http://%s:%d (public URL %s)",
+            config.server.host,
+            config.server.port,
+            config.server.public_url,
+        )
         if ready is not None:
             ready(kopers)
         await asyncio.Event().wait()

@@ -12,15 +12,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from kopers.db.database import embedded_dsn
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One embedded PostgreSQL for the whole session; yields its admin DSN."""
-    pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
+    uri, server = embedded_dsn(tmp_path_factory.mktemp("pg"))
+    yield uri
     server.cleanup()
 
 
@@ -87,12 +88,20 @@ def make_srpm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         (top / "SPECS").mkdir(parents=True)
         spec = top / "SPECS" / f"{name}.spec"
         spec.write_text(
-            SPEC.format(name=name, version=version, build=textwrap.dedent(build), install=install,
-                        files=files, requires=requires, arch=arch)
+            SPEC.format(
+                name=name,
+                version=version,
+                build=textwrap.dedent(build),
+                install=install,
+                files=files,
+                requires=requires,
+                arch=arch,
+            )
         )
         subprocess.run(
             ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         return next((top / "SRPMS").glob("*.src.rpm"))
 

@@ -87,8 +87,13 @@ def built_packages_json(packages: Mapping[str, Sequence[Nevra]]) -> dict[str, An
     return {
         chroot: {
             "packages": [
-                {"name": n.name, "epoch": n.epoch, "version": n.version, "release": n.release,
-                 "arch": n.arch}
+                {
+                    "name": n.name,
+                    "epoch": n.epoch,
+                    "version": n.version,
+                    "release": n.release,
+                    "arch": n.arch,
+                }
                 for n in nevras
             ]
         }
@@ -96,8 +101,13 @@ def built_packages_json(packages: Mapping[str, Sequence[Nevra]]) -> dict[str, An
     }
 
 
-def page(items: list[dict[str, Any]], limit: int | None, offset: int, order: str = "id",
-         order_type: str = "DESC") -> dict[str, Any]:
+def page(
+    items: list[dict[str, Any]],
+    limit: int | None,
+    offset: int,
+    order: str = "id",
+    order_type: str = "DESC",
+) -> dict[str, Any]:
     """A paginated list: copr-cli pages on meta.offset + meta.limit until items is empty."""
     return {
         "items": items,

@@ -37,7 +37,7 @@ def _int(value: str | None, name: str, default: int | None = None) -> int | None
 def _paging(request: web.Request) -> tuple[int | None, int]:
     limit = _int(request.query.get("limit"), "limit")
     offset = _int(request.query.get("offset"), "offset", 0) or 0
-    if limit is not None and limit < 0 or offset < 0:
+    if (limit is not None and limit < 0) or offset < 0:
         raise BadRequest("limit and offset must not be negative")
     return limit, offset
 
@@ -85,7 +85,9 @@ async def mock_chroots(request: web.Request) -> web.Response:
 @routes.get("/api_3/project")
 async def get_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    project = await kopers.store.get_project(_need(request, "ownername"), _need(request, "projectname"))
+    project = await kopers.store.get_project(
+        _need(request, "ownername"), _need(request, "projectname")
+    )
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -120,7 +122,9 @@ async def add_project(request: web.Request) -> web.Response:
         if match:
             return web.json_response(cj.project_json(match[0], kopers.layout))
     project = await kopers.projects.create(user, owner, data)
-    await kopers.audit(user, request, "project.create", project.full_name, {"chroots": project.chroots})
+    await kopers.audit(
+        user, request, "project.create", project.full_name, {"chroots": project.chroots}
+    )
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -142,23 +146,27 @@ async def delete_project(request: web.Request) -> web.Response:
 @routes.get("/api_3/project-chroot")
 async def get_project_chroot(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    project = await kopers.store.get_project(_need(request, "ownername"), _need(request, "projectname"))
+    project = await kopers.store.get_project(
+        _need(request, "ownername"), _need(request, "projectname")
+    )
     chroot = _need(request, "chrootname")
     if chroot not in project.chroots:
         raise BadRequest(f"Chroot {chroot} is not enabled in project {project.full_name}")
-    return web.json_response({
-        "mock_chroot": chroot,
-        "ownername": project.owner,
-        "projectname": project.name,
-        "comps_name": None,
-        "additional_repos": [],
-        "additional_packages": [],
-        "additional_modules": [],
-        "with_opts": [],
-        "without_opts": [],
-        "delete_after_days": None,
-        "isolation": "default",
-    })
+    return web.json_response(
+        {
+            "mock_chroot": chroot,
+            "ownername": project.owner,
+            "projectname": project.name,
+            "comps_name": None,
+            "additional_repos": [],
+            "additional_packages": [],
+            "additional_modules": [],
+            "with_opts": [],
+            "without_opts": [],
+            "delete_after_days": None,
+            "isolation": "default",
+        }
+    )
 
 
 # builds ---------------------------------------------------------------------
@@ -236,7 +244,9 @@ async def create_from_url(request: web.Request) -> web.Response:
     )
     for build in builds:
         await kopers.submitted(user, request, build)
-    return web.json_response({"items": [cj.build_json(b, kopers.layout) for b in builds], "meta": {}})
+    return web.json_response(
+        {"items": [cj.build_json(b, kopers.layout) for b in builds], "meta": {}}
+    )
 
 
 @routes.get(r"/api_3/build/{build_id:\d+}")
@@ -249,9 +259,13 @@ async def get_build(request: web.Request) -> web.Response:
 @routes.get("/api_3/build/list")
 async def list_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    project = await kopers.store.get_project(_need(request, "ownername"), _need(request, "projectname"))
+    project = await kopers.store.get_project(
+        _need(request, "ownername"), _need(request, "projectname")
+    )
     limit, offset = _paging(request)
-    builds = await kopers.store.list_builds(project.id, request.query.get("packagename"), limit, offset)
+    builds = await kopers.store.list_builds(
+        project.id, request.query.get("packagename"), limit, offset
+    )
     status = request.query.get("status")
     items = [cj.build_json(b, kopers.layout) for b in builds if not status or b.state == status]
     return web.json_response(cj.page(items, limit, offset))
@@ -262,7 +276,9 @@ async def cancel_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     build = await kopers.builds.cancel(user, int(request.match_info["build_id"]))
-    await kopers.audit(user, request, "build.cancel", f"{build.owner}/{build.project}", {"build": build.id})
+    await kopers.audit(
+        user, request, "build.cancel", f"{build.owner}/{build.project}", {"build": build.id}
+    )
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -316,7 +332,9 @@ async def get_build_chroot(request: web.Request) -> web.Response:
 @routes.get("/api_3/package/list")
 async def list_packages(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    project = await kopers.store.get_project(_need(request, "ownername"), _need(request, "projectname"))
+    project = await kopers.store.get_project(
+        _need(request, "ownername"), _need(request, "projectname")
+    )
     limit, offset = _paging(request)
     builds = await kopers.store.list_builds(project.id, None, None, 0)
     names = sorted({b.package_name for b in builds if b.package_name})
@@ -324,19 +342,21 @@ async def list_packages(request: web.Request) -> web.Response:
     for i, name in enumerate(names[offset : None if limit is None else offset + limit], offset):
         mine = [b for b in builds if b.package_name == name]  # newest first
         ok = [b for b in mine if b.state == "succeeded"]
-        items.append({
-            "id": i + 1,
-            "name": name,
-            "ownername": project.owner,
-            "projectname": project.name,
-            "source_type": str(mine[0].source_type),
-            "source_dict": dict(mine[0].source),
-            "auto_rebuild": False,
-            "builds": {
-                "latest": cj.build_json(mine[0], kopers.layout),
-                "latest_succeeded": cj.build_json(ok[0], kopers.layout) if ok else None,
-            },
-        })
+        items.append(
+            {
+                "id": i + 1,
+                "name": name,
+                "ownername": project.owner,
+                "projectname": project.name,
+                "source_type": str(mine[0].source_type),
+                "source_dict": dict(mine[0].source),
+                "auto_rebuild": False,
+                "builds": {
+                    "latest": cj.build_json(mine[0], kopers.layout),
+                    "latest_succeeded": cj.build_json(ok[0], kopers.layout) if ok else None,
+                },
+            }
+        )
     return web.json_response(cj.page(items, limit, offset, order="name", order_type="ASC"))
 
 

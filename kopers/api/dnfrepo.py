@@ -42,8 +42,10 @@ async def _repo_file(request: web.Request, owner: str) -> web.Response:
             headers={"Copr-Error-Data": data.decode()},
         )
     layout = kopers.layout
+    # The plugin derives the repo id it looks up from the hub it was given,
+    # so the section name must use the host the client asked, not our config.
     text = render_repo_file(
-        kopers.config.server.public_url,
+        f"http://{request.host}",
         project.owner,
         project.name,
         layout.chroot_repo_url(project.owner, project.name, chroot),

@@ -13,16 +13,18 @@ routes = web.RouteTableDef()
 @routes.get("/api/status")
 async def status(request: web.Request) -> web.Response:
     k = request.app[KOPERS]
-    return web.json_response({
-        "version": kopers.__version__,
-        "public_url": k.config.server.public_url,
-        "chroots": [c.name for c in k.config.enabled_chroots],
-        "vm": k.vms.status(),
-        "scheduler": {
-            "queued": len(k.scheduler.graph.nodes),
-            "running": sorted(str(key) for key in k.scheduler.running),
-        },
-    })
+    return web.json_response(
+        {
+            "version": kopers.__version__,
+            "public_url": k.config.server.public_url,
+            "chroots": [c.name for c in k.config.enabled_chroots],
+            "vm": k.vms.status(),
+            "scheduler": {
+                "queued": len(k.scheduler.graph.nodes),
+                "running": sorted(str(key) for key in k.scheduler.running),
+            },
+        }
+    )
 
 
 @routes.get(r"/api/builds/{build_id:\d+}/buildroot")
@@ -31,7 +33,9 @@ async def buildroot(request: web.Request) -> web.Response:
     k = request.app[KOPERS]
     build_id = int(request.match_info["build_id"])
     await k.store.get_build(build_id)
-    return web.json_response({"build_id": build_id, "chroots": await k.store.buildroot_packages(build_id)})
+    return web.json_response(
+        {"build_id": build_id, "chroots": await k.store.buildroot_packages(build_id)}
+    )
 
 
 def add_routes(app: web.Application) -> None:

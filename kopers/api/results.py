@@ -21,7 +21,11 @@ routes = web.RouteTableDef()
 def listing(url_path: str, entries: list[tuple[str, bool, int]]) -> str:
     """An HTML index of (name, is_dir, size) entries with relative links. Pure."""
     title = html.escape(url_path)
-    rows = ['<tr><td><a href="../">../</a></td><td></td></tr>'] if url_path.rstrip("/") != "/results" else []
+    rows = (
+        ['<tr><td><a href="../">../</a></td><td></td></tr>']
+        if url_path.rstrip("/") != "/results"
+        else []
+    )
     for name, is_dir, size in sorted(entries, key=lambda e: (not e[1], e[0])):
         shown = name + ("/" if is_dir else "")
         href = urllib.parse.quote(name) + ("/" if is_dir else "")
@@ -32,7 +36,9 @@ def listing(url_path: str, entries: list[tuple[str, bool, int]]) -> str:
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Index of {title}</title>"
         f"<link rel='stylesheet' href='/static/kopers.css'></head>\n"
-        f"<body><h1>Index of {title}</h1>\n<table>\n" + "\n".join(rows) + "\n</table></body></html>\n"
+        f"<body><h1>Index of {title}</h1>\n<table>\n"
+        + "\n".join(rows)
+        + "\n</table></body></html>\n"
     )
 
 

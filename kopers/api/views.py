@@ -25,15 +25,22 @@ def render(name: str, **context: Any) -> web.Response:
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     k = request.app[KOPERS]
-    return render("index.html", projects=await k.store.list_projects(None), url=k.config.server.public_url)
+    return render(
+        "index.html", projects=await k.store.list_projects(None), url=k.config.server.public_url
+    )
 
 
 async def _project_page(request: web.Request, owner: str) -> web.Response:
     k = request.app[KOPERS]
     project = await k.store.get_project(owner, request.match_info["project"])
     builds = await k.store.list_builds(project.id, None, 100, 0)
-    return render("project.html", project=project, builds=builds, layout=k.layout,
-                  url=k.config.server.public_url)
+    return render(
+        "project.html",
+        project=project,
+        builds=builds,
+        layout=k.layout,
+        url=k.config.server.public_url,
+    )
 
 
 @routes.get("/coprs/g/{group}/{project}/")
@@ -46,7 +53,9 @@ async def group_project_page(request: web.Request) -> web.Response:
 async def build_page(request: web.Request) -> web.Response:
     k = request.app[KOPERS]
     build = await k.store.get_build(int(request.match_info["build_id"]))
-    return render("build.html", build=build, layout=k.layout, packages=await k.store.built_packages(build.id))
+    return render(
+        "build.html", build=build, layout=k.layout, packages=await k.store.built_packages(build.id)
+    )
 
 
 @routes.get("/coprs/{owner}/{project}/")

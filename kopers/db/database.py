@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import asyncpg
 from kopers.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
+
+PGSERVER_USER = "pgserver"  # the account pgserver runs Postgres as when started by root
 
 
 @dataclass(slots=True)
@@ -38,12 +41,23 @@ def embedded_dsn(data_dir: Path) -> tuple[str, Any]:
 
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # As root, pgserver runs Postgres as its own "pgserver" user, which must
+        # be able to reach the data directory (e.g. below a mode-700 parent).
+        from pgserver.utils import ensure_user_exists
+
+        from kopers.vm.libvirt import ensure_traversable
+
+        ensure_user_exists(PGSERVER_USER)
+        ensure_traversable(pgdata.parent, PGSERVER_USER, set())
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     server.psql("SELECT 1;")  # fails loudly now rather than at first query
     return server.get_uri(), server
 
 
-async def open_database(dsn: str, data_dir: Path, min_size: int = 1, max_size: int = 10) -> Database:
+async def open_database(
+    dsn: str, data_dir: Path, min_size: int = 1, max_size: int = 10
+) -> Database:
     """Connect to `dsn`, or to the embedded server when `dsn` is empty."""
     server = None
     if not dsn:

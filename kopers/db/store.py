@@ -85,7 +85,12 @@ class Store:
         await self.pool.execute(self.q.touch_token, login)
 
     async def add_event(
-        self, user_id: int | None, address: str | None, action: str, obj: str, details: dict[str, Any]
+        self,
+        user_id: int | None,
+        address: str | None,
+        action: str,
+        obj: str,
+        details: dict[str, Any],
     ) -> None:
         await self.pool.execute(self.q.add_event, user_id, address, action, obj, details)
 

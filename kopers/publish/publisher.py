@@ -96,6 +96,33 @@ class Publisher:
             await self._update(chroot_dir, sign=self._repomd_signer(owner, project))
         return build_dir
 
+    async def publish_logs(
+        self,
+        owner: str,
+        project: str,
+        chroot: str,
+        build_id: int,
+        package: str,
+        files: Sequence[Path],
+    ) -> Path:
+        """Publish a failed build's logs in its build directory; return it.
+
+        Nothing is signed and repodata is left alone. RPMs among `files` are
+        skipped: every RPM in a visible build directory would be indexed by
+        the next repodata run, and a failed build must not ship packages.
+        """
+        build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
+        logs = [f for f in files if not f.name.endswith(".rpm")]
+        staging = await asyncio.to_thread(
+            _stage, build_dir.parent, build_dir_name(build_id, package), logs
+        )
+        try:
+            await asyncio.to_thread(_move_into_place, staging, build_dir)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+            raise
+        return build_dir
+
     async def remove_build(
         self, owner: str, project: str, build_id: int, chroot: str, package: str
     ) -> None:

@@ -73,7 +73,7 @@ class RepoUpdater:
     """Owns the per-directory locks and coalescing state of repodata runs."""
 
     def __init__(self, createrepo: str | None = None) -> None:
-        self._createrepo = createrepo or _createrepo_binary()
+        self._createrepo = createrepo  # looked up on first use, not at import
         self._dirs: dict[Path, _DirState] = {}
 
     async def update(self, chroot_dir: Path, *, sign: SignFn | None = None) -> None:
@@ -124,6 +124,8 @@ class RepoUpdater:
 
     async def _createrepo_into(self, work: Path, chroot_dir: Path, packages: list[str]) -> None:
         await asyncio.to_thread(_write_pkglist, work, packages)
+        if self._createrepo is None:
+            self._createrepo = await asyncio.to_thread(_createrepo_binary)
         await run_tool(
             [
                 self._createrepo,

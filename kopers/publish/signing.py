@@ -115,15 +115,20 @@ class Signer:
     async def fingerprint(self, owner: str, project: str) -> str | None:
         """The project key's fingerprint, or None if it has no key yet."""
         home = self._home(owner, project)
+        if home.fingerprint is not None:
+            return home.fingerprint
         if not await asyncio.to_thread(home.path.is_dir):
-            return None
+            return None  # checked first: looking must not create an empty home
         async with self._session(home):
             return await self._find_fingerprint(home)
 
     async def public_key(self, owner: str, project: str) -> str:
         """The project's public key, ASCII armoured."""
         fpr = await self._require_key(owner, project)
-        gpg = await self._gnupg(self._home(owner, project))
+        home = self._home(owner, project)
+        # Exporting needs no agent, but the home (or its alias) must be there.
+        home.gpg_home = await asyncio.to_thread(self._prepare_home, home.path)
+        gpg = await self._gnupg(home)
         armored = await asyncio.to_thread(gpg.export_keys, fpr)
         if not isinstance(armored, str) or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
             raise InfrastructureError(f"gpg could not export the key of {owner}/{project}")
@@ -133,9 +138,9 @@ class Signer:
         """Sign RPMs (and SRPMs) in place with the project key."""
         if not paths:
             return
+        fpr = await self._require_key(owner, project)
         home = self._home(owner, project)
         async with self._session(home):
-            fpr = await self._require_key(owner, project)
             await run_tool(
                 [
                     self._rpmsign,
@@ -153,9 +158,9 @@ class Signer:
 
     async def sign_detached(self, owner: str, project: str, path: Path) -> Path:
         """Write an armoured detached signature of `path` to `path.asc`."""
+        fpr = await self._require_key(owner, project)
         home = self._home(owner, project)
         async with self._session(home):
-            fpr = await self._require_key(owner, project)
             gpg = await self._gnupg(home)
             target = path.with_name(path.name + ".asc")
             await asyncio.to_thread(_sign_file, gpg, fpr, path, target)
@@ -170,8 +175,7 @@ class Signer:
                 await asyncio.shield(home.killing)
             if await asyncio.to_thread(home.path.is_dir):
                 # Also stops an agent left over by an earlier process.
-                if not home.gpg_home:
-                    home.gpg_home = await asyncio.to_thread(self._prepare_home, home.path)
+                home.gpg_home = await asyncio.to_thread(self._prepare_home, home.path)
                 await self._kill_agent(home)
             await asyncio.to_thread(_remove_home, home.path)
             self._homes.pop(key, None)
@@ -203,8 +207,9 @@ class Signer:
 
     @contextlib.asynccontextmanager
     async def _session(self, home: _Home) -> AsyncIterator[None]:
-        if not home.gpg_home:
-            home.gpg_home = await asyncio.to_thread(self._prepare_home, home.path)
+        # Every time, not once: it also restores a short alias that a /tmp
+        # cleaner removed (gpg would otherwise make an empty home there).
+        home.gpg_home = await asyncio.to_thread(self._prepare_home, home.path)
         # Wait for a kill in progress: gpg must not connect to a dying agent.
         # No await between this loop and the increment, so no kill can start.
         while home.killing is not None and not home.killing.done():

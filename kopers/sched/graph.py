@@ -105,8 +105,10 @@ class TaskGraph:
         out = []
         for dep_key in sorted(self._dependents.get(key, ())):
             node = self.nodes.get(dep_key)
-            if node is not None and node.state == BuildState.WAITING and all(
-                self._dep_done(d) or d == key for d in node.deps
+            if (
+                node is not None
+                and node.state == BuildState.WAITING
+                and all(self._dep_done(d) or d == key for d in node.deps)
             ):
                 out.append(dep_key)
         return out

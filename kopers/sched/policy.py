@@ -24,7 +24,9 @@ def pick(
         queues.setdefault(node.owner, []).append(node)
     running = dict(running_per_owner)
     # Owners with fewer running tasks go first; ties by the age of their oldest ready task.
-    order = sorted(queues, key=lambda o: (running.get(o, 0), queues[o][0].priority, queues[o][0].key))
+    order = sorted(
+        queues, key=lambda o: (running.get(o, 0), queues[o][0].priority, queues[o][0].key)
+    )
     chosen: list[Node] = []
     while len(chosen) < free_slots and order:
         still = []

@@ -9,6 +9,7 @@ database first and to the graph second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from typing import Protocol
@@ -49,6 +50,7 @@ class Scheduler:
         self.running: dict[TaskKey, asyncio.Task[BuildState]] = {}
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
+        self._settling: set[asyncio.Task[None]] = set()
 
     # called by the API -----------------------------------------------------
 
@@ -96,11 +98,16 @@ class Scheduler:
         for row in rows:
             build_id, chroot, state = row["build_id"], row["chroot"], BuildState(row["state"])
             if state in (BuildState.STARTING, BuildState.RUNNING, BuildState.IMPORTING):
-                log.info("task %s/%s was %s when Kopers stopped; it runs again", build_id, chroot, state)
+                log.info(
+                    "task %s/%s was %s when Kopers stopped; it runs again", build_id, chroot, state
+                )
                 await self.store.set_task_state(build_id, chroot, BuildState.PENDING)
                 state = BuildState.PENDING
             deps: frozenset[TaskKey] = frozenset()
-            if row["source_state"] != BuildState.SUCCEEDED and row["source_type"] != SourceType.UPLOAD:
+            if (
+                row["source_state"] != BuildState.SUCCEEDED
+                and row["source_type"] != SourceType.UPLOAD
+            ):
                 sources.add(build_id)
                 deps = frozenset({TaskKey(build_id, SOURCE)})
             self.graph.add(Node(TaskKey(build_id, chroot), row["owner"], state, deps=deps))
@@ -128,7 +135,7 @@ class Scheduler:
         self.graph.set_state(node.key, BuildState.STARTING)
         task = asyncio.create_task(self.runner.run(node.key), name=f"task {node.key}")
         self.running[node.key] = task
-        task.add_done_callback(lambda t, key=node.key: self._finished(key, t))
+        task.add_done_callback(functools.partial(self._finished, node.key))
 
     def _finished(self, key: TaskKey, task: asyncio.Task[BuildState]) -> None:
         self.running.pop(key, None)
@@ -139,7 +146,9 @@ class Scheduler:
             state = BuildState.FAILED
         else:
             state = task.result()
-        asyncio.create_task(self._settle(key, state), name=f"settle {key}")
+        settle = asyncio.create_task(self._settle(key, state), name=f"settle {key}")
+        self._settling.add(settle)  # keep a reference until it is done
+        settle.add_done_callback(self._settling.discard)
 
     async def _settle(self, key: TaskKey, state: BuildState) -> None:
         """Move dependents on after a task ended, database first."""

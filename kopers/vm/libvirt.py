@@ -16,6 +16,7 @@ overlay directories. /root is mode 700, so the driver adds the POSIX ACL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import logging
 import os
@@ -112,6 +113,7 @@ class LibvirtDriver:
     async def start(self, image: TemplateImage, name: str) -> VmHandle:
         """Create an overlay of the image and boot a transient domain from it."""
         if self.is_local_system:
+            self.overlay_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
         overlay = self.overlay_dir / overlay_volume_name(name)
         console = self.overlay_dir / console_log_name(name)
@@ -168,15 +170,18 @@ class LibvirtDriver:
         return await asyncio.to_thread(_read_tail, handle.console_log, max_bytes)
 
     async def close(self) -> None:
+        """Close the connection; drop our transient pool if no overlay is left in it."""
         async with self._connect_lock:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
+                await asyncio.to_thread(self._release_pool, conn)
                 await asyncio.to_thread(_close_quietly, conn)
 
     # -- internals -------------------------------------------------------------
 
-    async def _create_domain(self, image: TemplateImage, name: str, overlay: Path,
-                             console: Path) -> int:
+    async def _create_domain(
+        self, image: TemplateImage, name: str, overlay: Path, console: Path
+    ) -> int:
         """Boot the domain on a free loopback port; retry if qemu could not bind it."""
         conn = await self._connection()
         flags = libvirt.VIR_DOMAIN_START_AUTODESTROY if self.autodestroy else 0
@@ -238,12 +243,25 @@ class LibvirtDriver:
                     pool = other
                     break
         if pool is None:
-            self.overlay_dir.mkdir(parents=True, exist_ok=True)
+            # WITH_BUILD creates the directory, also on a remote host.
             xml = render_pool_xml(self.pool_name, self.overlay_dir)
-            return conn.storagePoolCreateXML(xml, 0)
+            return conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
         if not pool.isActive():
             pool.create(0)
         return pool
+
+    def _release_pool(self, conn: libvirt.virConnect) -> None:
+        # Transient pools live until libvirtd restarts; without this, every
+        # short-lived driver (tests, CLI runs) would leave one behind.
+        try:
+            pool = _lookup(conn.storagePoolLookupByName, self.pool_name)
+            if pool is None or pool.isPersistent() or not pool.isActive():
+                return
+            pool.refresh(0)
+            if pool.numOfVolumes() == 0:
+                pool.destroy()
+        except libvirt.libvirtError as exc:
+            log.info("keeping storage pool %s: %s", self.pool_name, exc.get_error_message())
 
     def _destroy_domain(self, name: str) -> None:
         conn = self._conn
@@ -347,10 +365,13 @@ def _acl_grants(path: Path, user: str) -> bool:
         text=True,
     )
     for line in result.stdout.splitlines():
-        # e.g. "user:libvirt-qemu:--x" or with an effective-rights comment after '#'.
-        perms = line.split("#", 1)[0].strip()
-        if perms.startswith(f"user:{user}:") and perms.endswith("x"):
-            return True
+        # "user:libvirt-qemu:--x", or "user:libvirt-qemu:--x\t#effective:---" when
+        # the mask takes the right away again (a later chmod 700 does that).
+        entry, _, comment = line.partition("#")
+        if not entry.strip().startswith(f"user:{user}:"):
+            continue
+        perms = comment.split(":", 1)[1] if comment.startswith("effective:") else entry
+        return perms.strip().endswith("x")
     return False
 
 
@@ -392,10 +413,8 @@ def _alive(conn: libvirt.virConnect) -> bool:
 
 
 def _close_quietly(conn: libvirt.virConnect) -> None:
-    try:
+    with contextlib.suppress(libvirt.libvirtError):
         conn.close()
-    except libvirt.libvirtError:
-        pass
 
 
 def _read_tail(path: Path, max_bytes: int) -> str:

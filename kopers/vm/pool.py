@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from kopers.config import Config
 from kopers.errors import ConfigError, InfrastructureError
 from kopers.paths import DataPaths
 from kopers.vm import domain as domains
+from kopers.vm import ssh
+from kopers.vm.ssh import SshSession
 from kopers.vm.template import TemplateImage, cached_image, default_templates_root
 
 log = logging.getLogger(__name__)
@@ -31,19 +35,30 @@ class BuilderVm:
 
     name: str
     builder: str
-    conn: Any
+    conn: SshSession
 
     async def put(self, local: Path, remote: str) -> None:
         await self.conn.put(local, remote)
 
     async def put_text(self, text: str, remote: str) -> None:
-        await self.conn.put_text(text, remote)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(remote).name
+            path.write_text(text)
+            await self.conn.put(path, remote)
 
     async def get(self, remote: str, local_dir: Path) -> None:
         await self.conn.get(remote, local_dir)
 
     async def run(self, command: str, on_line: Callable[[str], Awaitable[None]]) -> int:
-        return int(await self.conn.run(command, on_line))
+        return await self.conn.run(command, on_line)
+
+    async def mkdirs(self, *paths: str) -> None:
+        async def ignore(_: str) -> None:
+            return None
+
+        status = await self.conn.run("mkdir -p " + " ".join(shlex.quote(p) for p in paths), ignore)
+        if status != 0:
+            raise InfrastructureError(f"cannot create {', '.join(paths)} in the builder VM")
 
 
 class VmPool:
@@ -67,7 +82,9 @@ class VmPool:
         from kopers.vm.probe import probe_domain_type
 
         for chroot in self.config.enabled_chroots:
-            image = cached_image(chroot.template, default_templates_root(), self.config.vm.cache_dir)
+            image = cached_image(
+                chroot.template, default_templates_root(), self.config.vm.cache_dir
+            )
             if image is None:
                 raise ConfigError(
                     f"template {chroot.template} (chroot {chroot.name}) is not built; "
@@ -77,14 +94,15 @@ class VmPool:
         wanted = self.config.vm.hypervisor
         if wanted == "auto" and self.images:
             first = next(iter(self.images.values()))
-            self.domain_type, self.domain_type_reason = await probe_domain_type(first.kernel)
+            probe = await probe_domain_type(first.kernel)
+            self.domain_type, self.domain_type_reason = probe.domain_type, probe.reason
         else:
             self.domain_type = "qemu" if wanted == "auto" else wanted
             self.domain_type_reason = "set in the configuration"
         log.info("builder VMs use domain type %s (%s)", self.domain_type, self.domain_type_reason)
         self._driver = LibvirtDriver(
             self.config.vm.uri,
-            self.domain_type,
+            self.domain_type or "qemu",
             self.paths.overlays,
             self.config.vm.vcpus,
             self.config.vm.memory_mib,
@@ -95,8 +113,6 @@ class VmPool:
 
     @contextlib.asynccontextmanager
     async def builder(self, template: str, label: str) -> AsyncIterator[BuilderVm]:
-        from kopers.vm import ssh
-
         if self._driver is None:
             raise InfrastructureError("the VM pool is not running")
         image = self.images.get(template)

@@ -39,9 +39,7 @@ def _options(key: Path, user: str, timeout: float) -> dict[str, object]:
     }
 
 
-async def wait_ready(
-    host: str, port: int, key: Path, timeout: float, user: str = "root"
-) -> float:
+async def wait_ready(host: str, port: int, key: Path, timeout: float, user: str = "root") -> float:
     """Retry until sshd accepts our key; return the seconds it took.
 
     QEMU accepts on the forwarded port long before the guest listens, so a
@@ -89,12 +87,16 @@ class SshSession:
                 cmd, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
             ) as proc:
                 async for line in proc.stdout:
+                    if not line:
+                        continue  # EOF: asyncssh's iterator yields one last ''
                     result = on_line(line.rstrip("\r\n"))
                     if inspect.isawaitable(result):
                         await result
                 completed = await proc.wait(check=False)
         except (OSError, asyncssh.Error) as exc:
-            raise InfrastructureError(f"ssh {self.target}: connection lost during {cmd!r}: {exc}")
+            raise InfrastructureError(
+                f"ssh {self.target}: connection lost during {cmd!r}: {exc}"
+            ) from exc
         if completed.exit_status is not None and completed.exit_status >= 0:
             return completed.exit_status
         if completed.exit_signal:
@@ -108,7 +110,9 @@ class SshSession:
             async with self._conn.start_sftp_client() as sftp:
                 await sftp.put(str(local), remote, recurse=local.is_dir())
         except (OSError, asyncssh.Error) as exc:
-            raise InfrastructureError(f"ssh {self.target}: upload of {local} failed: {exc}")
+            raise InfrastructureError(
+                f"ssh {self.target}: upload of {local} failed: {exc}"
+            ) from exc
 
     async def get(self, remote: str, local_dir: Path) -> list[Path]:
         """Download a remote file into local_dir, or a directory's contents, recursively.
@@ -126,7 +130,9 @@ class SshSession:
                     await sftp.get(f"{remote.rstrip('/')}/{name}", str(local_dir), recurse=True)
                 return [local_dir / name for name in names]
         except (OSError, asyncssh.Error) as exc:
-            raise InfrastructureError(f"ssh {self.target}: download of {remote} failed: {exc}")
+            raise InfrastructureError(
+                f"ssh {self.target}: download of {remote} failed: {exc}"
+            ) from exc
 
     async def forward_remote(self, remote_port: int, local_host: str, local_port: int) -> int:
         """Make VM's 127.0.0.1:remote_port (0 = any) reach local_host:local_port.
@@ -139,7 +145,7 @@ class SshSession:
                 "127.0.0.1", remote_port, local_host, local_port
             )
         except (OSError, asyncssh.Error) as exc:
-            raise InfrastructureError(f"ssh {self.target}: remote forward failed: {exc}")
+            raise InfrastructureError(f"ssh {self.target}: remote forward failed: {exc}") from exc
         return int(listener.get_port())
 
     async def close(self) -> None:

@@ -33,7 +33,9 @@ class Api:
     kopers: Kopers
     auth: dict[str, str]  # user name -> Authorization header
 
-    async def call(self, method: str, path: str, user: str | None = None, **kw: Any) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, user: str | None = None, **kw: Any
+    ) -> tuple[int, Any]:
         headers = {"Authorization": self.auth[user]} if user else {}
         async with self.client.request(method, path, headers=headers, **kw) as resp:
             body = await resp.text()
@@ -44,8 +46,12 @@ class Api:
 
     async def upload(self, user: str, path: Path, options: dict[str, Any]) -> tuple[int, Any]:
         form = aiohttp.FormData()
-        form.add_field("pkgs", path.read_bytes(), filename=path.name, content_type="application/x-rpm")
-        form.add_field("json", json.dumps(options), filename="json", content_type="application/json")
+        form.add_field(
+            "pkgs", path.read_bytes(), filename=path.name, content_type="application/x-rpm"
+        )
+        form.add_field(
+            "json", json.dumps(options), filename="json", content_type="application/json"
+        )
         return await self.call("POST", "/api_3/build/create/upload", user, data=form)
 
     async def count(self, table: str) -> int:
@@ -79,10 +85,18 @@ async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
         await kopers.close()
 
 
-async def create(api: Api, user: str, owner: str, name: str, chroots: list[str] | None = None) -> tuple[int, Any]:
-    body = {"name": name, "chroots": chroots or [CHROOT], "description": "d", "additional_repos": []}
-    return await api.call("POST", f"/api_3/project/add/{owner}?ownername={owner}&exist_ok=False",
-                          user, json=body)
+async def create(
+    api: Api, user: str, owner: str, name: str, chroots: list[str] | None = None
+) -> tuple[int, Any]:
+    body = {
+        "name": name,
+        "chroots": chroots or [CHROOT],
+        "description": "d",
+        "additional_repos": [],
+    }
+    return await api.call(
+        "POST", f"/api_3/project/add/{owner}?ownername={owner}&exist_ok=False", user, json=body
+    )
 
 
 async def test_project_lifecycle_and_anonymous_reads(api: Api) -> None:
@@ -104,7 +118,9 @@ async def test_project_lifecycle_and_anonymous_reads(api: Api) -> None:
     status, again = await create(api, "alice", "alice", "tools")
     assert status == 409 and "already exists" in again["error"]
 
-    status, gone = await api.call("DELETE", "/api_3/project/delete/alice/tools", "alice", json={"verify": True})
+    status, gone = await api.call(
+        "DELETE", "/api_3/project/delete/alice/tools", "alice", json={"verify": True}
+    )
     assert status == 200 and gone["name"] == "tools"
     status, missing = await api.call("GET", "/api_3/project?ownername=alice&projectname=tools")
     assert status == 404 and "does not exist" in missing["error"]
@@ -161,8 +177,15 @@ async def test_upload_creates_a_pending_build_that_can_be_canceled_and_deleted(
     api: Api, make_srpm: Callable[..., Path]
 ) -> None:
     assert (await create(api, "alice", "alice", "p"))[0] == 200
-    opts = {"ownername": "alice", "projectname": "p", "project_dirname": "p", "chroots": None,
-            "timeout": "3600", "isolation": "unchanged", "background": False}
+    opts = {
+        "ownername": "alice",
+        "projectname": "p",
+        "project_dirname": "p",
+        "chroots": None,
+        "timeout": "3600",
+        "isolation": "unchanged",
+        "background": False,
+    }
     status, ok = await api.call("POST", "/api_3/build/check-before-build", "alice", json=opts)
     assert status == 200 and "error" not in ok
 
@@ -176,16 +199,22 @@ async def test_upload_creates_a_pending_build_that_can_be_canceled_and_deleted(
 
     status, same = await api.call("GET", f"/api_3/build/{build['id']}")
     assert same["state"] == "pending"
-    status, page = await api.call("GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000")
+    status, page = await api.call(
+        "GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000"
+    )
     assert [b["id"] for b in page["items"]] == [build["id"]]
-    status, page2 = await api.call("GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000&offset=1000")
+    status, page2 = await api.call(
+        "GET", "/api_3/build/list?ownername=alice&projectname=p&limit=1000&offset=1000"
+    )
     assert page2["items"] == [] and page2["meta"]["offset"] == 1000
     status, chroots = await api.call("GET", f"/api_3/build-chroot/list?build_id={build['id']}")
     assert chroots["items"][0]["name"] == CHROOT and chroots["items"][0]["state"] == "pending"
     status, pkgs = await api.call("GET", f"/api_3/build/built-packages/{build['id']}")
     assert status == 200 and pkgs == {}
 
-    status, body = await api.call("DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]})
+    status, body = await api.call(
+        "DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]}
+    )
     assert status == 400 and "cancel it first" in body["error"]
     status, body = await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "bob")
     assert status == 403
@@ -194,7 +223,9 @@ async def test_upload_creates_a_pending_build_that_can_be_canceled_and_deleted(
     status, body = await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "alice")
     assert status == 409
 
-    status, deleted = await api.call("DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]})
+    status, deleted = await api.call(
+        "DELETE", "/api_3/build/delete/list", "alice", json={"builds": [build["id"]]}
+    )
     assert status == 200 and deleted == {"builds": [build["id"]]}
     status, body = await api.call("GET", f"/api_3/build/{build['id']}")
     assert status == 404
@@ -205,14 +236,20 @@ async def test_upload_creates_a_pending_build_that_can_be_canceled_and_deleted(
 
 async def test_url_build_waits_for_its_source_step(api: Api) -> None:
     assert (await create(api, "alice", "alice", "p"))[0] == 200
-    opts = {"ownername": "alice", "projectname": "p", "project_dirname": "p",
-            "pkgs": ["http://127.0.0.1:1/hello.src.rpm"], "chroots": None}
+    opts = {
+        "ownername": "alice",
+        "projectname": "p",
+        "project_dirname": "p",
+        "pkgs": ["http://127.0.0.1:1/hello.src.rpm"],
+        "chroots": None,
+    }
     status, body = await api.call("POST", "/api_3/build/create/url", "alice", json=opts)
     assert status == 200, body
     build = body["items"][0]
     assert build["state"] == "pending" and build["source_package"]["url"].endswith("hello.src.rpm")
-    status, body = await api.call("POST", "/api_3/build/create/url", "alice",
-                                  json={**opts, "pkgs": ["file:///etc/passwd"]})
+    status, body = await api.call(
+        "POST", "/api_3/build/create/url", "alice", json={**opts, "pkgs": ["file:///etc/passwd"]}
+    )
     assert status == 400 and "http" in body["error"]
 
 
@@ -222,7 +259,9 @@ async def test_dnf_repo_file_for_dnf_copr_enable(api: Api) -> None:
     assert status == 200
     first, *rest = text.split("\n")
     assert first == "[copr:127.0.0.1:alice:p]"
-    assert "gpgcheck=1" in rest and any(r.startswith("gpgkey=") and r.endswith("/pubkey.gpg") for r in rest)
+    assert "gpgcheck=1" in rest and any(
+        r.startswith("gpgkey=") and r.endswith("/pubkey.gpg") for r in rest
+    )
     async with api.client.get("/coprs/alice/p/repo/epel-9/dnf.repo?arch=x86_64") as resp:
         assert resp.status == 404
         data = json.loads(base64.b64decode(resp.headers["Copr-Error-Data"]))

@@ -301,3 +301,42 @@ async def test_failed_publish_leaves_nothing_behind(env: Env) -> None:
     with pytest.raises(Exception, match="rpmsign"):
         await env.publisher.publish(OWNER, PROJECT, CHROOT, 4, "partial", [rpm, bogus])
     assert not chroot_dir.exists() or list(chroot_dir.iterdir()) == []
+
+
+async def test_publish_logs_of_a_failed_build(env: Env) -> None:
+    await env.publisher.init_project(OWNER, PROJECT, chroots=[CHROOT])
+    rpm, _ = build_rpm(env.tmp, "failed")
+    log = env.tmp / "builder-live.log"
+    log.write_text("error: Bad exit status\n")
+    build_dir = await env.publisher.publish_logs(OWNER, PROJECT, CHROOT, 8, "failed", [log, rpm])
+    assert [p.name for p in build_dir.iterdir()] == ["builder-live.log"]
+    await repo.update_repodata(env.layout.chroot_dir(OWNER, PROJECT, CHROOT))
+    assert repo_packages(env.layout.chroot_dir(OWNER, PROJECT, CHROOT)) == set()
+
+
+async def test_readers_never_see_half_written_repodata(env: Env) -> None:
+    await env.publisher.init_project(OWNER, PROJECT, chroots=[CHROOT])
+    repodata = env.layout.chroot_dir(OWNER, PROJECT, CHROOT) / "repodata"
+    built = [build_rpm(env.tmp, f"r{i}") for i in range(4)]
+    stop = False
+    checks = 0
+
+    def reader() -> None:
+        # What a dnf client does: read repomd.xml, then fetch what it names.
+        nonlocal checks
+        while not stop:
+            names = repo.read_repomd_locations(repodata / "repomd.xml")
+            assert names, "repomd.xml missing or unreadable"
+            for name in names:
+                assert (repodata / name).is_file(), f"{name} named but absent"
+            checks += 1
+
+    watcher = asyncio.create_task(asyncio.to_thread(reader))
+    try:
+        for i, files in enumerate(built):
+            await env.publisher.publish(OWNER, PROJECT, CHROOT, i + 1, f"r{i}", list(files))
+            await env.publisher.remove_build(OWNER, PROJECT, i + 1, CHROOT, f"r{i}")
+    finally:
+        stop = True
+        await watcher
+    assert checks > 10

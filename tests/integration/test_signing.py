@@ -217,3 +217,9 @@ async def test_long_home_path_uses_short_alias(tmp_path: Path) -> None:
         await signer.delete_key(owner, project)
         await signer.close()
     assert not home.exists()
+
+
+async def test_asking_about_a_missing_key_creates_nothing(signer: Signer, tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        await signer.sign_rpms("ghost", "p", [tmp_path / "x.rpm"])
+    assert not signer.homedir("ghost", "p").exists()

@@ -51,17 +51,31 @@ def test_token_config_is_a_copr_cli_ini() -> None:
 def test_rpm_query_line_parsing() -> None:
     src = parse_query_line("hello\t0\t1.0\t1\tx86_64\t(none)\t(none)\n")
     assert src.is_source and src.nevra.arch == "src" and src.vendor == ""
-    binary = parse_query_line("hello\t2\t1.0\t1.deb12.kopers\tnoarch\thello-1.0-1.src.rpm\tKopers a/p")
+    binary = parse_query_line(
+        "hello\t2\t1.0\t1.deb12.kopers\tnoarch\thello-1.0-1.src.rpm\tKopers a/p"
+    )
     assert not binary.is_source and binary.nevra.epoch == 2 and binary.vendor == "Kopers a/p"
     assert looks_like_rpm(b"\xed\xab\xee\xdbrest") and not looks_like_rpm(b"PK\x03\x04")
 
 
 def test_job_forces_dist_vendor_and_packager() -> None:
     build = Build(
-        id=7, project_id=1, owner="@sig", project="tools", submitter="bob",
-        source_type=SourceType.UPLOAD, source={}, package_name="hello", package_version="1-1",
-        srpm_name="hello-1-1.src.rpm", source_state=BuildState.SUCCEEDED, canceled=False,
-        timeout=600, submitted_on=datetime.now(UTC), started_on=None, ended_on=None,
+        id=7,
+        project_id=1,
+        owner="@sig",
+        project="tools",
+        submitter="bob",
+        source_type=SourceType.UPLOAD,
+        source={},
+        package_name="hello",
+        package_version="1-1",
+        srpm_name="hello-1-1.src.rpm",
+        source_state=BuildState.SUCCEEDED,
+        canceled=False,
+        timeout=600,
+        submitted_on=datetime.now(UTC),
+        started_on=None,
+        ended_on=None,
     )
     chroot = ChrootConfig("fedora-40-x86_64", "fedora-40", ".fc40", True, "")
     job = render_job(build, chroot, repo_tag="kopers", public_url="http://h", srpm_name="h.src.rpm")

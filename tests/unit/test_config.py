@@ -38,9 +38,9 @@ def test_fixed_env_names_and_generic_overrides(tmp_path: Path) -> None:
     [
         ('[server]\nlisten = "nope"\n', "host:port"),
         ('[vm]\nhypervisor = "xen"\n', "hypervisor"),
-        ('bogus = 1\n', "unknown setting"),
+        ("bogus = 1\n", "unknown setting"),
         ('[[chroots]]\nname = "debian"\ntemplate = "t"\ndist = ".d"\n', "distro-version-arch"),
-        ('[vm]\nvcpus = 0\n', "positive"),
+        ("[vm]\nvcpus = 0\n", "positive"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None:

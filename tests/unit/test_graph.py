@@ -7,8 +7,14 @@ from kopers.sched import policy
 from kopers.sched.graph import SOURCE, IllegalTransition, Node, TaskGraph, TaskKey
 
 
-def node(build: int, chroot: str = "c1", owner: str = "alice", state: S = S.PENDING, deps=(),
-         priority: int = 0) -> Node:
+def node(
+    build: int,
+    chroot: str = "c1",
+    owner: str = "alice",
+    state: S = S.PENDING,
+    deps=(),
+    priority: int = 0,
+) -> Node:
     return Node(TaskKey(build, chroot), owner, state, priority, frozenset(deps))
 
 

@@ -9,9 +9,18 @@ from kopers.models import Project
 from kopers.submission import parse_options, select_chroots
 
 PROJECT = Project(
-    id=1, owner="alice", name="p", description="", instructions="", homepage=None, contact=None,
-    chroots=("debian-12-x86_64", "fedora-40-x86_64", "fedora-41-x86_64"), additional_repos=(),
-    enable_net=False, created_by=1, created_on=datetime.now(UTC),
+    id=1,
+    owner="alice",
+    name="p",
+    description="",
+    instructions="",
+    homepage=None,
+    contact=None,
+    chroots=("debian-12-x86_64", "fedora-40-x86_64", "fedora-41-x86_64"),
+    additional_repos=(),
+    enable_net=False,
+    created_by=1,
+    created_on=datetime.now(UTC),
 )
 
 

@@ -65,6 +65,11 @@ echo "customize: rpm database location and builder"
 # database that rpm, rpmbuild and dnf all agree on.
 mkdir -p "$root/etc/rpm"
 echo '%_dbpath /var/lib/rpm' >"$root/etc/rpm/macros.kopers"
+# dnf-plugins-core's "local" plugin runs createrepo_c after every transaction,
+# which this image does not have (and a builder does not want).
+if [ -f "$root/etc/dnf/plugins/local.conf" ]; then
+    sed -i 's/^enabled *=.*/enabled=0/' "$root/etc/dnf/plugins/local.conf"
+fi
 install -m 755 "$recipe/builder.py" "$root/usr/local/bin/kopers-builder"
 install -d -m 755 "$root/build" "$root/build/in" "$root/build/out"
 

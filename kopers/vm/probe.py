@@ -1,0 +1,86 @@
+"""Decide between KVM and TCG by booting a kernel, not by trusting /dev/kvm.
+
+/dev/kvm can exist and still fail ("KVM internal error" without nested
+virtualisation). The probe runs qemu directly with `-accel kvm` and the
+template's kernel but no disk: a working KVM prints the kernel banner, panics
+on the missing root file system a moment later, and `-no-reboot` makes qemu
+exit. Only a banner without "KVM internal error" counts as working KVM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopers.vm.template import TemplateImage
+
+QEMU = "qemu-system-x86_64"
+BANNER = "Linux version"
+KVM_FAILURE = "KVM internal error"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    domain_type: str  # "kvm" or "qemu"
+    reason: str
+
+
+async def probe_domain_type(target: TemplateImage | Path, timeout: float = 60.0) -> ProbeResult:
+    """Return "kvm" if a kernel boots under KVM here, "qemu" (TCG) otherwise."""
+    kernel = target.kernel if isinstance(target, TemplateImage) else target
+    if not os.path.exists("/dev/kvm"):
+        return ProbeResult("qemu", "/dev/kvm does not exist")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return ProbeResult("qemu", "/dev/kvm is not accessible")
+    qemu = shutil.which(QEMU)
+    if qemu is None:
+        return ProbeResult("qemu", f"{QEMU} is not installed; cannot probe KVM")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            qemu, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nographic",
+            "-no-reboot", "-nodefaults", "-serial", "stdio", "-net", "none",
+            "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    except OSError as exc:
+        return ProbeResult("qemu", f"cannot run {QEMU}: {exc}")
+    output = await _collect(proc, timeout)
+    return _verdict(output, proc.returncode)
+
+
+async def _collect(proc: asyncio.subprocess.Process, timeout: float) -> str:
+    """Read qemu's output until it exits, reports a KVM failure, or time runs out."""
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await proc.stdout.read(4096):
+                chunks.append(chunk)
+                # A KVM failure leaves qemu hanging with a paused vCPU: stop early.
+                if KVM_FAILURE.encode() in b"".join(chunks[-2:]):
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await proc.wait()
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _verdict(output: str, returncode: int | None) -> ProbeResult:
+    if KVM_FAILURE in output:
+        return ProbeResult("qemu", "KVM internal error while booting the probe kernel")
+    if BANNER not in output:
+        last = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "no output")
+        return ProbeResult(
+            "qemu", f"kernel printed no banner under KVM (exit {returncode}): {last}"
+        )
+    return ProbeResult("kvm", "a kernel booted under KVM")

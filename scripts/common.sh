@@ -1,0 +1,64 @@
+# Shared steps of scripts/run.sh and scripts/test.sh (sourced, not run).
+# Everything here is idempotent: a second run only checks.
+
+KOPERS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc pkg-config
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
+  mmdebstrap e2fsprogs acl openssh-client
+  rpm createrepo-c dnf dnf-plugins-core gnupg wget curl git ca-certificates
+)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'kopers setup: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_system_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# There may be no systemd (containers, CI): start the libvirt daemons directly.
+start_libvirt() {
+  if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+    say "starting libvirtd and virtlogd"
+    pgrep -x virtlogd >/dev/null || as_root virtlogd -d
+    pgrep -x libvirtd >/dev/null || as_root libvirtd -d
+    local i
+    for i in $(seq 1 30); do
+      virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    die "libvirtd did not answer on qemu:///system"
+  fi
+}
+
+make_venv() {
+  local extras=${1:-}
+  if [ ! -x "$KOPERS_ROOT/.venv/bin/python" ]; then
+    say "creating the virtualenv in .venv"
+    python3 -m venv "$KOPERS_ROOT/.venv"
+  fi
+  local stamp="$KOPERS_ROOT/.venv/.kopers-installed$extras"
+  if [ ! -f "$stamp" ] || [ "$KOPERS_ROOT/pyproject.toml" -nt "$stamp" ]; then
+    say "installing Kopers into .venv"
+    "$KOPERS_ROOT/.venv/bin/pip" install -q --upgrade pip
+    "$KOPERS_ROOT/.venv/bin/pip" install -q -e "$KOPERS_ROOT$extras"
+    touch "$stamp"
+  fi
+}
+
+build_templates() {
+  say "building builder VM templates (cached by recipe hash; minutes the first time)"
+  "$KOPERS_ROOT/.venv/bin/kopers" --config "$KOPERS_ROOT/kopers.toml" template build
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the whole test suite: lint, types, unit, integration (real Postgres,
+# gpg, rpm, createrepo_c) and end-to-end (real VMs, copr-cli, dnf).
+# Installs what it needs first. Extra arguments go to pytest.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$KOPERS_ROOT"
+
+install_system_packages
+start_libvirt
+make_venv "[dev]"
+build_templates
+
+say "ruff"
+.venv/bin/ruff check kopers tests bench
+say "mypy"
+.venv/bin/mypy kopers
+
+say "pytest"
+set +e
+.venv/bin/pytest -p no:cacheprovider -ra "$@"
+status=$?
+set -e
+if [ $status -eq 5 ]; then
+  die "pytest collected no tests"
+fi
+exit $status

@@ -1,0 +1,124 @@
+"""A real `kopers serve` process for end-to-end tests, and the real copr-cli against it.
+
+One server (and so one embedded Postgres and one data directory) serves the
+whole e2e session; the builder template image is the shared cached one, so
+only the builds themselves boot VMs.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+CHROOT = "debian-12-x86_64"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    configs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kopers(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "kopers"), *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            check=check,
+            timeout=600,
+        )
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "kopers"), "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kopers serve exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api_3/", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("kopers serve did not answer in time")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as resp:
+            body = resp.read()
+        return json.loads(body) if path.startswith("/api") else body.decode()
+
+    def wait_build(self, build_id: int, timeout: float = 900) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            build: dict[str, Any] = self.get(f"/api_3/build/{build_id}")
+            if build["state"] in ("succeeded", "failed", "canceled", "skipped"):
+                return build
+            time.sleep(1)
+        raise AssertionError(f"build {build_id} did not finish in {timeout} s")
+
+    def user(self, name: str, admin: bool = False) -> Path:
+        """Create a user and a copr-cli config for it."""
+        if name not in self.configs:
+            self.kopers("user", "add", name, *(["--admin"] if admin else []))
+            conf = self.data_dir.parent / f"copr-{name}.conf"
+            conf.write_text(self.kopers("token", "create", name).stdout)
+            self.configs[name] = conf
+        return self.configs[name]
+
+    def copr(
+        self, user: str, *args: str, timeout: float = 1200
+    ) -> subprocess.CompletedProcess[str]:
+        conf = self.configs[user]
+        return subprocess.run(
+            [str(VENV_BIN / "copr-cli"), "--config", str(conf), *args],
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            env=self.env,
+        )
+
+
+def virsh_domain_names() -> list[str]:
+    out = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.split() if line]
