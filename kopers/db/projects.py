@@ -1,0 +1,90 @@
+"""Projects and their chroots: the project part of the store."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+
+from kopers.db.base import StoreBase
+from kopers.errors import Conflict, NotFound
+from kopers.models import Project
+
+
+class ProjectStore(StoreBase):
+    async def create_project(
+        self,
+        owner: str,
+        name: str,
+        *,
+        description: str,
+        instructions: str,
+        homepage: str | None,
+        contact: str | None,
+        chroots: Sequence[str],
+        additional_repos: Sequence[str],
+        enable_net: bool,
+        created_by: int,
+        on_created: Callable[[Project], Awaitable[None]] | None = None,
+    ) -> Project:
+        """Insert a project; `on_created` runs inside the transaction (e.g. to make its key)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                pid = await conn.fetchval(
+                    self.q.create_project,
+                    owner,
+                    name,
+                    description,
+                    instructions,
+                    homepage,
+                    contact,
+                    list(additional_repos),
+                    enable_net,
+                    created_by,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"project {owner}/{name} already exists") from None
+            for chroot in chroots:
+                await conn.execute(self.q.add_project_chroot, pid, chroot)
+            project = _project(await conn.fetchrow(self.q.get_project_by_id, pid))
+            if on_created is not None:
+                await on_created(project)
+        return project
+
+    async def get_project(self, owner: str, name: str) -> Project:
+        row = await self.pool.fetchrow(self.q.get_project, owner, name)
+        if row is None:
+            raise NotFound(f"Project {owner}/{name} does not exist.")
+        return _project(row)
+
+    async def project_by_id(self, project_id: int) -> Project:
+        row = await self.pool.fetchrow(self.q.get_project_by_id, project_id)
+        if row is None:
+            raise NotFound(f"project {project_id} does not exist")
+        return _project(row)
+
+    async def list_projects(
+        self, owner: str | None, query: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Project]:
+        rows = await self.pool.fetch(self.q.list_projects, owner, query, limit, offset)
+        return [_project(r) for r in rows]
+
+    async def delete_project(self, project_id: int) -> None:
+        await self.pool.execute(self.q.delete_project, project_id)
+
+
+def _project(row: asyncpg.Record) -> Project:
+    return Project(
+        id=row["id"],
+        owner=row["owner"],
+        name=row["name"],
+        description=row["description"],
+        instructions=row["instructions"],
+        homepage=row["homepage"],
+        contact=row["contact"],
+        chroots=tuple(row["chroots"]),
+        additional_repos=tuple(row["additional_repos"]),
+        enable_net=row["enable_net"],
+        created_by=row["created_by"],
+        created_on=row["created_on"],
+    )
