@@ -25,7 +25,8 @@ class Builds:
 
     async def cancel(self, user: User, build_id: int) -> Build:
         build = await self.store.get_build(build_id)
-        access.require(user, access.Action.CANCEL_BUILD, build.owner)
+        target = access.Target(build.owner, build.project, build.project_id)
+        await access.authorize(self.store, user, access.Action.CANCEL_BUILD, target)
         if build.state.finished:
             raise Conflict(f"Cannot cancel build {build_id}: it has already ended {build.state}.")
         await self.store.cancel_build(build_id)
@@ -35,7 +36,8 @@ class Builds:
     async def delete(self, user: User, build_ids: Sequence[int]) -> list[int]:
         builds = [await self.store.get_build(int(i)) for i in build_ids]
         for build in builds:
-            access.require(user, access.Action.DELETE_BUILD, build.owner)
+            target = access.Target(build.owner, build.project, build.project_id)
+            await access.authorize(self.store, user, access.Action.DELETE_BUILD, target)
             if not build.state.finished:
                 raise BadRequest(f"Build {build.id} is still {build.state}; cancel it first.")
         for build in builds:

@@ -1,4 +1,4 @@
-"""The `kopers` command: serve, migrate, user/token admin, template builds.
+"""The `kopers` command: serve, migrate, user/group/token admin, template builds.
 
 Admin commands open the same database as a running `kopers serve` (the
 embedded server is shared between processes), so they work while it runs.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import signal
 import sys
@@ -49,7 +50,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = token.add_parser("create", help="make a token; print a copr-cli config on stdout")
     create.add_argument("name", help="the user the token belongs to")
-    create.add_argument("--days", type=int, default=180, help="lifetime in days (0: never expires)")
+    create.add_argument(
+        "--days",
+        type=float,
+        default=180,
+        help="lifetime in days, fractions allowed (0: never expires)",
+    )
+    listing = token.add_parser("list", help="show a user's tokens (never their secrets)")
+    listing.add_argument("name", help="the user whose tokens to show")
+    revoke = token.add_parser("revoke", help="revoke a token: its next use fails")
+    revoke.add_argument("login", help="the token's login (the `login =` of its copr-cli config)")
+
+    group = sub.add_parser("group", help="manage groups (SIGs) that own projects as @NAME")
+    groups = group.add_subparsers(dest="action", required=True)
+    groups.add_parser("add", help="create a group").add_argument("name")
+    groups.add_parser("list", help="show the groups and their members (* marks admins)")
+    member = groups.add_parser("member", help="manage a group's members").add_subparsers(
+        dest="member_action", required=True
+    )
+    madd = member.add_parser("add", help="add a member (again: change the admin flag)")
+    madd.add_argument("group")
+    madd.add_argument("user")
+    madd.add_argument(
+        "--admin",
+        action="store_true",
+        help="group admin: may also change and delete the group's projects and their roles",
+    )
+    mremove = member.add_parser("remove", help="remove a member")
+    mremove.add_argument("group")
+    mremove.add_argument("user")
 
     tmpl = sub.add_parser("template", help="builder VM templates").add_subparsers(
         dest="action", required=True
@@ -66,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # asyncssh logs every channel at INFO; one build would drown the log.
+    logging.getLogger("asyncssh").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         cfg = config_mod.load(args.config)
         handler = _COMMANDS[(args.command, getattr(args, "action", None))]
@@ -136,7 +167,9 @@ async def _user_add(cfg: Config, args: argparse.Namespace) -> int:
             except NotFound:
                 pass
         user = await store.create_user(args.name, args.admin)
-        await store.add_event(None, "cli", "user.create", user.name, {"admin": user.is_admin})
+        await store.add_event(
+            None, "cli", "user.create", user.name, {"admin": user.is_admin, **_by()}
+        )
         print(f"created user {user.name}" + (" (admin)" if user.is_admin else ""), file=sys.stderr)
         return 0
 
@@ -152,8 +185,109 @@ async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
         new = tokens.generate()
         expires = datetime.now(UTC) + timedelta(days=args.days) if args.days else None
         await store.create_token(user.id, new.login, new.digest, expires)
-        await store.add_event(user.id, "cli", "token.create", user.name, {"login": new.login})
+        await store.add_event(
+            user.id, "cli", "token.create", user.name, {"login": new.login, **_by()}
+        )
         sys.stdout.write(tokens.copr_cli_config(cfg.server.public_url, user.name, new))
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+async def _token_list(cfg: Config, args: argparse.Namespace) -> int:
+    async def run(store: Store) -> int:
+        user = await store.get_user(args.name)
+        rows = [("LOGIN", "CREATED", "EXPIRES", "LAST USED", "REVOKED")]
+        for t in await store.list_tokens(user):
+            rows.append(
+                (
+                    t.login,
+                    _when(t.created_on),
+                    _when(t.expires_on, "never") + (" (expired)" if _expired(t.expires_on) else ""),
+                    _when(t.last_used, "never"),
+                    _when(t.revoked_on, "yes") if t.revoked else "no",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+def _when(value: datetime | None, none: str = "-") -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else none
+
+
+def _expired(value: datetime | None) -> bool:
+    return value is not None and value <= datetime.now(UTC)
+
+
+async def _token_revoke(cfg: Config, args: argparse.Namespace) -> int:
+    async def run(store: Store) -> int:
+        record = await store.token(args.login)
+        if record is None:
+            raise NotFound(f"token {args.login} does not exist")
+        if not await store.revoke_token(args.login):
+            raise KopersError(f"token {args.login} is already revoked")
+        await store.add_event(
+            None, "cli", "token.revoke", record.user.name, {"login": args.login, **_by()}
+        )
+        print(f"revoked token {args.login} of {record.user.name}", file=sys.stderr)
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+def _by() -> dict[str, str]:
+    """Who ran an admin command, for the audit trail (the CLI has no API user)."""
+    try:
+        return {"os_user": getpass.getuser()}
+    except (KeyError, OSError):
+        return {}
+
+
+async def _group_add(cfg: Config, args: argparse.Namespace) -> int:
+    async def run(store: Store) -> int:
+        group = await store.create_group(args.name)
+        await store.add_event(None, "cli", "group.create", f"@{group.name}", _by())
+        print(
+            f"created group {group.name}; its projects are owned by @{group.name}", file=sys.stderr
+        )
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+async def _group_list(cfg: Config, args: argparse.Namespace) -> int:
+    async def run(store: Store) -> int:
+        for group in await store.list_groups():
+            members = " ".join(m.name + ("*" if m.is_admin else "") for m in group.members)
+            print(f"@{group.name}: {members}".rstrip())
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+async def _group_member(cfg: Config, args: argparse.Namespace) -> int:
+    async def run(store: Store) -> int:
+        group = await store.get_group(args.group)
+        user = await store.get_user(args.user)
+        obj = f"@{group.name}"
+        if args.member_action == "add":
+            was = await store.add_group_member(group, user, args.admin)
+            if was is None or was != args.admin:
+                details = {"user": user.name, "admin": args.admin, **_by()}
+                await store.add_event(None, "cli", "group.member.add", obj, details)
+            role = "admin" if args.admin else "member"
+            print(f"{user.name} is now {role} of group {group.name}", file=sys.stderr)
+        else:
+            if not await store.remove_group_member(group, user):
+                raise NotFound(f"{user.name} is not a member of group {group.name}")
+            details = {"user": user.name, **_by()}
+            await store.add_event(None, "cli", "group.member.remove", obj, details)
+            print(f"removed {user.name} from group {group.name}", file=sys.stderr)
         return 0
 
     return await _with_store(cfg, run)
@@ -182,5 +316,10 @@ _COMMANDS: dict[
     ("config", None): _show_config,
     ("user", "add"): _user_add,
     ("token", "create"): _token_create,
+    ("token", "list"): _token_list,
+    ("token", "revoke"): _token_revoke,
+    ("group", "add"): _group_add,
+    ("group", "list"): _group_list,
+    ("group", "member"): _group_member,
     ("template", "build"): _template_build,
 }

@@ -7,7 +7,7 @@ together: if making the key fails, the rows are rolled back.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kopers import access
@@ -50,7 +50,9 @@ class Projects:
         name = _text(data, "name")
         if not _NAME.match(name) or name in (".", ".."):
             raise BadRequest(f"invalid project name {name!r}: use letters, digits and _.+-")
-        access.require(user, access.Action.CREATE_PROJECT, owner)
+        await access.authorize(
+            self.store, user, access.Action.CREATE_PROJECT, access.Target(owner)
+        )
         chroots = _list(data, "chroots")
         if not chroots:
             raise BadRequest("At least one chroot must be selected")
@@ -83,7 +85,17 @@ class Projects:
             on_created=make_key,
         )
 
-    async def delete(self, user: User, project: Project) -> None:
-        access.require(user, access.Action.DELETE_PROJECT, project.owner, project)
+    async def delete(
+        self,
+        user: User,
+        project: Project,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Delete a project; `before` (e.g. cancel its builds) runs once that is allowed."""
+        await access.authorize(
+            self.store, user, access.Action.DELETE_PROJECT, access.Target.of(project)
+        )
+        if before is not None:
+            await before()
         await self.store.delete_project(project.id)
         await self.publisher.remove_project(project.owner, project.name)

@@ -86,7 +86,7 @@ class Submissions:
     async def check(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Project:
         """Copr's check-before-build: project exists, user may build, options are valid."""
         project = await self.store.get_project(owner, name)
-        access.require(user, access.Action.BUILD, project.owner, project)
+        await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
         parse_options(data, project, self.config.build.timeout_s)
         return project
 

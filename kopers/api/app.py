@@ -51,7 +51,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def create_app(kopers: Kopers) -> web.Application:
-    from kopers.api import coprv3, dnfrepo, native, results, views
+    from kopers.api import auth, coprv3, dnfrepo, events, native, permissions, results, views
 
     app = web.Application(
         middlewares=[errors_middleware],
@@ -59,6 +59,9 @@ def create_app(kopers: Kopers) -> web.Application:
     )
     app[KOPERS] = kopers
     coprv3.add_routes(app)
+    permissions.add_routes(app)
+    auth.add_routes(app)
+    events.add_routes(app)
     native.add_routes(app)
     dnfrepo.add_routes(app)
     results.add_routes(app)

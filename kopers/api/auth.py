@@ -1,7 +1,11 @@
-"""Who is calling: HTTP Basic credentials -> User, the Copr way.
+"""Who is calling: HTTP Basic credentials -> User, the Copr way; token revocation.
 
 copr-cli sends credentials only on mutating calls (and permissions/get);
-every other read is anonymous, so reads must not require them.
+every other read is anonymous, so reads must not require them. A wrong,
+revoked or expired token gets Copr's 401 JSON error, which copr-cli prints.
+
+`DELETE /api/tokens/<login>` lets a token's owner (or a site admin) revoke
+it; the admin's CLI equivalent is `kopers token revoke LOGIN`.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from kopers import tokens
-from kopers.errors import AuthenticationError
+from kopers import access, tokens
+from kopers.errors import AuthenticationError, Conflict, NotFound
 from kopers.models import User
 
 
@@ -65,3 +69,28 @@ async def require_user(request: web.Request) -> User:
     if user is None:
         raise AuthenticationError("This operation requires API authentication (a login and token).")
     return user
+
+
+routes = web.RouteTableDef()
+
+
+@routes.delete("/api/tokens/{login}")
+async def revoke_token(request: web.Request) -> web.Response:
+    from kopers.api.app import KOPERS
+
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    login = request.match_info["login"]
+    record = await kopers.store.token(login)
+    if record is None:
+        raise NotFound(f"token {login} does not exist")
+    owner = access.Target(record.user.name)
+    await access.authorize(kopers.store, user, access.Action.REVOKE_TOKEN, owner)
+    if not await kopers.store.revoke_token(login):
+        raise Conflict(f"token {login} is already revoked")
+    await kopers.audit(user, request, "token.revoke", record.user.name, {"login": login})
+    return web.json_response({"login": login, "revoked": True})
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -135,10 +135,14 @@ async def delete_project(request: web.Request) -> web.Response:
     project = await kopers.store.get_project(
         request.match_info["ownername"], request.match_info["projectname"]
     )
-    for build in await kopers.store.list_builds(project.id, None, None, 0):
-        if not build.state.finished:
-            await kopers.builds.cancel(user, build.id)
-    await kopers.projects.delete(user, project)
+
+    async def cancel_unfinished() -> None:
+        # Only once deleting is allowed: a refused delete must change nothing.
+        for build in await kopers.store.list_builds(project.id, None, None, 0):
+            if not build.state.finished:
+                await kopers.builds.cancel(user, build.id)
+
+    await kopers.projects.delete(user, project, before=cancel_unfinished)
     await kopers.audit(user, request, "project.delete", project.full_name, {})
     return web.json_response(cj.project_json(project, kopers.layout))
 

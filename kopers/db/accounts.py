@@ -1,7 +1,8 @@
-"""Users, tokens and the audit trail: the account half of the store."""
+"""Users, groups, tokens and the audit trail: the account half of the store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,34 @@ class TokenRecord:
     revoked: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What `kopers token list` shows; never the secret or its digest."""
+
+    login: str
+    created_on: datetime
+    expires_on: datetime | None
+    last_used: datetime | None
+    revoked: bool
+    revoked_on: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    name: str
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    name: str
+    members: tuple[GroupMember, ...] = ()
+
+
 class AccountStore(StoreBase):
+    # users ------------------------------------------------------------------
+
     async def create_user(self, name: str, is_admin: bool = False) -> User:
         try:
             row = await self.pool.fetchrow(self.q.create_user, name, is_admin)
@@ -36,6 +64,47 @@ class AccountStore(StoreBase):
         if row is None:
             raise NotFound(f"user {name} does not exist")
         return _user(row)
+
+    async def users_by_name(self, names: Sequence[str]) -> dict[str, User]:
+        rows = await self.pool.fetch(self.q.users_by_name, list(names))
+        return {r["name"]: _user(r) for r in rows}
+
+    # groups -----------------------------------------------------------------
+
+    async def create_group(self, name: str) -> Group:
+        try:
+            row = await self.pool.fetchrow(self.q.create_group, name)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"group {name} already exists") from None
+        except asyncpg.CheckViolationError:
+            raise Conflict(f"invalid group name {name!r}: use letters, digits and _.-") from None
+        return Group(row["id"], row["name"])
+
+    async def get_group(self, name: str) -> Group:
+        row = await self.pool.fetchrow(self.q.get_group, name)
+        if row is None:
+            raise NotFound(f"group {name} does not exist")
+        return Group(row["id"], row["name"])
+
+    async def list_groups(self) -> list[Group]:
+        groups: dict[int, Group] = {}
+        for r in await self.pool.fetch(self.q.list_groups):
+            g = groups.setdefault(r["id"], Group(r["id"], r["name"]))
+            if r["member"] is not None:
+                member = GroupMember(r["member"], r["is_admin"])
+                groups[g.id] = Group(g.id, g.name, (*g.members, member))
+        return list(groups.values())
+
+    async def add_group_member(self, group: Group, user: User, is_admin: bool) -> bool | None:
+        """Add or update a membership; return the previous admin flag (None: was no member)."""
+        row = await self.pool.fetchrow(self.q.add_group_member, group.id, user.id, is_admin)
+        return row["was_admin"]
+
+    async def remove_group_member(self, group: Group, user: User) -> bool:
+        """Remove a membership; False if the user was not a member."""
+        return await self.pool.fetchrow(self.q.remove_group_member, group.id, user.id) is not None
+
+    # tokens -----------------------------------------------------------------
 
     async def create_token(
         self, user_id: int, login: str, secret_hash: str, expires_on: datetime | None
@@ -56,6 +125,15 @@ class AccountStore(StoreBase):
     async def touch_token(self, login: str) -> None:
         await self.pool.execute(self.q.touch_token, login)
 
+    async def list_tokens(self, user: User) -> list[TokenInfo]:
+        return [TokenInfo(**dict(r)) for r in await self.pool.fetch(self.q.list_tokens, user.id)]
+
+    async def revoke_token(self, login: str) -> bool:
+        """Revoke a token; False if it was revoked already."""
+        return await self.pool.fetchrow(self.q.revoke_token, login) is not None
+
+    # the audit trail ----------------------------------------------------------
+
     async def add_event(
         self,
         user_id: int | None,
@@ -66,8 +144,12 @@ class AccountStore(StoreBase):
     ) -> None:
         await self.pool.execute(self.q.add_event, user_id, address, action, obj, details)
 
-    async def events(self, obj: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.pool.fetch(self.q.list_events, obj, limit)]
+    async def events(
+        self, obj: str | None, limit: int = 100, *, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `obj` matches itself and what is below it (a project's builds)."""
+        rows = await self.pool.fetch(self.q.list_events, obj, user, limit)
+        return [dict(r) for r in rows]
 
 
 def _user(row: asyncpg.Record) -> User:

@@ -46,7 +46,7 @@ def embedded_dsn(data_dir: Path) -> tuple[str, Any]:
         # be able to reach the data directory (e.g. below a mode-700 parent).
         from pgserver.utils import ensure_user_exists
 
-        from kopers.vm.libvirt import ensure_traversable
+        from kopers.hostaccess import ensure_traversable
 
         ensure_user_exists(PGSERVER_USER)
         ensure_traversable(pgdata.parent, PGSERVER_USER, set())

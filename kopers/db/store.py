@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from kopers.db.accounts import AccountStore, TokenRecord
 from kopers.db.builds import BuildStore, NewBuild
+from kopers.db.permissions import PermissionStore
 from kopers.db.projects import ProjectStore
 
 __all__ = ["NewBuild", "Store", "TokenRecord"]
 
 
-class Store(AccountStore, ProjectStore, BuildStore):
+class Store(AccountStore, ProjectStore, BuildStore, PermissionStore):
     """All parts of the store over one pool."""

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import logging
 import os
 import pwd
 import re
-import shutil
 import socket
-import stat
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +31,7 @@ from urllib.parse import urlparse
 import libvirt
 
 from kopers.errors import ConfigError, InfrastructureError
+from kopers.hostaccess import ensure_traversable
 from kopers.vm.domain import (
     DOMAIN_TYPES,
     DomainSpec,
@@ -55,11 +52,13 @@ T = TypeVar("T")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 DEFAULT_QEMU_USER = "libvirt-qemu"
 PORT_ATTEMPTS = 5
-_GONE = {
+_MISSING = {
     libvirt.VIR_ERR_NO_DOMAIN,
     libvirt.VIR_ERR_NO_STORAGE_VOL,
-    libvirt.VIR_ERR_OPERATION_INVALID,  # e.g. destroying a domain that already stopped
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
 }
+# OPERATION_INVALID: e.g. destroying a domain that stopped meanwhile.
+_GONE = _MISSING | {libvirt.VIR_ERR_OPERATION_INVALID}
 
 # libvirt's default handler prints every error to stderr, even handled ones.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -110,8 +109,12 @@ class LibvirtDriver:
         parsed = urlparse(self.uri)
         return not parsed.hostname and parsed.path.rstrip("/") == "/system"
 
-    async def start(self, image: TemplateImage, name: str) -> VmHandle:
-        """Create an overlay of the image and boot a transient domain from it."""
+    async def start(self, image: TemplateImage, name: str, allow_network: bool = False) -> VmHandle:
+        """Create an overlay of the image and boot a transient domain from it.
+
+        The guest can open no connection at all unless allow_network is set
+        (projects that enable networking); SSH always comes in on 127.0.0.1.
+        """
         if self.is_local_system:
             self.overlay_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
@@ -123,9 +126,11 @@ class LibvirtDriver:
             vol = await self._call(pool.createXML, xml, 0)
             overlay = Path(vol.path())
         try:
-            port = await self._create_domain(image, name, overlay, console)
+            port = await self._create_domain(image, name, overlay, console, allow_network)
         except BaseException:
-            await self._delete_files(name)
+            # Shielded so a cancelled start still cleans up. A createXML that
+            # completes in its thread after this is left to autodestroy and reap().
+            await asyncio.shield(self.destroy_name(name))
             raise
         return VmHandle(name, "127.0.0.1", port, overlay, console)
 
@@ -180,7 +185,7 @@ class LibvirtDriver:
     # -- internals -------------------------------------------------------------
 
     async def _create_domain(
-        self, image: TemplateImage, name: str, overlay: Path, console: Path
+        self, image: TemplateImage, name: str, overlay: Path, console: Path, allow_network: bool
     ) -> int:
         """Boot the domain on a free loopback port; retry if qemu could not bind it."""
         conn = await self._connection()
@@ -198,6 +203,7 @@ class LibvirtDriver:
                 disk=overlay,
                 console_log=console,
                 ssh_port=port,
+                allow_network=allow_network,
             )
             try:
                 await asyncio.to_thread(conn.createXML, render_domain_xml(spec), flags)
@@ -267,16 +273,9 @@ class LibvirtDriver:
         conn = self._conn
         assert conn is not None
         dom = _lookup(conn.lookupByName, name)
-        if dom is None:
-            return
-        try:
-            if dom.isActive():
-                dom.destroy()
-            if dom.isPersistent():
-                dom.undefine()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in _GONE:
-                raise
+        if dom is not None:
+            _ignore_gone(dom.destroy)
+            _ignore_gone(dom.undefine)  # only if someone made it persistent
 
     async def _delete_files(self, name: str) -> None:
         async with self._pool_lock:
@@ -313,90 +312,28 @@ def qemu_user(conf: Path) -> str | None:
     return None if user == "root" else user
 
 
-def ensure_traversable(folder: Path, user: str, done: set[Path]) -> list[Path]:
-    """Give `user` search (x) permission on folder and its ancestors where it lacks it.
-
-    Returns the directories that were changed. `done` caches checked folders.
-    """
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        log.warning("qemu user %s does not exist; not adjusting permissions", user)
-        return []
-    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-    changed = []
-    folder = folder.absolute()
-    for path in [*reversed(folder.parents), folder]:
-        if path in done:
-            continue
-        st = path.stat()
-        if not _can_traverse(st, entry.pw_uid, groups) and not _acl_grants(path, user):
-            if shutil.which("setfacl") is None:
-                raise InfrastructureError(
-                    f"{user} cannot reach {path} and setfacl is missing (apt install acl)"
-                )
-            result = subprocess.run(
-                ["setfacl", "-m", f"u:{user}:x", str(path)], capture_output=True, text=True
-            )
-            if result.returncode != 0:
-                raise InfrastructureError(
-                    f"cannot grant {user} access to {path}: {result.stderr.strip()}"
-                )
-            changed.append(path)
-        done.add(path)
-    return changed
-
-
-def _can_traverse(st: os.stat_result, uid: int, groups: set[int]) -> bool:
-    if st.st_uid == uid:
-        return bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid in groups:
-        # With an ACL the group bits are the mask; a named-user entry may still help.
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
-
-
-def _acl_grants(path: Path, user: str) -> bool:
-    if shutil.which("getfacl") is None:
-        return False
-    result = subprocess.run(
-        ["getfacl", "--absolute-names", "--omit-header", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    for line in result.stdout.splitlines():
-        # "user:libvirt-qemu:--x", or "user:libvirt-qemu:--x\t#effective:---" when
-        # the mask takes the right away again (a later chmod 700 does that).
-        entry, _, comment = line.partition("#")
-        if not entry.strip().startswith(f"user:{user}:"):
-            continue
-        perms = comment.split(":", 1)[1] if comment.startswith("effective:") else entry
-        return perms.strip().endswith("x")
-    return False
-
-
 def _delete_volume(pool: libvirt.virStoragePool, name: str) -> None:
     vol = _lookup(pool.storageVolLookupByName, name)
-    if vol is None:
-        return
-    try:
-        vol.delete(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() not in _GONE:
-            raise
+    if vol is not None:
+        _ignore_gone(vol.delete, 0)
 
 
 def _lookup(func: Callable[[str], T], name: str) -> T | None:
     try:
         return func(name)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (
-            libvirt.VIR_ERR_NO_DOMAIN,
-            libvirt.VIR_ERR_NO_STORAGE_VOL,
-            libvirt.VIR_ERR_NO_STORAGE_POOL,
-        ):
+        if exc.get_error_code() in _MISSING:
             return None
         raise
+
+
+def _ignore_gone(func: Callable[..., object], *args: object) -> None:
+    """Call func, treating "it is already gone / not running" as success."""
+    try:
+        func(*args)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in _GONE:
+            raise
 
 
 def _free_port() -> int:

@@ -157,3 +157,5 @@ class VmPool:
     async def close(self) -> None:
         for name, handle in list(self.live.items()):
             await self._destroy(name, handle)
+        if self._driver is not None:
+            await self._driver.close()

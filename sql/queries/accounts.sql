@@ -5,6 +5,9 @@ RETURNING id, name, is_admin;
 -- name: get_user
 SELECT id, name, is_admin FROM users WHERE name = $1;
 
+-- name: users_by_name
+SELECT id, name, is_admin FROM users WHERE name = ANY($1::text[]);
+
 -- name: create_token
 INSERT INTO tokens (user_id, login, secret_hash, expires_on) VALUES ($1, $2, $3, $4)
 RETURNING id;
@@ -17,11 +20,25 @@ WHERE t.login = $1;
 -- name: touch_token
 UPDATE tokens SET last_used = now() WHERE login = $1;
 
+-- name: list_tokens
+SELECT t.login, t.created_on, t.expires_on, t.last_used, t.revoked, t.revoked_on
+FROM tokens t WHERE t.user_id = $1
+ORDER BY t.created_on, t.id;
+
+-- name: revoke_token
+-- Returns the row only when this call revoked it, so revoking twice is visible.
+UPDATE tokens SET revoked = true, revoked_on = now()
+WHERE login = $1 AND NOT revoked
+RETURNING login;
+
 -- name: add_event
 INSERT INTO events (user_id, address, action, object, details) VALUES ($1, $2, $3, $4, $5);
 
 -- name: list_events
+-- $1: a project (or other object) and everything below it; $2: the actor's name.
+-- starts_with, not LIKE: `_` is common in names and a LIKE wildcard.
 SELECT e.id, e.at, u.name AS username, e.address, e.action, e.object, e.details
 FROM events e LEFT JOIN users u ON u.id = e.user_id
-WHERE ($1::text IS NULL OR e.object = $1 OR e.object LIKE $1 || '/%')
-ORDER BY e.id DESC LIMIT $2;
+WHERE ($1::text IS NULL OR e.object = $1 OR starts_with(e.object, $1 || '/'))
+  AND ($2::text IS NULL OR u.name = $2)
+ORDER BY e.id DESC LIMIT $3;

@@ -8,6 +8,7 @@ destroys it and checks that nothing is left.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -23,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from kopers.errors import InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import domain_name, domain_prefix
 from kopers.vm.libvirt import LibvirtDriver, VmHandle
+from kopers.vm.probe import probe_domain_type
 from kopers.vm.template import TemplateImage, build_template, default_templates_root
 
 pytestmark = pytest.mark.e2e
@@ -305,9 +308,29 @@ async def test_builddep_from_project_repo(
     assert f"kopers-e2e-noarch-1.0-3{DIST}.noarch" in manifest
 
 
+async def test_probe_decides(image: TemplateImage) -> None:
+    result = await probe_domain_type(image, timeout=30)
+    print(f"probe: {result.domain_type} ({result.reason})")
+    assert result.domain_type in ("kvm", "qemu")
+    assert result.reason
+
+
 async def test_destroy_leaves_nothing(vm: Vm) -> None:
+    """Destroying the VM mid-command is a lost connection, then nothing is left."""
     print("timings:", {k: round(v, 1) for k, v in vm.timings.items()})
-    await vm.driver.destroy(vm.handle)
+    h = vm.handle
+    started = asyncio.Event()
+
+    def on_line(line: str) -> None:
+        if line == "started":
+            started.set()
+
+    async with ssh.connect(h.ssh_host, h.ssh_port, vm.image.ssh_key) as session:
+        running = asyncio.create_task(session.run("echo started; sleep 300", on_line))
+        await asyncio.wait_for(started.wait(), 30)
+        await vm.driver.destroy(h)
+        with pytest.raises(InfrastructureError, match="connection lost"):
+            await asyncio.wait_for(running, 60)
     await vm.driver.destroy(vm.handle)  # idempotent
     listed = subprocess.run(
         ["virsh", "-c", URI, "list", "--all", "--name"], capture_output=True, text=True, check=True

@@ -99,6 +99,13 @@ def test_user_net_is_restricted_and_forward_bound_to_loopback() -> None:
     assert [o for o in options if o.startswith("hostfwd=")] == ["hostfwd=tcp:127.0.0.1:40123-:22"]
 
 
+def test_network_can_be_allowed_explicitly() -> None:
+    args = qemu_args(ET.fromstring(render_domain_xml(spec(allow_network=True))))
+    options = args[args.index("-netdev") + 1].split(",")
+    assert "restrict=off" in options
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in options
+
+
 def test_nic_has_fixed_pci_slot() -> None:
     args = qemu_args(ET.fromstring(render_domain_xml(spec())))
     device = args[args.index("-device") + 1]

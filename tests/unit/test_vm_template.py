@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -174,3 +177,117 @@ async def test_default_cmdline_when_recipe_writes_none(tmp_path: Path) -> None:
     make_template(root, recipe=FAKE_RECIPE.replace('echo "root=/dev/vda ro" > "$out/cmdline"', ""))
     image = await build_template("fake-1", root, cache, lambda _: None)
     assert image.cmdline == DEFAULT_CMDLINE
+
+
+# -- the builder scripts copied into the images (stdlib only, so testable here) --
+
+
+def load_builder(template: str) -> ModuleType:
+    path = default_templates_root() / template / "builder.py"
+    spec = importlib.util.spec_from_file_location(f"builder_{template.replace('-', '_')}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def job(tmp_path: Path, **overrides: object) -> dict[str, object]:
+    srpm = tmp_path / "x-1-1.src.rpm"
+    srpm.write_bytes(b"")
+    values: dict[str, object] = {
+        "build_id": 7,
+        "chroot": "fedora-40-x86_64",
+        "srpm": str(srpm),
+        "result_dir": str(tmp_path / "out"),
+        "macros": {"dist": ".fc40.kopers", "vendor": "Kopers a/p", "packager": "a via Kopers"},
+        "repos": [
+            {"id": "copr_base", "name": "a/p", "baseurl": "http://127.0.0.1:1/", "gpgcheck": False}
+        ],
+        "enable_net": False,
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize("template", ["debian-12", "fedora-40"])
+def test_builder_forces_identity(template: str, tmp_path: Path) -> None:
+    builder = load_builder(template)
+    spec = tmp_path / "p.spec"
+    spec.write_text(
+        "Name: p\n%define dist .evil\n  %global  dist .evil2\nVendor: Evil\n"
+        "packager: Mallory\nRelease: 1%{?dist}\n%define distro x\nSummary: vendor: in text\n"
+    )
+    builder.force_identity(spec)
+    assert (
+        spec.read_text()
+        == "Name: p\nRelease: 1%{?dist}\n%define distro x\nSummary: vendor: in text\n"
+    )
+
+
+@pytest.mark.parametrize("template", ["debian-12", "fedora-40"])
+def test_builder_rejects_invalid_jobs(template: str, tmp_path: Path) -> None:
+    builder = load_builder(template)
+    good = job(tmp_path)
+    builder.load_job(write_job(tmp_path, good))
+    bad_jobs = [
+        {**good, "build_id": "7"},
+        {**good, "macros": {"dist": ".x", "vendor": "v"}},
+        {**good, "repos": [{"id": "bad id", "name": "n", "baseurl": "http://x/"}]},
+        {**good, "repos": [{"id": "ok", "name": "n\nproxy=evil", "baseurl": "http://x/"}]},
+        {**good, "srpm": str(tmp_path / "missing.src.rpm")},
+        {**good, "enable_net": "yes"},
+    ]
+    for bad in bad_jobs:
+        with pytest.raises(builder.JobError):
+            builder.load_job(write_job(tmp_path, bad))
+    assert builder.main(["kopers-builder", str(tmp_path / "nope.json")]) == 2
+
+
+def write_job(tmp_path: Path, value: dict[str, object]) -> str:
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+def test_debian_builder_releasever() -> None:
+    builder = load_builder("debian-12")
+    assert builder.releasever("debian-12-x86_64") == "12"
+    assert builder.releasever("fedora-rawhide-x86_64") == "rawhide"
+
+
+def test_fedora_mock_config_is_valid_python(tmp_path: Path) -> None:
+    builder = load_builder("fedora-40")
+    values = job(tmp_path, proxy="http://127.0.0.1:3128", enable_net=True)
+    text = builder.mock_config(values)
+    included: list[str] = []
+    config: dict[str, object] = {
+        "macros": {},
+        "plugin_conf": {"package_state_opts": {}},
+        "dnf.conf": "[main]\nkeepcache=1\n\n[fedora]\nname=Fedora\n",
+    }
+    exec(text, {"include": included.append, "config_opts": config})
+    assert included == ["/etc/mock/fedora-40-x86_64.cfg"]
+    assert config["macros"] == {
+        "%dist": ".fc40.kopers",
+        "%vendor": "Kopers a/p",
+        "%packager": "a via Kopers",
+    }
+    assert config["rpmbuild_networking"] is True
+    dnf_conf = str(config["dnf.conf"])
+    assert "[copr_base]\nname=a/p\nbaseurl=http://127.0.0.1:1/\ngpgcheck=0" in dnf_conf
+    assert dnf_conf.startswith("[main]\nproxy=http://127.0.0.1:3128\nkeepcache=1\n")
+
+
+def test_fedora_manifest_from_package_state(tmp_path: Path) -> None:
+    builder = load_builder("fedora-40")
+    results, out = tmp_path / "results", tmp_path / "out"
+    results.mkdir()
+    out.mkdir()
+    (results / "installed_pkgs.log").write_text(
+        "bash-5.2.26-3.fc40.x86_64 1706659200 8168424 d2c0ffee installed\n"
+        "acl-2.3.2-1.fc40.x86_64 1706659200 1000 abcd installed\n"
+    )
+    builder.write_manifest(results, out)
+    assert (out / "manifest.txt").read_text() == (
+        "acl-2.3.2-1.fc40.x86_64\nbash-5.2.26-3.fc40.x86_64\n"
+    )

@@ -187,7 +187,8 @@ def collect(result_dir: Path) -> None:
 def build(job: dict) -> None:
     result_dir = Path(job["result_dir"])
     result_dir.mkdir(parents=True, exist_ok=True)
-    say(f"build {job['build_id']} for {job['chroot']}, network {'on' if job['enable_net'] else 'off'}")
+    network = "on" if job["enable_net"] else "off"
+    say(f"build {job['build_id']} for {job['chroot']}, network {network}")
     spec = install_srpm(job)
     force_identity(spec)
     if job["repos"]:

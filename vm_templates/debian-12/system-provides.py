@@ -99,10 +99,10 @@ def soname_provides() -> list[str]:
             # soname from the ELF header, not the file name.
             # Only ELF files either: elfdeps fails on linker scripts such as libc.so.
             real = os.path.realpath(entry)
-            if ".so" in entry.name and not entry.is_symlink() and entry.is_file():
-                if real not in seen and is_elf(entry):
-                    seen.add(real)
-                    files.append(real)
+            candidate = ".so" in entry.name and not entry.is_symlink() and entry.is_file()
+            if candidate and real not in seen and is_elf(entry):
+                seen.add(real)
+                files.append(real)
     result = subprocess.run(
         [ELFDEPS, "--provides"],
         input="\n".join(files) + "\n",

@@ -1,0 +1,116 @@
+"""Copr's per-project roles under /api_3/project/permissions: get, set and request.
+
+The contract is section 5 of ../shared/docs/copr-api-v3.md and upstream's
+behaviour: all three need credentials; `get` and `set` are for those who may
+change the project, `request` for any user; `get` answers 404 with an error
+while the project has no permission rows at all. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from kopers import access
+from kopers.access import Action, Grant, Role, Target
+from kopers.api.app import KOPERS
+from kopers.api.auth import require_user
+from kopers.errors import BadRequest, NotFound
+
+routes = web.RouteTableDef()
+_PATH = "/api_3/project/permissions/{verb}/{ownername}/{projectname}"
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    return await request.json(loads=json.loads)
+
+
+def _changes(changed: dict[str, tuple[Grant, Grant]]) -> dict[str, dict[str, list[str]]]:
+    """{user: (old, new)} -> {user: {role: [old, new]}} for the roles that changed."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for name, (old, new) in changed.items():
+        out[name] = {
+            str(r): [str(old.state(r)), str(new.state(r))]
+            for r in Role
+            if old.state(r) != new.state(r)
+        }
+    return out
+
+
+@routes.get(_PATH.replace("{verb}", "get"))
+async def get_permissions(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        request.match_info["ownername"], request.match_info["projectname"]
+    )
+    facts = await access.authorize(kopers.store, user, Action.READ_PERMISSIONS, Target.of(project))
+    if not facts.grants:
+        raise NotFound(f"No permissions set on {project.full_name} project")
+    return web.json_response(
+        {"permissions": {name: g.as_json() for name, g in facts.grants.items()}}
+    )
+
+
+@routes.put(_PATH.replace("{verb}", "set"))
+async def set_permissions(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        request.match_info["ownername"], request.match_info["projectname"]
+    )
+    target = Target.of(project)
+    await access.authorize(kopers.store, user, Action.SET_PERMISSIONS, target)
+    wanted = access.parse_set(await _body(request))
+    known = await kopers.store.users_by_name(list(wanted))
+    for name in wanted:
+        if name not in known:
+            raise BadRequest(f"user '{name}' doesn't exist")
+
+    def plan(current: Mapping[str, Grant]) -> dict[str, Grant]:
+        return {
+            name: access.plan_set(target, name, current.get(name, Grant()), roles)
+            for name, roles in wanted.items()
+        }
+
+    changed = await kopers.store.update_grants(project.id, plan)
+    if changed:
+        await kopers.audit(
+            user, request, "permission.set", project.full_name, {"changes": _changes(changed)}
+        )
+    return web.json_response({"updated": sorted(changed)})
+
+
+@routes.put(_PATH.replace("{verb}", "request"))
+async def request_permissions(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        request.match_info["ownername"], request.match_info["projectname"]
+    )
+    target = Target.of(project)
+    await access.authorize(kopers.store, user, Action.REQUEST_PERMISSIONS, target)
+    wanted = access.parse_request(await _body(request))
+
+    def plan(current: Mapping[str, Grant]) -> dict[str, Grant]:
+        return {
+            user.name: access.plan_request(
+                target, user.name, current.get(user.name, Grant()), wanted
+            )
+        }
+
+    changed = await kopers.store.update_grants(project.id, plan)
+    if changed:
+        await kopers.audit(
+            user, request, "permission.request", project.full_name, {"changes": _changes(changed)}
+        )
+    return web.json_response({"updated": bool(changed)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -1,0 +1,431 @@
+"""Every mutating endpoint, called by every kind of caller, against a real Postgres.
+
+For each mutating route of the app (any method but GET/HEAD/OPTIONS), on a
+user-owned and on a group-owned project, the call is made as: anonymous,
+another user, an approved builder, an approved project admin, the owner (for
+a group project: an admin of the group), a plain member of the owning group,
+and a site admin. Each call must be allowed or denied as the table says; a
+denied call must leave every table (and the stored files) exactly as it was,
+and an allowed call must leave exactly one audit event naming the caller.
+A mutating route missing from the table fails the test.
+
+Each call gets fresh objects (project, builds, tokens) made through the
+store, so calls cannot influence each other. No VM runs: the app is opened
+without VMs and the scheduler loop is not started.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from kopers import config as config_mod
+from kopers import tokens
+from kopers.access import Grant, PermState
+from kopers.api.app import create_app
+from kopers.db.store import NewBuild
+from kopers.models import BuildState, Project, SourceType
+from kopers.service import Kopers, open_kopers
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CHROOT = "debian-12-x86_64"
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+KINDS = ("user", "group")
+PRINCIPALS = ("anonymous", "other", "builder", "project_admin", "owner", "member", "site_admin")
+
+
+def who(kind: str, principal: str) -> str | None:
+    """The user name playing `principal` for a project of `kind`."""
+    return {
+        "anonymous": None,
+        "other": "eve",
+        "builder": "bea",
+        "project_admin": "pat",
+        "owner": "olga" if kind == "user" else "gadm",
+        "member": "gmem",
+        "site_admin": "root",
+    }[principal]
+
+
+def owner_of(kind: str) -> str:
+    return "olga" if kind == "user" else "@sig"
+
+
+def basic(login: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{login}:{secret}".encode()).decode()
+
+
+@dataclass
+class World:
+    client: TestClient
+    kopers: Kopers
+    srpm: Path
+    auth: dict[str, str] = field(default_factory=dict)
+    serial: itertools.count[int] = field(default_factory=itertools.count)
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{next(self.serial)}"
+
+    async def project(self, kind: str) -> Project:
+        """A fresh project of `kind` where bea is builder and pat is admin (rows only)."""
+        store = self.kopers.store
+        olga = await store.get_user("olga")
+        project = await store.create_project(
+            owner_of(kind),
+            self.name("p"),
+            description="",
+            instructions="",
+            homepage=None,
+            contact=None,
+            chroots=[CHROOT],
+            additional_repos=[],
+            enable_net=False,
+            created_by=olga.id,
+        )
+        grants = {
+            "bea": Grant(builder=PermState.APPROVED),
+            "pat": Grant(admin=PermState.APPROVED),
+        }
+        await store.update_grants(project.id, lambda _: grants)
+        return project
+
+    async def build(self, project: Project, finished: bool) -> int:
+        olga = await self.kopers.store.get_user("olga")
+        build = await self.kopers.store.create_build(
+            NewBuild(
+                project_id=project.id,
+                submitter_id=olga.id,
+                source_type=SourceType.URL,
+                source={"url": "http://127.0.0.1:1/x.src.rpm"},
+                package_name=None,
+                package_version=None,
+                srpm_name=None,
+                source_state=BuildState.PENDING,
+                timeout=3600,
+                chroots=(CHROOT,),
+                task_state=BuildState.WAITING,
+            )
+        )
+        if finished:
+            await self.kopers.store.cancel_build(build.id)
+        return build.id
+
+    async def token(self, user: str) -> str:
+        u = await self.kopers.store.get_user(user)
+        new = tokens.generate()
+        await self.kopers.store.create_token(u.id, new.login, new.digest, None)
+        return new.login
+
+    async def snapshot(self) -> dict[str, list[str]]:
+        """Every table's rows (tokens without last_used: using a token is not a change)."""
+        pool = self.kopers.store.pool
+        tables = await pool.fetch(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        out = {}
+        for t in sorted(r["table_name"] for r in tables):
+            rows = await pool.fetch(f'SELECT * FROM "{t}"')
+            drop = {"last_used"} if t == "tokens" else set()
+            out[t] = sorted(repr({k: v for k, v in r.items() if k not in drop}) for r in rows)
+        paths = self.kopers.paths
+        for d in (paths.incoming, paths.sources, paths.results):
+            out[f"files:{d.name}"] = sorted(str(p) for p in d.rglob("*"))
+        return out
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    kw: dict[str, Any] = field(default_factory=dict)
+    obj: str = ""  # the audit event's object
+    form: Callable[[], aiohttp.FormData] | None = None
+
+
+Prepare = Callable[[World, str, str | None], Awaitable[Call]]
+
+
+async def add_project(w: World, kind: str, user: str | None) -> Call:
+    owner, name = owner_of(kind), w.name("new")
+    body = {"name": name, "chroots": [CHROOT], "description": "d", "additional_repos": []}
+    path = f"/api_3/project/add/{owner}?ownername={owner.replace('@', '%40')}&exist_ok=False"
+    return Call("POST", path, {"json": body}, f"{owner}/{name}")
+
+
+async def delete_project(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    await w.build(p, finished=False)  # a delete also cancels what still runs
+    path = f"/api_3/project/delete/{p.owner}/{p.name}"
+    return Call("DELETE", path, {"json": {"verify": True}}, p.full_name)
+
+
+def _opts(p: Project) -> dict[str, Any]:
+    return {"ownername": p.owner, "projectname": p.name, "project_dirname": p.name, "chroots": None}
+
+
+async def check_before_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("POST", "/api_3/build/check-before-build", {"json": _opts(p)}, p.full_name)
+
+
+async def upload(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field(
+            "pkgs", w.srpm.read_bytes(), filename=w.srpm.name, content_type="application/x-rpm"
+        )
+        data.add_field(
+            "json", json.dumps(_opts(p)), filename="json", content_type="application/json"
+        )
+        return data
+
+    return Call("POST", "/api_3/build/create/upload", {}, p.full_name, form)
+
+
+async def url_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {**_opts(p), "pkgs": ["http://127.0.0.1:1/hello.src.rpm"]}
+    return Call("POST", "/api_3/build/create/url", {"json": body}, p.full_name)
+
+
+async def cancel_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("PUT", f"/api_3/build/cancel/{await w.build(p, False)}", {}, p.full_name)
+
+
+async def delete_builds(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {"builds": [await w.build(p, True)]}
+    return Call("DELETE", "/api_3/build/delete/list", {"json": body}, p.full_name)
+
+
+async def set_permissions(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    path = f"/api_3/project/permissions/set/{p.owner}/{p.name}"
+    return Call("PUT", path, {"json": {"eve": {"builder": "approved"}}}, p.full_name)
+
+
+async def request_permissions(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    path = f"/api_3/project/permissions/request/{p.owner}/{p.name}"
+    return Call("PUT", path, {"json": {"builder": True}}, p.full_name)
+
+
+async def revoke_token(w: World, kind: str, user: str | None) -> Call:
+    holder = who(kind, "owner")
+    assert holder is not None
+    return Call("DELETE", f"/api/tokens/{await w.token(holder)}", {}, holder)
+
+
+@dataclass(frozen=True)
+class Case:
+    prepare: Prepare
+    allowed: tuple[frozenset[str], frozenset[str]]  # principals allowed: (user kind, group kind)
+    audit: str | None  # the event an allowed call leaves; None: the call changes nothing
+    refused: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # 400, not 403
+
+    def expected(self, kind: str, principal: str) -> int:
+        i = KINDS.index(kind)
+        if principal in self.allowed[i]:
+            return 200
+        if principal == "anonymous":
+            return 401
+        return 400 if principal in self.refused[i] else 403
+
+
+def _s(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+EDITORS = _s("owner", "project_admin", "site_admin")
+BUILDERS = EDITORS | {"builder"}
+GROUP_BUILDERS = BUILDERS | {"member"}
+ANY_USER = frozenset(PRINCIPALS) - {"anonymous"}
+
+MATRIX: dict[tuple[str, str], Case] = {
+    ("POST", "/api_3/project/add/{ownername}"): Case(
+        add_project,
+        (_s("owner", "site_admin"), _s("owner", "member", "site_admin")),
+        "project.create",
+    ),
+    ("DELETE", "/api_3/project/delete/{ownername}/{projectname}"): Case(
+        delete_project, (_s("owner", "site_admin"), _s("owner", "site_admin")), "project.delete"
+    ),
+    ("POST", "/api_3/build/check-before-build"): Case(
+        check_before_build, (BUILDERS, GROUP_BUILDERS), None
+    ),
+    ("POST", "/api_3/build/create/upload"): Case(
+        upload, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api_3/build/create/url"): Case(
+        url_build, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("PUT", "/api_3/build/cancel/{build_id}"): Case(
+        cancel_build, (BUILDERS, GROUP_BUILDERS), "build.cancel"
+    ),
+    ("DELETE", "/api_3/build/delete/list"): Case(delete_builds, (EDITORS, EDITORS), "build.delete"),
+    ("PUT", "/api_3/project/permissions/set/{ownername}/{projectname}"): Case(
+        set_permissions, (EDITORS, EDITORS), "permission.set"
+    ),
+    # Any user may ask for a role, except the owning user (Copr: 400), and a
+    # builder asking again for the builder role it has (Copr: 400).
+    ("PUT", "/api_3/project/permissions/request/{ownername}/{projectname}"): Case(
+        request_permissions,
+        (ANY_USER - {"owner", "builder"}, ANY_USER - {"builder"}),
+        "permission.request",
+        refused=(_s("owner", "builder"), _s("builder")),
+    ),
+    # The token belongs to the "owner" principal (olga, or gadm for the group kind).
+    ("DELETE", "/api/tokens/{login}"): Case(
+        revoke_token, (_s("owner", "site_admin"), _s("owner", "site_admin")), "token.revoke"
+    ),
+}
+
+
+@pytest.fixture
+async def world(dsn: str, tmp_path: Path, make_srpm: Callable[..., Path]) -> AsyncIterator[World]:
+    cfg = config_mod.load(
+        str(REPO / "kopers.toml"),
+        env={"KOPERS_DATA_DIR": str(tmp_path / "data"), "KOPERS_DATABASE_DSN": dsn},
+    )
+    kopers = await open_kopers(cfg, with_vms=False)
+    client = TestClient(TestServer(create_app(kopers)))
+    w = World(client, kopers, make_srpm("hello", "1.0"))
+    store = kopers.store
+    for name in ("olga", "eve", "bea", "pat", "gadm", "gmem", "root"):
+        user = await store.create_user(name, is_admin=name == "root")
+        new = tokens.generate()
+        await store.create_token(user.id, new.login, new.digest, None)
+        w.auth[name] = basic(new.login, new.secret)
+    sig = await store.create_group("sig")
+    await store.add_group_member(sig, await store.get_user("gadm"), True)
+    await store.add_group_member(sig, await store.get_user("gmem"), False)
+    # eve admins another group, which must not matter for @sig projects.
+    other = await store.create_group("other-sig")
+    await store.add_group_member(other, await store.get_user("eve"), True)
+    await client.start_server()
+    try:
+        yield w
+    finally:
+        await client.close()
+        await kopers.close()
+
+
+def mutating_routes(w: World) -> set[tuple[str, str]]:
+    app = w.client.server.app
+    assert app is not None
+    return {
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.method not in READ_METHODS and r.resource is not None
+    }
+
+
+async def test_every_mutating_route_is_in_the_matrix(world: World) -> None:
+    routes = mutating_routes(world)
+    assert routes - set(MATRIX) == set(), "mutating routes missing from the authorization matrix"
+    assert set(MATRIX) - routes == set(), "the matrix lists routes the app no longer has"
+
+
+@pytest.mark.parametrize("route", list(MATRIX), ids=[f"{m} {p}" for m, p in MATRIX])
+async def test_route_allows_and_denies_as_the_matrix_says(
+    world: World, route: tuple[str, str]
+) -> None:
+    case = MATRIX[route]
+    failures = []
+    for kind, principal in itertools.product(KINDS, PRINCIPALS):
+        user = who(kind, principal)
+        call = await case.prepare(world, kind, user)
+        before = await world.snapshot()
+        last_event = await world.kopers.store.pool.fetchval("SELECT max(id) FROM events")
+        headers = {"Authorization": world.auth[user]} if user else {}
+        kw = dict(call.kw)
+        if call.form is not None:
+            kw["data"] = call.form()
+        async with world.client.request(call.method, call.path, headers=headers, **kw) as resp:
+            status, body = resp.status, await resp.json(content_type=None)
+        after = await world.snapshot()
+        new_events = await world.kopers.store.pool.fetch(
+            "SELECT e.action, e.object, e.address, u.name AS username FROM events e"
+            " LEFT JOIN users u ON u.id = e.user_id WHERE e.id > $1 ORDER BY e.id",
+            last_event or 0,
+        )
+        want = case.expected(kind, principal)
+        label = f"{kind} project, {principal} ({user}): {call.method} {call.path}"
+        assert isinstance(body, dict), label
+        if status != want:
+            failures.append(f"{label}: got {status} {body}, expected {want}")
+            continue
+        if want != 200 or case.audit is None:
+            # Denied (or a pure check): nothing changed, nothing was logged.
+            assert "error" in body or want == 200, label
+            changed = {t for t in before if before[t] != after[t]}
+            if changed:
+                failures.append(f"{label}: changed {sorted(changed)} though {status}")
+            continue
+        got = [(e["action"], e["object"], e["username"]) for e in new_events]
+        if got != [(case.audit, call.obj, user)] or new_events[0]["address"] is None:
+            failures.append(f"{label}: audit events {got}, expected [{case.audit}]")
+    assert not failures, "\n".join(failures)
+
+
+async def test_audit_log_is_append_only_in_the_database(world: World) -> None:
+    import asyncpg
+
+    pool = world.kopers.store.pool
+    await world.kopers.store.add_event(None, "test", "test.event", "x", {})
+    for sql in ("UPDATE events SET action = 'forged'", "DELETE FROM events", "TRUNCATE events"):
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await pool.execute(sql)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE action = 'test.event'") == 1
+
+
+async def test_events_api_filters_by_project_and_user_and_links_the_buildroot(
+    world: World,
+) -> None:
+    w = world
+    p = await w.project("group")
+    call = await url_build(w, "group", "gmem")
+    async with w.client.request(
+        call.method, call.path, headers={"Authorization": w.auth["gmem"]}, **call.kw
+    ) as resp:
+        assert resp.status == 200
+    project = call.obj
+    async with w.client.get(f"/api/events?project={project.replace('@', '%40')}") as resp:
+        assert resp.status == 401 and "authentication" in (await resp.json())["error"]
+    async with w.client.get(
+        "/api/events",
+        params={"project": project, "user": "gmem", "limit": "5"},
+        headers={"Authorization": w.auth["eve"]},
+    ) as resp:
+        assert resp.status == 200
+        page = await resp.json()
+    [event] = page["items"]
+    assert event["action"] == "build.submit" and event["user"] == "gmem"
+    assert event["object"] == project and event["address"] == "127.0.0.1"
+    build_id = event["details"]["build"]
+    assert event["buildroot_url"].endswith(f"/api/builds/{build_id}/buildroot")
+    async with w.client.get(f"/api/builds/{build_id}/buildroot") as resp:
+        assert resp.status == 200
+    async with w.client.get(
+        "/api/events", params={"user": "nobody"}, headers={"Authorization": w.auth["eve"]}
+    ) as resp:
+        assert (await resp.json())["items"] == []
+    async with w.client.get(
+        "/api/events", params={"project": p.full_name}, headers={"Authorization": w.auth["eve"]}
+    ) as resp:
+        assert (await resp.json())["items"] == []  # p was made through the store, not the API
