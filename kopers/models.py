@@ -147,6 +147,8 @@ class Build:
     started_on: datetime | None
     ended_on: datetime | None
     tasks: tuple[BuildTask, ...] = field(default=())
+    priority: int = 0  # lower runs first; background builds run after the others
+    is_background: bool = False
 
     @property
     def state(self) -> BuildState:

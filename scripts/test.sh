@@ -12,7 +12,9 @@ make_venv "[dev]"
 build_templates
 
 say "ruff"
-.venv/bin/ruff check kopers tests bench
+lint_dirs=(kopers tests)
+[ -d bench ] && lint_dirs+=(bench)
+.venv/bin/ruff check "${lint_dirs[@]}"
 say "mypy"
 .venv/bin/mypy kopers
 

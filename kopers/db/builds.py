@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from kopers.db.base import StoreBase
+from kopers.db.chains import ChainSpec, ChainStore, start_state
 from kopers.errors import NotFound
 from kopers.models import Build, BuildState, BuildTask, Nevra, SourceType
 
@@ -28,9 +28,12 @@ class NewBuild:
     timeout: int
     chroots: tuple[str, ...]
     task_state: BuildState
+    chain: ChainSpec = field(default_factory=ChainSpec)
+    priority: int = 0  # lower runs first
+    is_background: bool = False
 
 
-class BuildStore(StoreBase):
+class BuildStore(ChainStore):
     async def create_build(
         self, new: NewBuild, on_created: Callable[[int], Awaitable[None]] | None = None
     ) -> Build:
@@ -52,8 +55,20 @@ class BuildStore(StoreBase):
                 str(new.source_state),
                 new.timeout,
             )
+            await conn.execute(self.q.set_build_priority, build_id, new.priority, new.is_background)
             for chroot in new.chroots:
                 await conn.execute(self.q.add_task, build_id, chroot, str(new.task_state))
+            if not new.chain.empty:
+                deps = await self._link(conn, build_id, new.chroots, new.chain)
+                for chroot, chroot_deps in deps.items():
+                    start = start_state(new.task_state, chroot, chroot_deps)
+                    if start.state == BuildState.SKIPPED:
+                        await conn.execute(self.q.skip_task, build_id, chroot, start.reason)
+                    elif start.state != new.task_state:
+                        await conn.execute(
+                            self.q.set_task_state, build_id, chroot, str(start.state)
+                        )
+                await conn.execute(self.q.finish_build_if_done, build_id)
             if on_created is not None:
                 await on_created(build_id)
         return await self.get_build(build_id)
@@ -194,4 +209,6 @@ def _build(row: asyncpg.Record, tasks: list[BuildTask]) -> Build:
         started_on=row["started_on"],
         ended_on=row["ended_on"],
         tasks=tuple(tasks),
+        priority=row["priority"],
+        is_background=row["is_background"],
     )

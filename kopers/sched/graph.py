@@ -52,6 +52,7 @@ class Node:
     state: BuildState
     priority: int = 0  # lower runs first; background builds get a higher number
     deps: frozenset[TaskKey] = frozenset()
+    vm: bool = True  # needs a builder VM slot (a URL download does not)
 
 
 def check_transition(old: BuildState, new: BuildState) -> None:
@@ -100,18 +101,13 @@ class TaskGraph:
         # finished nodes are dropped, and failed ones take their dependents with them.
         return node is None or node.state == BuildState.SUCCEEDED
 
-    def unblocked_by(self, key: TaskKey) -> list[TaskKey]:
-        """Waiting dependents of `key` that become pending now that it succeeded."""
-        out = []
-        for dep_key in sorted(self._dependents.get(key, ())):
-            node = self.nodes.get(dep_key)
-            if (
-                node is not None
-                and node.state == BuildState.WAITING
-                and all(self._dep_done(d) or d == key for d in node.deps)
-            ):
-                out.append(dep_key)
-        return out
+    def promotable(self) -> list[TaskKey]:
+        """Waiting nodes whose dependencies have all succeeded: they should be pending."""
+        return sorted(
+            n.key
+            for n in self.nodes.values()
+            if n.state == BuildState.WAITING and all(self._dep_done(d) for d in n.deps)
+        )
 
     def doomed_by(self, key: TaskKey) -> list[TaskKey]:
         """Every unfinished node that (transitively) depends on `key`."""

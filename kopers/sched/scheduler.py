@@ -1,9 +1,13 @@
 """The scheduler loop: owns the in-memory task graph and the running tasks.
 
 Postgres is the truth. At start-up the graph is rebuilt from the unfinished
-task rows; tasks that were starting or running when the process died go back
-to pending and run again on a fresh VM. After that, every change goes to the
-database first and to the graph second.
+task rows and their dependency edges; tasks that were starting or running
+when the process died go back to pending and run again on a fresh VM. After
+that, every change goes to the database first and to the graph second.
+
+The moment a task ends, its dependents are moved on (pending, or skipped
+when it failed) and the loop wakes: the next step of a chain starts as soon
+as the previous step's packages are published, with no polling.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from kopers.sched.graph import SOURCE, Node, TaskGraph, TaskKey
 
 log = logging.getLogger(__name__)
 
+_DEAD = (BuildState.FAILED, BuildState.CANCELED, BuildState.SKIPPED)
+
 
 class TaskRunner(Protocol):
     async def run(self, key: TaskKey) -> BuildState:
@@ -28,26 +34,29 @@ class TaskRunner(Protocol):
         ...
 
 
-def nodes_for_build(build: Build) -> list[Node]:
-    """The graph nodes of a freshly submitted build."""
-    nodes: list[Node] = []
-    deps: frozenset[TaskKey] = frozenset()
-    if build.source_state != BuildState.SUCCEEDED:
-        source = TaskKey(build.id, SOURCE)
-        nodes.append(Node(source, build.owner, BuildState.PENDING))
-        deps = frozenset({source})
-    for task in build.tasks:
-        nodes.append(Node(TaskKey(build.id, task.chroot), build.owner, task.state, deps=deps))
-    return nodes
+def source_node(build_id: int, owner: str, source_type: str, priority: int) -> Node:
+    """The source step of a build: fetching (URL) or building (SCM) its SRPM."""
+    return Node(
+        TaskKey(build_id, SOURCE),
+        owner,
+        BuildState.PENDING,
+        priority,
+        vm=source_type == SourceType.SCM,
+    )
 
 
 class Scheduler:
-    def __init__(self, store: Store, runner: TaskRunner, slots: int) -> None:
+    def __init__(
+        self, store: Store, runner: TaskRunner, slots: int, owner_cap: int | None = None
+    ) -> None:
         self.store = store
         self.runner = runner
         self.slots = slots
+        self.owner_cap = owner_cap
         self.graph = TaskGraph()
         self.running: dict[TaskKey, asyncio.Task[BuildState]] = {}
+        self.last_served: dict[str, int] = {}
+        self._served = 0
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
@@ -55,9 +64,34 @@ class Scheduler:
     # called by the API -----------------------------------------------------
 
     async def submit(self, build: Build) -> None:
+        """Add a committed build's unfinished tasks to the graph."""
         if not self._loaded.is_set():
             return  # the rows are committed; loading the graph will find them
-        self.graph.add_all(nodes_for_build(build))
+        deps: dict[str, set[TaskKey]] = {}
+        for row in await self.store.deps_of_build(build.id):
+            if row["dep_state"] not in (None, BuildState.SUCCEEDED):
+                deps.setdefault(row["chroot"], set()).add(
+                    TaskKey(row["dep_build_id"], row["dep_chroot"])
+                )
+        priority = build.priority
+        source: frozenset[TaskKey] = frozenset()
+        if build.source_state != BuildState.SUCCEEDED:
+            node = source_node(build.id, build.owner, build.source_type, priority)
+            self.graph.add(node)
+            source = frozenset({node.key})
+        for task in build.tasks:
+            if task.state.finished:
+                continue
+            key = TaskKey(build.id, task.chroot)
+            self.graph.add(
+                Node(
+                    key,
+                    build.owner,
+                    task.state,
+                    priority,
+                    frozenset(deps.get(task.chroot, ())) | source,
+                )
+            )
         self.wake()
 
     async def cancel(self, build_id: int) -> None:
@@ -66,14 +100,13 @@ class Scheduler:
             task = self.running.get(key)
             if task is not None:
                 task.cancel()
-            self.graph.remove(key)
+            else:
+                await self._doom_dependents(key, BuildState.CANCELED)
+                self.graph.remove(key)
         self.wake()
 
     def wake(self) -> None:
         self._wake.set()
-
-    def is_running(self, build_id: int) -> bool:
-        return any(k.build_id == build_id for k in self.running)
 
     # the loop ----------------------------------------------------------------
 
@@ -82,9 +115,11 @@ class Scheduler:
         try:
             while True:
                 self._wake.clear()
+                await self._promote()
                 self._dispatch()
                 await self._wake.wait()
         finally:
+            self._loaded.clear()
             for task in self.running.values():
                 task.cancel()
             if self.running:
@@ -94,45 +129,67 @@ class Scheduler:
         """Rebuild the graph from Postgres; interrupted tasks become pending again."""
         self.graph = TaskGraph()
         rows = await self.store.unfinished_graph()
-        sources: set[int] = set()
-        for row in rows:
-            build_id, chroot, state = row["build_id"], row["chroot"], BuildState(row["state"])
-            if state in (BuildState.STARTING, BuildState.RUNNING, BuildState.IMPORTING):
-                log.info(
-                    "task %s/%s was %s when Kopers stopped; it runs again", build_id, chroot, state
+        deps: dict[TaskKey, set[TaskKey]] = {}
+        dead: dict[TaskKey, str] = {}
+        for d in await self.store.unfinished_deps():
+            key = TaskKey(d["build_id"], d["chroot"])
+            if d["dep_state"] in _DEAD:
+                dep = TaskKey(d["dep_build_id"], d["dep_chroot"])
+                dead[key] = (
+                    f"dependency build {dep.build_id} {d['dep_state']} on chroot {dep.chroot}"
                 )
-                await self.store.set_task_state(build_id, chroot, BuildState.PENDING)
+            elif d["dep_state"] not in (None, BuildState.SUCCEEDED):
+                deps.setdefault(key, set()).add(TaskKey(d["dep_build_id"], d["dep_chroot"]))
+        sources: dict[int, Node] = {}
+        for row in rows:
+            key = TaskKey(row["build_id"], row["chroot"])
+            state = BuildState(row["state"])
+            if key in dead:
+                await self.store.skip_task(key.build_id, key.chroot, dead[key])
+                continue
+            if state in (BuildState.STARTING, BuildState.RUNNING, BuildState.IMPORTING):
+                log.info("task %s was %s when Kopers stopped; it runs again", key, state)
+                await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING)
                 state = BuildState.PENDING
-            deps: frozenset[TaskKey] = frozenset()
+            node_deps = set(deps.get(key, ()))
             if (
                 row["source_state"] != BuildState.SUCCEEDED
                 and row["source_type"] != SourceType.UPLOAD
             ):
-                sources.add(build_id)
-                deps = frozenset({TaskKey(build_id, SOURCE)})
-            self.graph.add(Node(TaskKey(build_id, chroot), row["owner"], state, deps=deps))
-        owners = {r["build_id"]: r["owner"] for r in rows}
-        for build_id in sources:
-            self.graph.add(Node(TaskKey(build_id, SOURCE), owners[build_id], BuildState.PENDING))
+                source = sources.setdefault(
+                    key.build_id,
+                    source_node(key.build_id, row["owner"], row["source_type"], row["priority"]),
+                )
+                node_deps.add(source.key)
+            self.graph.add(Node(key, row["owner"], state, row["priority"], frozenset(node_deps)))
+        self.graph.add_all(sources.values())
         self._loaded.set()
         log.info("scheduler loaded %d unfinished tasks", len(self.graph.nodes))
 
+    async def _promote(self) -> None:
+        """Waiting tasks whose dependencies have all succeeded become pending."""
+        for key in self.graph.promotable():
+            await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING)
+            self.graph.set_state(key, BuildState.PENDING)
+
     def _dispatch(self) -> None:
         ready = [n for n in self.graph.ready() if n.key not in self.running]
-        # Source steps only download a file on the host: they take no VM slot.
-        for node in [n for n in ready if n.key.is_source]:
+        # Steps that need no VM (downloading an SRPM) take no slot.
+        for node in [n for n in ready if not n.vm]:
             self._start(node)
-        vm_ready = [n for n in ready if not n.key.is_source]
-        busy = [k for k in self.running if not k.is_source]
+        vm_ready = [n for n in ready if n.vm]
+        busy = [k for k in self.running if k in self.graph.nodes and self.graph.nodes[k].vm]
         free = self.slots - len(busy)
         if free <= 0 or not vm_ready:
             return
-        per_owner = Counter(self.graph.nodes[k].owner for k in busy if k in self.graph.nodes)
-        for node in policy.pick(vm_ready, free, per_owner):
+        per_owner = Counter(self.graph.nodes[k].owner for k in busy)
+        for node in policy.pick(vm_ready, free, per_owner, self.last_served, self.owner_cap):
             self._start(node)
 
     def _start(self, node: Node) -> None:
         self.graph.set_state(node.key, BuildState.STARTING)
+        self._served += 1
+        self.last_served[node.owner] = self._served
         task = asyncio.create_task(self.runner.run(node.key), name=f"task {node.key}")
         self.running[node.key] = task
         task.add_done_callback(functools.partial(self._finished, node.key))
@@ -152,18 +209,19 @@ class Scheduler:
 
     async def _settle(self, key: TaskKey, state: BuildState) -> None:
         """Move dependents on after a task ended, database first."""
-        if key not in self.graph.nodes:
-            self.wake()
-            return
-        if state == BuildState.SUCCEEDED:
-            for dep in self.graph.unblocked_by(key):
-                await self.store.set_task_state(dep.build_id, dep.chroot, BuildState.PENDING)
-                self.graph.set_state(dep, BuildState.PENDING)
-        else:
-            for dep in self.graph.doomed_by(key):
-                what = "source" if key.is_source else f"chroot {key.chroot}"
-                reason = f"dependency build {key.build_id} {state} on {what}"
-                await self.store.skip_task(dep.build_id, dep.chroot, reason)
-                self.graph.remove(dep)
-        self.graph.remove(key)
+        if key in self.graph.nodes:
+            if state == BuildState.SUCCEEDED:
+                # Drop the node first: dependents see a finished dependency as done.
+                self.graph.remove(key)
+                await self._promote()
+            else:
+                await self._doom_dependents(key, state)
+                self.graph.remove(key)
         self.wake()
+
+    async def _doom_dependents(self, key: TaskKey, state: BuildState) -> None:
+        for dep in self.graph.doomed_by(key):
+            what = "source" if key.is_source else f"chroot {key.chroot}"
+            reason = f"dependency build {key.build_id} {state} on {what}"
+            await self.store.skip_task(dep.build_id, dep.chroot, reason)
+            self.graph.remove(dep)

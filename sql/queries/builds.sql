@@ -82,7 +82,7 @@ WHERE build_id = $1 ORDER BY chroot, name, arch;
 SELECT chroot, nevra FROM buildroot_packages WHERE build_id = $1 ORDER BY chroot, nevra;
 
 -- name: unfinished_graph
-SELECT t.build_id, t.chroot, t.state, p.owner, b.source_state, b.source_type
+SELECT t.build_id, t.chroot, t.state, p.owner, b.source_state, b.source_type, b.priority
 FROM build_tasks t JOIN builds b ON b.id = t.build_id JOIN projects p ON p.id = b.project_id
 WHERE t.state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked')
 ORDER BY t.build_id, t.chroot;
@@ -91,3 +91,6 @@ ORDER BY t.build_id, t.chroot;
 UPDATE build_tasks SET state = 'skipped', ended_on = now(), reason = $3
 WHERE build_id = $1 AND chroot = $2
   AND state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked');
+
+-- name: set_build_priority
+UPDATE builds SET priority = $2, is_background = $3 WHERE id = $1;

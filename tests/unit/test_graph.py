@@ -24,11 +24,14 @@ def test_ready_needs_pending_and_succeeded_deps() -> None:
     g.add(Node(src, "alice", S.PENDING))
     g.add(node(1, "c1", state=S.WAITING, deps=[src]))
     g.add(node(2, "c1"))
+    assert g.promotable() == []
     assert {n.key for n in g.ready()} == {src, TaskKey(2, "c1")}
     g.set_state(src, S.STARTING)
     g.set_state(src, S.RUNNING)
     g.set_state(src, S.SUCCEEDED)
-    assert g.unblocked_by(src) == [TaskKey(1, "c1")]
+    assert g.promotable() == [TaskKey(1, "c1")]
+    g.remove(src)  # a finished dependency leaves the graph and still counts as done
+    assert g.promotable() == [TaskKey(1, "c1")]
     g.set_state(TaskKey(1, "c1"), S.PENDING)
     assert TaskKey(1, "c1") in {n.key for n in g.ready()}
 
@@ -68,9 +71,14 @@ def test_policy_round_robin_between_owners() -> None:
     # With one slot and x already busy, y's single build goes next.
     chosen = policy.pick(ready, free_slots=1, running_per_owner={"x": 1})
     assert [n.key.build_id for n in chosen] == [400]
+    # A slot just freed by x (nobody running): y, served less recently, still goes first.
+    chosen = policy.pick(ready, free_slots=1, running_per_owner={}, last_served={"x": 5})
+    assert [n.key.build_id for n in chosen] == [400]
 
 
 def test_policy_priority_and_cap() -> None:
     ready = [node(1, priority=5), node(2, priority=0), node(3, owner="bob")]
     chosen = policy.pick(ready, free_slots=3, running_per_owner={}, owner_cap=1)
     assert [n.key.build_id for n in chosen] == [2, 3]
+    background = [node(1, owner="x", priority=1), node(2, owner="y")]
+    assert [n.key.build_id for n in policy.pick(background, 1, {})] == [2]
