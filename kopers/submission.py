@@ -10,12 +10,13 @@ from __future__ import annotations
 import fnmatch
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kopers import access
 from kopers.config import Config
+from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
 from kopers.errors import BadRequest
 from kopers.models import Build, BuildState, Project, SourceType, User
@@ -30,6 +31,12 @@ class BuildOptions:
     chroots: tuple[str, ...]
     timeout: int
     background: bool
+    chain: ChainSpec = field(default_factory=ChainSpec)
+
+    @property
+    def priority(self) -> int:
+        # Copr's --background: run after everything that is not background.
+        return 1 if self.background else 0
 
 
 def parse_options(data: Mapping[str, Any], project: Project, default_timeout: int) -> BuildOptions:
@@ -38,7 +45,21 @@ def parse_options(data: Mapping[str, Any], project: Project, default_timeout: in
     timeout = _int_option(data, "timeout", default_timeout)
     if not 60 <= timeout <= MAX_TIMEOUT:
         raise BadRequest(f"timeout must be between 60 and {MAX_TIMEOUT} seconds")
-    return BuildOptions(chroots=chroots, timeout=timeout, background=bool(data.get("background")))
+    after = _optional_int(data, "after_build_id")
+    with_ = _optional_int(data, "with_build_id")
+    if after is not None and with_ is not None:
+        raise BadRequest("--after-build-id and --with-build-id cannot be used together")
+    return BuildOptions(
+        chroots=chroots,
+        timeout=timeout,
+        background=bool(data.get("background")),
+        chain=ChainSpec(after_build_id=after, with_build_id=with_),
+    )
+
+
+def _optional_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return None if value is None or value == "" else _int_option(data, key, 0)
 
 
 def select_chroots(project: Project, wanted: Any, excluded: Any) -> tuple[str, ...]:
@@ -110,6 +131,9 @@ class Submissions:
                 timeout=options.timeout,
                 chroots=options.chroots,
                 task_state=BuildState.PENDING,
+                chain=options.chain,
+                priority=options.priority,
+                is_background=options.background,
             )
 
             async def keep_source(build_id: int) -> None:
@@ -146,6 +170,9 @@ class Submissions:
                 timeout=options.timeout,
                 chroots=options.chroots,
                 task_state=BuildState.WAITING,
+                chain=options.chain,
+                priority=options.priority,
+                is_background=options.background,
             )
             builds.append(await self.store.create_build(new))
         return builds

@@ -64,7 +64,7 @@ def build_json(b: Build, layout: Layout) -> dict[str, Any]:
         "ended_on": ts(b.ended_on),
         "submitter": b.submitter,
         "chroots": list(b.chroots),
-        "is_background": False,
+        "is_background": b.is_background,
     }
 
 
