@@ -8,6 +8,7 @@ rejected or failed submission leaves nothing behind.
 from __future__ import annotations
 
 import fnmatch
+import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,23 +157,100 @@ class Submissions:
         for url in urls:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise BadRequest(f"not an http(s) URL: {url!r}")
-        builds = []
-        for url in urls:
-            new = NewBuild(
-                project_id=project.id,
-                submitter_id=user.id,
-                source_type=SourceType.URL,
-                source={"url": url},
-                package_name=None,
-                package_version=None,
-                srpm_name=None,
-                source_state=BuildState.PENDING,
-                timeout=options.timeout,
-                chroots=options.chroots,
-                task_state=BuildState.WAITING,
-                chain=options.chain,
-                priority=options.priority,
-                is_background=options.background,
+        return [await self._url_build(user, project, options, url) for url in urls]
+
+    async def chain(
+        self, user: User, owner: str, name: str, data: Mapping[str, Any]
+    ) -> list[Build]:
+        """A whole chain in one request; every step is checked before any is stored."""
+        project = await self.check(user, owner, name, data)
+        options = parse_options(data, project, self.config.build.timeout_s)
+        steps = parse_chain(data)
+        builds: list[Build] = []
+        for step in steps:
+            depends = tuple(builds[i].id for i in step.after)
+            chained = BuildOptions(
+                options.chroots, options.timeout, options.background, ChainSpec(depends_on=depends)
             )
-            builds.append(await self.store.create_build(new))
+            builds.append(await self._url_build(user, project, chained, step.url))
         return builds
+
+    async def resubmit(self, user: User, build_id: int) -> Build:
+        """A new build with the same source and chroots as an ended one."""
+        old = await self.store.get_build(build_id)
+        project = await self.store.project_by_id(old.project_id)
+        await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
+        if not old.state.finished:
+            raise BadRequest(f"build {build_id} is still {old.state}; only ended builds resubmit")
+        chroots = tuple(c for c in old.chroots if c in project.chroots)
+        if not chroots:
+            raise BadRequest(
+                f"none of build {build_id}'s chroots is enabled in {project.full_name}"
+            )
+        options = BuildOptions(chroots, old.timeout, old.is_background)
+        if old.source_type != SourceType.UPLOAD:
+            return await self._url_build(user, project, options, str(old.source.get("url")))
+        source = self.paths.source_dir(old.id) / str(old.srpm_name)
+        if not source.is_file():
+            raise BadRequest(f"the source package of build {build_id} is no longer stored")
+        spool = self.paths.incoming / f"resubmit-{old.id}-{secrets.token_hex(4)}"
+        spool.mkdir(parents=True)
+        copy = spool / source.name
+        shutil.copyfile(source, copy)
+        data = {"chroots": list(chroots), "timeout": old.timeout, "background": old.is_background}
+        return await self.from_upload(user, project.owner, project.name, data, copy)
+
+    async def _url_build(
+        self, user: User, project: Project, options: BuildOptions, url: str
+    ) -> Build:
+        new = NewBuild(
+            project_id=project.id,
+            submitter_id=user.id,
+            source_type=SourceType.URL,
+            source={"url": url},
+            package_name=None,
+            package_version=None,
+            srpm_name=None,
+            source_state=BuildState.PENDING,
+            timeout=options.timeout,
+            chroots=options.chroots,
+            task_state=BuildState.WAITING,
+            chain=options.chain,
+            priority=options.priority,
+            is_background=options.background,
+        )
+        return await self.store.create_build(new)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStep:
+    """One build of a chain: its source URL and the steps (by index) it waits for."""
+
+    url: str
+    after: tuple[int, ...]
+
+
+def parse_chain(data: Mapping[str, Any]) -> list[ChainStep]:
+    """The native chain body -> steps. Pure.
+
+    `{"builds": [{"url": ...}, {"url": ..., "after": [0]}, ...]}`: an ordered
+    list in which each step waits for the one before it, unless it names the
+    earlier steps it waits for with `after` (an empty list: none).
+    """
+    items = data.get("builds")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("builds must be a non-empty list of {url, after}")
+    steps = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"builds[{index}] must be an object")
+        url = item.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadRequest(f"builds[{index}].url must be an http(s) URL of a source RPM")
+        after = item.get("after", [index - 1] if index else [])
+        if not isinstance(after, list) or not all(isinstance(a, int) for a in after):
+            raise BadRequest(f"builds[{index}].after must be a list of step indexes")
+        if any(not 0 <= a < index for a in after):
+            raise BadRequest(f"builds[{index}].after may only name earlier steps (0..{index - 1})")
+        steps.append(ChainStep(url, tuple(sorted(set(after)))))
+    return steps

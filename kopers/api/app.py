@@ -51,7 +51,17 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def create_app(kopers: Kopers) -> web.Application:
-    from kopers.api import auth, coprv3, dnfrepo, events, native, permissions, results, views
+    from kopers.api import (
+        auth,
+        coprv3,
+        dnfrepo,
+        events,
+        native,
+        permissions,
+        results,
+        submit,
+        views,
+    )
 
     app = web.Application(
         middlewares=[errors_middleware],
@@ -63,6 +73,7 @@ def create_app(kopers: Kopers) -> web.Application:
     auth.add_routes(app)
     events.add_routes(app)
     native.add_routes(app)
+    submit.add_routes(app)
     dnfrepo.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)

@@ -52,6 +52,10 @@ class BuilderVm:
     async def run(self, command: str, on_line: Callable[[str], Awaitable[None]]) -> int:
         return await self.conn.run(command, on_line)
 
+    async def forward(self, host: str, port: int) -> int:
+        """Make host:port reachable inside the VM; return the port on the VM's 127.0.0.1."""
+        return await self.conn.forward_remote(0, host, port)
+
     async def mkdirs(self, *paths: str) -> None:
         async def ignore(_: str) -> None:
             return None

@@ -1,0 +1,1 @@
+"""Running builds: the per-task pipeline and the job description it sends to the builder."""

@@ -1,0 +1,263 @@
+"""The per-task pipeline: one chroot of one build, in one fresh VM.
+
+Written as a straight script of steps. Retry, cancel and failure travel as
+exceptions: an InfrastructureError (VM, SSH, host) is retried on a fresh VM,
+BuildFailed (the package's own fault) is final, and cancellation arrives as
+asyncio.CancelledError. The VM is destroyed on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopers.build import job as jobs
+from kopers.build.importer import fetch_srpm
+from kopers.build.repos import forward_repos, plan_repos
+from kopers.config import ChrootConfig, Config
+from kopers.db.store import Store
+from kopers.errors import BuildFailed, InfrastructureError, KopersError
+from kopers.logs.hub import LogChannel, LogHub
+from kopers.models import Build, BuildState, Nevra
+from kopers.paths import DataPaths
+from kopers.publish.publisher import Publisher
+from kopers.rpmfile import read_rpm
+from kopers.sched.graph import TaskKey
+from kopers.vm.pool import BuilderVm, VmPool
+
+log = logging.getLogger(__name__)
+
+EXIT_BUILD_FAILED = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    files: list[Path]
+    built: list[Nevra]
+    manifest: list[str]
+
+
+class Runner:
+    def __init__(
+        self,
+        config: Config,
+        paths: DataPaths,
+        store: Store,
+        hub: LogHub,
+        publisher: Publisher,
+        vms: VmPool,
+    ) -> None:
+        self.config = config
+        self.paths = paths
+        self.store = store
+        self.hub = hub
+        self.publisher = publisher
+        self.vms = vms
+
+    async def run(self, key: TaskKey) -> BuildState:
+        if key.is_source:
+            return await self._import_source(key.build_id)
+        return await self._build_chroot(key.build_id, key.chroot)
+
+    # the source step ---------------------------------------------------------
+
+    async def _import_source(self, build_id: int) -> BuildState:
+        build = await self.store.get_build(build_id)
+        await self.store.set_source_state(build_id, BuildState.IMPORTING)
+        url = str(build.source.get("url", ""))
+        try:
+            path, info = await fetch_srpm(
+                url, self.paths.source_dir(build_id), self.config.server.max_upload_mib << 20
+            )
+        except KopersError as exc:
+            log.info("build %d: import of %s failed: %s", build_id, url, exc.message)
+            await self.store.set_source_state(build_id, BuildState.FAILED)
+            for task in build.tasks:
+                await self.store.skip_task(
+                    build_id, task.chroot, f"source import failed: {exc.message}"
+                )
+            return BuildState.FAILED
+        await self.store.set_source(
+            build_id,
+            info.nevra.name,
+            f"{info.nevra.version}-{info.nevra.release}",
+            path.name,
+            BuildState.SUCCEEDED,
+        )
+        return BuildState.SUCCEEDED
+
+    # a chroot task -----------------------------------------------------------
+
+    async def _build_chroot(self, build_id: int, chroot_name: str) -> BuildState:
+        build = await self.store.get_build(build_id)
+        chroot = self.config.chroot(chroot_name)
+        channel = self.hub.open(build_id, chroot_name)
+        workdir = self.paths.work / f"{build_id:08d}-{chroot_name}"
+        try:
+            if chroot is None or not chroot.enabled:
+                return await self._finish(
+                    build,
+                    chroot_name,
+                    channel,
+                    BuildState.FAILED,
+                    f"chroot {chroot_name} is not configured on this server",
+                )
+            outcome = await self._attempts(build, chroot, channel, workdir)
+            await self._publish(build, chroot_name, outcome)
+            return await self._finish(
+                build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome
+            )
+        except BuildFailed as exc:
+            files = await self._collect_logs(channel, workdir)
+            await self.publisher.publish_logs(
+                build.owner, build.project, chroot_name, build.id, self._package(build), files
+            )
+            return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
+        except asyncio.CancelledError:
+            # The store already says canceled (cancel_build); finish the log so viewers see it.
+            await channel.append("kopers: build canceled by the user")
+            channel.close(BuildState.CANCELED, "canceled by the user")
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _attempts(
+        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+    ) -> Outcome:
+        """Run the build on fresh VMs until it ends on its own merits."""
+        limit = self.config.build.max_attempts
+        for attempt in range(1, limit + 1):
+            await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
+            await channel.append(
+                f"kopers: attempt {attempt} of {limit} on a fresh {chroot.template} VM"
+            )
+            try:
+                return await self._attempt(build, chroot, channel, workdir)
+            except InfrastructureError as exc:
+                await channel.append(
+                    f"kopers: attempt {attempt} failed (infrastructure): {exc.message}"
+                )
+                log.warning(
+                    "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
+                )
+                last = exc.message
+        raise BuildFailed(
+            f"infrastructure failure, not the package: {limit} attempts failed; last: {last}"
+        )
+
+    async def _attempt(
+        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+    ) -> Outcome:
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        srpm = self.paths.source_dir(build.id) / str(build.srpm_name)
+        project = await self.store.project_by_id(build.project_id)
+        plans, notes = plan_repos(project, chroot.name, self._repo_server())
+        for note in notes:
+            await channel.append(f"kopers: repository {note.url} left out: {note.reason}")
+        async with self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm:
+            await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING)
+            job = jobs.render_job(
+                build,
+                chroot,
+                repo_tag=self.config.build.repo_tag,
+                public_url=self.config.server.public_url,
+                srpm_name=srpm.name,
+                repos=await forward_repos(plans, vm.forward),
+                enable_net=project.enable_net,
+            )
+            await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
+            await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
+            await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
+            status = await self._run_builder(vm, channel, build.timeout)
+            out = workdir / "out"
+            await vm.get(jobs.OUT_DIR, out)  # copies the directory's contents into `out`
+        if status == EXIT_BUILD_FAILED:
+            raise BuildFailed(self._failure_reason(channel))
+        if status != 0:
+            raise BuildFailed(f"the builder exited with status {status}")
+        return await self._read_outcome(out, channel, workdir)
+
+    def _repo_server(self) -> tuple[str, int]:
+        """Where this Kopers serves /results/, as seen from this host."""
+        host = self.config.server.host
+        return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, self.config.server.port)
+
+    async def _run_builder(self, vm: BuilderVm, channel: LogChannel, timeout: int) -> int:
+        try:
+            async with asyncio.timeout(timeout):
+                return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", channel.append)
+        except TimeoutError:
+            await channel.append(f"kopers: the build ran longer than its timeout of {timeout} s")
+            raise BuildFailed(f"build timed out after {timeout} s") from None
+
+    async def _read_outcome(self, out: Path, channel: LogChannel, workdir: Path) -> Outcome:
+        rpms = sorted(out.glob("*.rpm"))
+        if not any(not p.name.endswith(".src.rpm") for p in rpms):
+            raise BuildFailed("the builder reported success but produced no binary RPM")
+        built = [(await read_rpm(p)).nevra for p in rpms]
+        manifest_file = out / "manifest.txt"
+        manifest = manifest_file.read_text().split() if manifest_file.exists() else []
+        logs = await self._collect_logs(channel, workdir)
+        return Outcome(files=rpms + logs, built=built, manifest=manifest)
+
+    async def _collect_logs(self, channel: LogChannel, workdir: Path) -> list[Path]:
+        """build.log and build.log.gz, copied from the live log."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        plain = workdir / "build.log"
+        packed = workdir / "build.log.gz"
+
+        def _copy() -> None:
+            shutil.copyfile(channel.path, plain)
+            with plain.open("rb") as src, gzip.open(packed, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+        await asyncio.to_thread(_copy)
+        return [plain, packed]
+
+    async def _publish(self, build: Build, chroot: str, outcome: Outcome) -> None:
+        await self.publisher.publish(
+            build.owner, build.project, chroot, build.id, self._package(build), outcome.files
+        )
+
+    async def _finish(
+        self,
+        build: Build,
+        chroot: str,
+        channel: LogChannel,
+        state: BuildState,
+        reason: str | None,
+        outcome: Outcome | None = None,
+    ) -> BuildState:
+        result_dir = self.publisher.layout.build_dir(
+            build.owner, build.project, chroot, build.id, self._package(build)
+        )
+        await channel.append(f"kopers: task ended {state}" + (f": {reason}" if reason else ""))
+        await self.store.finish_task(
+            build.id,
+            chroot,
+            state,
+            reason,
+            str(result_dir),
+            outcome.built if outcome else (),
+            outcome.manifest if outcome else (),
+        )
+        channel.close(state, reason)
+        return state
+
+    @staticmethod
+    def _package(build: Build) -> str:
+        return build.package_name or "unknown"
+
+    @staticmethod
+    def _failure_reason(channel: LogChannel) -> str:
+        """The builder's last line names the failing command; use it as the reason."""
+        for line in reversed(channel.lines):
+            if line.startswith("kopers-builder:"):
+                return line.removeprefix("kopers-builder:").strip()
+        return "the package failed to build; see build.log"
