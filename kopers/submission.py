@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kopers import access
+from kopers.build.scm import check_clone_url, relative
 from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
@@ -159,6 +160,26 @@ class Submissions:
                 raise BadRequest(f"not an http(s) URL: {url!r}")
         return [await self._url_build(user, project, options, url) for url in urls]
 
+    async def from_scm(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Build:
+        """A build from a git repository: a source step makes the SRPM in a VM first."""
+        project = await self.check(user, owner, name, data)
+        options = parse_options(data, project, self.config.build.timeout_s)
+        url = data.get("clone_url")
+        if not isinstance(url, str) or not url:
+            raise BadRequest("clone_url is required")
+        check_clone_url(url)
+        if data.get("scm_type") not in ("git", None):
+            raise BadRequest("only git repositories are supported (scm_type git)")
+        source = {"clone_url": url}
+        for key in ("committish", "subdirectory", "spec"):
+            value = data.get(key) or ""
+            if not isinstance(value, str):
+                raise BadRequest(f"{key} must be a string")
+            if key != "committish":
+                relative(value, key)
+            source[key] = value
+        return await self._deferred(user, project, options, SourceType.SCM, source)
+
     async def chain(
         self, user: User, owner: str, name: str, data: Mapping[str, Any]
     ) -> list[Build]:
@@ -203,11 +224,22 @@ class Submissions:
     async def _url_build(
         self, user: User, project: Project, options: BuildOptions, url: str
     ) -> Build:
+        return await self._deferred(user, project, options, SourceType.URL, {"url": url})
+
+    async def _deferred(
+        self,
+        user: User,
+        project: Project,
+        options: BuildOptions,
+        source_type: SourceType,
+        source: dict[str, Any],
+    ) -> Build:
+        """A build whose SRPM a source step makes first; its chroot tasks wait for it."""
         new = NewBuild(
             project_id=project.id,
             submitter_id=user.id,
-            source_type=SourceType.URL,
-            source={"url": url},
+            source_type=source_type,
+            source=source,
             package_name=None,
             package_version=None,
             srpm_name=None,

@@ -253,6 +253,18 @@ async def create_from_url(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/api_3/build/create/scm")
+async def create_from_scm(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    data = await _json_body(request)
+    build = await kopers.submissions.from_scm(
+        user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
+    )
+    await kopers.submitted(user, request, build)
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
 @routes.get(r"/api_3/build/{build_id:\d+}")
 async def get_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]

@@ -7,6 +7,8 @@ steps) goes in with one request, and an ended build can be submitted again.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from kopers.api import copr_json as cj
@@ -39,6 +41,31 @@ async def resubmit(request: web.Request) -> web.Response:
     build = await kopers.submissions.resubmit(user, int(request.match_info["build_id"]))
     await kopers.submitted(user, request, build)
     return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.get(r"/api/builds/{build_id:\d+}")
+async def build_detail(request: web.Request) -> web.Response:
+    """A build with exact (ISO 8601, microsecond) task timestamps and reasons."""
+    kopers = request.app[KOPERS]
+    build = await kopers.store.get_build(int(request.match_info["build_id"]))
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    body = cj.build_json(build, kopers.layout) | {
+        "tasks": [
+            {
+                "chroot": t.chroot,
+                "state": str(t.state),
+                "reason": t.reason,
+                "attempts": t.attempts,
+                "started_on": iso(t.started_on),
+                "ended_on": iso(t.ended_on),
+            }
+            for t in build.tasks
+        ]
+    }
+    return web.json_response(body)
 
 
 def add_routes(app: web.Application) -> None:

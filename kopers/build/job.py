@@ -14,6 +14,7 @@ from kopers.models import Build
 
 IN_DIR = "/build/in"
 OUT_DIR = "/build/out"
+SRC_DIR = "/build/src"  # a git checkout, for source builds
 JOB_PATH = "/build/job.json"
 
 

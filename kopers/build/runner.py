@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kopers.build import job as jobs
+from kopers.build import scm
 from kopers.build.importer import fetch_srpm
 from kopers.build.repos import forward_repos, plan_repos
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.errors import BuildFailed, InfrastructureError, KopersError
 from kopers.logs.hub import LogChannel, LogHub
-from kopers.models import Build, BuildState, Nevra
+from kopers.logs.watchdog import Limits, Watchdog
+from kopers.models import Build, BuildState, Nevra, SourceType
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
-from kopers.rpmfile import read_rpm
-from kopers.sched.graph import TaskKey
+from kopers.rpmfile import RpmInfo, read_rpm, read_srpm
+from kopers.sched.graph import SOURCE, TaskKey
 from kopers.vm.pool import BuilderVm, VmPool
 
 log = logging.getLogger(__name__)
@@ -68,14 +70,18 @@ class Runner:
 
     async def _import_source(self, build_id: int) -> BuildState:
         build = await self.store.get_build(build_id)
-        await self.store.set_source_state(build_id, BuildState.IMPORTING)
-        url = str(build.source.get("url", ""))
+        url = str(build.source.get("url") or build.source.get("clone_url", ""))
         try:
-            path, info = await fetch_srpm(
-                url, self.paths.source_dir(build_id), self.config.server.max_upload_mib << 20
-            )
+            if build.source_type == SourceType.SCM:
+                await self.store.set_source_state(build_id, BuildState.RUNNING)
+                path, info = await self._srpm_from_git(build)
+            else:
+                await self.store.set_source_state(build_id, BuildState.IMPORTING)
+                path, info = await fetch_srpm(
+                    url, self.paths.source_dir(build_id), self.config.server.max_upload_mib << 20
+                )
         except KopersError as exc:
-            log.info("build %d: import of %s failed: %s", build_id, url, exc.message)
+            log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
             await self.store.set_source_state(build_id, BuildState.FAILED)
             for task in build.tasks:
                 await self.store.skip_task(
@@ -90,6 +96,56 @@ class Runner:
             BuildState.SUCCEEDED,
         )
         return BuildState.SUCCEEDED
+
+    async def _srpm_from_git(self, build: Build) -> tuple[Path, RpmInfo]:
+        """Clone on the host, make the SRPM in a builder VM of the build's first chroot."""
+        src = build.source
+        chroot = self.config.chroot(build.tasks[0].chroot) if build.tasks else None
+        if chroot is None or not chroot.enabled:
+            raise BuildFailed("the build has no chroot this server can build in")
+        channel = self.hub.open(build.id, SOURCE)
+        workdir = self.paths.work / f"{build.id:08d}-source"
+        try:
+            await channel.append(
+                f"kopers: cloning {src['clone_url']} {src.get('committish') or ''}"
+            )
+            commit = await scm.checkout(
+                str(src["clone_url"]), str(src.get("committish") or ""), workdir / "tree"
+            )
+            await channel.append(f"kopers: checked out commit {commit}")
+            sources, spec = scm.locate_spec(
+                workdir / "tree", str(src.get("subdirectory") or ""), str(src.get("spec") or "")
+            )
+            job = {
+                "mode": "srpm",
+                "build_id": build.id,
+                "chroot": chroot.name,
+                "spec": f"{jobs.SRC_DIR}/{spec.relative_to(sources)}",
+                "sources": jobs.SRC_DIR,
+                "result_dir": jobs.OUT_DIR,
+            }
+            async with self.vms.builder(chroot.template, f"{build.id}-source") as vm:
+                await vm.mkdirs(jobs.OUT_DIR)
+                await vm.put(sources, jobs.SRC_DIR)
+                await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
+                status = await self._run_builder(vm, channel, build.timeout)
+                await vm.get(jobs.OUT_DIR, workdir / "out")
+            srpms = sorted((workdir / "out").glob("*.src.rpm"))
+            if status != 0 or len(srpms) != 1:
+                raise BuildFailed(self._failure_reason(channel))
+            info = await read_srpm(srpms[0])
+            dest = self.paths.source_dir(build.id)
+            dest.mkdir(parents=True, exist_ok=True)
+            final = dest / info.nevra.filename
+            shutil.move(srpms[0], final)
+            channel.close(BuildState.SUCCEEDED, None)
+            return final, info
+        except KopersError as exc:
+            await channel.append(f"kopers: the source build failed: {exc.message}")
+            channel.close(BuildState.FAILED, exc.message)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     # a chroot task -----------------------------------------------------------
 
@@ -119,9 +175,13 @@ class Runner:
             )
             return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
         except asyncio.CancelledError:
-            # The store already says canceled (cancel_build); finish the log so viewers see it.
-            await channel.append("kopers: build canceled by the user")
-            channel.close(BuildState.CANCELED, "canceled by the user")
+            # Either the user canceled (the store already says so) or Kopers is
+            # stopping: then the task runs again at the next start, continuing this log.
+            if await self._canceled(build_id):
+                await channel.append("kopers: build canceled by the user; its VM is destroyed")
+                channel.close(BuildState.CANCELED, "canceled by the user")
+            else:
+                await channel.append("kopers: Kopers is stopping; this task runs again at start")
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -189,12 +249,37 @@ class Runner:
         return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, self.config.server.port)
 
     async def _run_builder(self, vm: BuilderVm, channel: LogChannel, timeout: int) -> int:
+        """Run the builder, streaming its lines, within its time, silence and size limits.
+
+        A breached limit ends the build failed (BuildFailed): the caller leaves
+        the VM's context, which destroys the VM and the builder with it.
+        """
+        loop = asyncio.get_running_loop()
+        cfg = self.config.build
+        limits = Limits(timeout, cfg.silence_timeout_s, cfg.max_log_mib << 20)
+        watch = Watchdog(limits, loop.time())
+        await channel.append(
+            f"kopers: builder started on {vm.name} ({vm.origin} VM, ready {vm.waited_s:.1f} s "
+            f"after it was asked for); timeout {timeout} s, silence limit "
+            f"{cfg.silence_timeout_s} s, log limit {cfg.max_log_mib} MiB"
+        )
         try:
-            async with asyncio.timeout(timeout):
-                return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", channel.append)
+            async with asyncio.timeout_at(watch.deadline()) as scope:
+
+                async def on_line(line: str) -> None:
+                    breach = watch.saw(line, loop.time())
+                    if breach is not None:
+                        await channel.append(f"kopers: {breach.reason}; stopping the build")
+                        raise BuildFailed(breach.reason)
+                    await channel.append(line)
+                    scope.reschedule(watch.deadline())
+
+                return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
         except TimeoutError:
-            await channel.append(f"kopers: the build ran longer than its timeout of {timeout} s")
-            raise BuildFailed(f"build timed out after {timeout} s") from None
+            breach = watch.breach_at(loop.time())
+            reason = breach.reason if breach else f"the build ran past its limits ({timeout} s)"
+            await channel.append(f"kopers: {reason}; stopping the build")
+            raise BuildFailed(reason) from None
 
     async def _read_outcome(self, out: Path, channel: LogChannel, workdir: Path) -> Outcome:
         rpms = sorted(out.glob("*.rpm"))
@@ -249,6 +334,12 @@ class Runner:
         )
         channel.close(state, reason)
         return state
+
+    async def _canceled(self, build_id: int) -> bool:
+        try:
+            return (await self.store.get_build(build_id)).canceled
+        except Exception:  # the build was deleted, or the database is going away
+            return True
 
     @staticmethod
     def _package(build: Build) -> str:

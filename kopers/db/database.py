@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from kopers.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
+START_ATTEMPTS = 4
 PGSERVER_USER = "pgserver"  # the account pgserver runs Postgres as when started by root
 
 
@@ -50,8 +53,20 @@ def embedded_dsn(data_dir: Path) -> tuple[str, Any]:
 
         ensure_user_exists(PGSERVER_USER)
         ensure_traversable(pgdata.parent, PGSERVER_USER, set())
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    server.psql("SELECT 1;")  # fails loudly now rather than at first query
+    # pgserver gives `pg_ctl start` a fixed 10 s; on a loaded host Postgres may
+    # need longer and then comes up anyway, so joining again usually works.
+    # pgserver caches the handle of a failed start, so drop it before retrying.
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server.psql("SELECT 1;")  # fails loudly now rather than at the first query
+            break
+        except (subprocess.TimeoutExpired, subprocess.CalledProcessError):
+            pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+            if attempt == START_ATTEMPTS:
+                raise
+            log.warning("the embedded Postgres is slow to start; waiting for it (%d)", attempt)
+            time.sleep(5)
     return server.get_uri(), server
 
 

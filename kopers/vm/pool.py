@@ -1,9 +1,17 @@
-"""The builder VM pool: hands out a freshly booted clone per build, then destroys it.
+"""The builder VM pool: clones booted ahead of demand, one per task, destroyed after.
 
-A VM serves exactly one task. `builder()` is an async context manager: on
-exit, whatever happened inside (success, failure, cancellation), the domain
-is destroyed and its overlay deleted. At start-up the pool decides between
-KVM and TCG and removes domains and overlays that a crashed process left.
+Each template has a pool (`[vm]` defaults or a `[[vm.pools]]` entry): at most
+`max_concurrent` clones, `warm` of them booted ahead so a task starts at once.
+Every clone holds a slot of its host from the start of its boot until it is
+destroyed. `builder()` hands a task a warm clone when there is one, else one
+still booting, else boots one; on exit, whatever happened inside (success,
+failure, cancellation), the clone is destroyed and its overlay deleted, and
+the `refill` loop boots a fresh one to take its place.
+
+The decisions (which host, what to boot ahead, what to evict) are pure
+functions in `kopers.vm.capacity`; this module does the I/O and owns the state.
+At start-up each host picks KVM or TCG and removes the domains and overlays a
+crashed process left (`kopers.vm.hosts`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import contextlib
 import logging
 import shlex
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +30,34 @@ from typing import Any
 from kopers.config import Config
 from kopers.errors import ConfigError, InfrastructureError
 from kopers.paths import DataPaths
+from kopers.vm import capacity, ssh
 from kopers.vm import domain as domains
-from kopers.vm import ssh
+from kopers.vm.capacity import HostView, PoolView, VmState, VmView
+from kopers.vm.domain import VmSize
+from kopers.vm.hosts import Host, probe_kernel
+from kopers.vm.libvirt import VmHandle
 from kopers.vm.ssh import SshSession
 from kopers.vm.template import TemplateImage, cached_image, default_templates_root
 
 log = logging.getLogger(__name__)
 
+# How often a booting VM is checked for having died (so a killed qemu does not
+# cost the whole boot timeout), and how often idle warm clones are checked.
+LIVENESS_INTERVAL_S = 2.0
+HEALTH_INTERVAL_S = 30.0
+MAX_BACKOFF_S = 60.0
+
 
 @dataclass
 class BuilderVm:
-    """A booted builder with an open SSH connection."""
+    """A booted builder with an open SSH connection, serving one task."""
 
     name: str
     builder: str
     conn: SshSession
+    origin: str = "cold"  # "warm": booted ahead; "booting": claimed mid-boot; "cold": on demand
+    waited_s: float = 0.0  # from asking the pool until the VM answered SSH
+    host: str = "local"
 
     async def put(self, local: Path, remote: str) -> None:
         await self.conn.put(local, remote)
@@ -65,26 +87,51 @@ class BuilderVm:
             raise InfrastructureError(f"cannot create {', '.join(paths)} in the builder VM")
 
 
+@dataclass(eq=False)
+class PoolVm:
+    """One clone, from the start of its boot until it is destroyed."""
+
+    name: str
+    template: str
+    host: Host
+    state: VmState = VmState.BOOTING
+    claimed: bool = False
+    task: str | None = None  # the label of the task it serves
+    boot: asyncio.Task[VmHandle] | None = None
+    retire: asyncio.Task[None] | None = None
+    handle: VmHandle | None = None
+
+    def view(self) -> VmView:
+        # A clone being destroyed still holds its slot, but nobody may take it.
+        claimed = self.claimed or self.retire is not None
+        return VmView(self.name, self.template, self.host.name, self.state, claimed)
+
+
 class VmPool:
     def __init__(self, config: Config, paths: DataPaths, *, enabled: bool = True) -> None:
         self.config = config
         self.paths = paths
         self.enabled = enabled
         self.instance = domains.instance_tag(str(paths.root.resolve()))
-        self.domain_type: str | None = None
-        self.domain_type_reason = ""
+        self.prefix = domains.domain_prefix(self.instance)
         self.images: dict[str, TemplateImage] = {}
-        self.live: dict[str, Any] = {}
-        self.booting = 0
-        self._driver: Any = None
+        self.hosts: list[Host] = []
+        self.vms: dict[str, PoolVm] = {}
+        self.waiting: Counter[str] = Counter()
+        self._changed_event = asyncio.Event()
+        self._refill_wake = asyncio.Event()
+        self._backoff: dict[str, tuple[int, float]] = {}  # template -> (failures, not before)
+        self._started = False
+
+    @property
+    def capacity(self) -> int:
+        """Builder VMs that may exist at once: the scheduler runs no more tasks than this."""
+        return self.config.vm.slots
 
     async def start(self) -> None:
-        """Find the template images, pick the hypervisor, reap orphans."""
+        """Find the template images, then connect every host (probe, reap orphans)."""
         if not self.enabled:
             return
-        from kopers.vm.libvirt import LibvirtDriver
-        from kopers.vm.probe import probe_domain_type
-
         for chroot in self.config.enabled_chroots:
             image = cached_image(
                 chroot.template, default_templates_root(), self.config.vm.cache_dir
@@ -95,71 +142,321 @@ class VmPool:
                     f"run: kopers template build {chroot.template}"
                 )
             self.images[chroot.template] = image
-        wanted = self.config.vm.hypervisor
-        if wanted == "auto" and self.images:
-            first = next(iter(self.images.values()))
-            probe = await probe_domain_type(first.kernel)
-            self.domain_type, self.domain_type_reason = probe.domain_type, probe.reason
-        else:
-            self.domain_type = "qemu" if wanted == "auto" else wanted
-            self.domain_type_reason = "set in the configuration"
-        log.info("builder VMs use domain type %s (%s)", self.domain_type, self.domain_type_reason)
-        self._driver = LibvirtDriver(
-            self.config.vm.uri,
-            self.domain_type or "qemu",
-            self.paths.overlays,
-            self.config.vm.vcpus,
-            self.config.vm.memory_mib,
-        )
-        reaped = await self._driver.reap(domains.domain_prefix(self.instance), set())
-        if reaped:
-            log.info("removed %d VMs left by an earlier run: %s", len(reaped), ", ".join(reaped))
+        self.hosts = [Host(h, self.config.vm, self.paths.overlays) for h in self.config.vm.hosts]
+        for host in self.hosts:
+            await self._connect(host)
+        self._started = True
+        self._changed()
+
+    async def refill(self) -> None:
+        """The warm-pool loop: keep each template's warm clones booted; check their health."""
+        if not self.enabled:
+            await asyncio.Event().wait()  # nothing to refill, ever
+        loop = asyncio.get_running_loop()
+        next_health = loop.time() + HEALTH_INTERVAL_S
+        while True:
+            self._refill_wake.clear()
+            if self._started:
+                for template, host in self._refill_plan(loop.time()):
+                    self._boot(template, self._host(host), claimed=False)
+            if loop.time() >= next_health:
+                await self._check_health()
+                next_health = loop.time() + HEALTH_INTERVAL_S
+            wake_at = min([next_health, *(t for _, t in self._backoff.values())])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, wake_at - loop.time())):
+                    await self._refill_wake.wait()
 
     @contextlib.asynccontextmanager
-    async def builder(self, template: str, label: str) -> AsyncIterator[BuilderVm]:
-        if self._driver is None:
+    async def builder(
+        self, template: str, label: str, *, allow_network: bool = False
+    ) -> AsyncIterator[BuilderVm]:
+        """A booted clone for one task, destroyed on exit whatever happens inside.
+
+        A project with network access gets a clone booted for it: warm clones
+        are booted with networking cut off, and that cannot change later.
+        """
+        if not self._started:
             raise InfrastructureError("the VM pool is not running")
         image = self.images.get(template)
         if image is None:
             raise ConfigError(f"template {template} is not available")
-        name = domains.domain_name(self.instance, label)
-        handle = None
+        asked = asyncio.get_running_loop().time()
+        vm, origin = await self._acquire(template, label, allow_network)
         try:
-            self.booting += 1
-            try:
-                handle = await self._driver.start(image, name)
-                self.live[name] = handle
-                await ssh.wait_ready(
-                    handle.ssh_host, handle.ssh_port, image.ssh_key, self.config.vm.boot_timeout_s
-                )
-            finally:
-                self.booting -= 1
-            async with ssh.connect(handle.ssh_host, handle.ssh_port, image.ssh_key) as conn:
-                yield BuilderVm(name=name, builder=image.builder, conn=conn)
+            assert vm.handle is not None
+            tunnel = await vm.host.tunnel()
+            async with ssh.connect(
+                vm.handle.ssh_host, vm.handle.ssh_port, image.ssh_key, tunnel=tunnel
+            ) as conn:
+                waited = asyncio.get_running_loop().time() - asked
+                yield BuilderVm(vm.name, image.builder, conn, origin, waited, vm.host.name)
         finally:
-            if handle is not None:
-                # Shielded: a cancelled build must still take its VM down.
-                await asyncio.shield(self._destroy(name, handle))
-
-    async def _destroy(self, name: str, handle: Any) -> None:
-        try:
-            await self._driver.destroy(handle)
-        finally:
-            self.live.pop(name, None)
+            # Shielded: a cancelled build must still take its VM down.
+            await asyncio.shield(self._retire(vm))
 
     def status(self) -> dict[str, Any]:
+        views = self._views()
+        states = Counter(_shown_state(v) for v in views)
+        used = capacity.used_slots(views)
+        first = self.hosts[0] if self.hosts else None
         return {
             "enabled": self.enabled,
-            "domain_type": self.domain_type,
-            "domain_type_reason": self.domain_type_reason,
-            "templates": {name: str(img.dir) for name, img in self.images.items()},
-            "busy": sorted(self.live),
-            "booting": self.booting,
-            "slots": self.config.vm.max_concurrent,
+            "domain_type": first.domain_type if first else None,
+            "domain_type_reason": first.domain_type_reason if first else "",
+            "slots": self.capacity,
+            "booting": states["booting"],
+            "warm": states["warm"],
+            "busy": states["busy"],
+            "waiting": sum(self.waiting.values()),
+            "hosts": [h.status(used[h.name]) for h in self.hosts],
+            "templates": {t: self._template_status(t, views) for t in self.images},
+            "vms": [
+                {
+                    "name": vm.name,
+                    "template": vm.template,
+                    "host": vm.host.name,
+                    "state": _shown_state(vm.view()),
+                    "task": vm.task,
+                }
+                for vm in self.vms.values()
+            ],
         }
 
     async def close(self) -> None:
-        for name, handle in list(self.live.items()):
-            await self._destroy(name, handle)
-        if self._driver is not None:
-            await self._driver.close()
+        self._started = False
+        retiring = [self._retire(vm) for vm in list(self.vms.values())]
+        await asyncio.gather(*retiring, return_exceptions=True)
+        for host in self.hosts:
+            await host.close()
+
+    # -- handing out clones ----------------------------------------------------
+
+    async def _acquire(self, template: str, label: str, allow_network: bool) -> tuple[PoolVm, str]:
+        """Claim a clone (warm, else booting, else a new one) and wait until it is up."""
+        pool = self._pool_view(template)
+        self.waiting[template] += 1
+        try:
+            while True:
+                vm = None if allow_network else self._take_spare(template)
+                if vm is not None:
+                    origin = "warm" if vm.state == VmState.WARM else "booting"
+                    if origin == "booting" or await self._alive(vm):
+                        break
+                    continue
+                host = capacity.boot_host(pool, self._host_views(), self._views())
+                if host is not None:
+                    vm, origin = self._boot(template, self._host(host), True, allow_network), "cold"
+                    break
+                victim = capacity.eviction(
+                    template, self._pool_views(), self._host_views(), self._views()
+                )
+                if victim is not None:
+                    log.info("destroying warm clone %s to make room for %s", victim, template)
+                    self._retire(self.vms[victim])
+                changed = self._changed_event
+                await changed.wait()
+        finally:
+            self.waiting[template] -= 1
+        vm.task = label
+        assert vm.boot is not None
+        try:
+            await asyncio.shield(vm.boot)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._retire(vm))
+            raise
+        vm.state = VmState.BUSY
+        self._changed()
+        return vm, origin
+
+    def _take_spare(self, template: str) -> PoolVm | None:
+        spares = capacity.spares(self._views(), template)
+        if not spares:
+            return None
+        vm = self.vms[spares[0].name]
+        vm.claimed = True
+        return vm
+
+    async def _alive(self, vm: PoolVm) -> bool:
+        """A warm clone just claimed: check qemu did not die while it idled."""
+        try:
+            if await vm.host.driver.is_alive(vm.name):
+                return True
+        except InfrastructureError as exc:
+            log.warning("cannot check %s: %s", vm.name, exc.message)
+        except BaseException:
+            await asyncio.shield(self._retire(vm))  # claimed: nobody else would
+            raise
+        log.warning("warm clone %s is no longer running; destroying it", vm.name)
+        await asyncio.shield(self._retire(vm))
+        return False
+
+    # -- booting and destroying ------------------------------------------------
+
+    def _boot(
+        self, template: str, host: Host, claimed: bool, allow_network: bool = False
+    ) -> PoolVm:
+        vm = PoolVm(domains.domain_name(self.instance, template), template, host, claimed=claimed)
+        self.vms[vm.name] = vm
+        vm.boot = asyncio.create_task(self._boot_vm(vm, allow_network), name=f"boot {vm.name}")
+        vm.boot.add_done_callback(lambda task: self._boot_done(vm, task))
+        self._changed()
+        return vm
+
+    async def _boot_vm(self, vm: PoolVm, allow_network: bool) -> VmHandle:
+        image = self.images[vm.template]
+        pool = self.config.vm.pool(vm.template)
+        size = VmSize(pool.vcpus, pool.memory_mib, pool.disk_gib)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            vm.handle = await vm.host.driver.start(image, vm.name, allow_network, size=size)
+            await self._wait_ready(vm, vm.handle, image)
+        except InfrastructureError as exc:
+            tail = await vm.host.console_tail(vm.name)
+            await asyncio.shield(self._retire(vm, cancel_boot=False))
+            console = f"; serial console ends: {tail}" if tail else ""
+            raise InfrastructureError(f"{exc.message}{console}") from exc
+        except BaseException:
+            await asyncio.shield(self._retire(vm, cancel_boot=False))
+            raise
+        vm.state = VmState.WARM
+        log.info(
+            "%s booted on %s in %.1f s (%s)",
+            vm.name,
+            vm.host.name,
+            loop.time() - started,
+            "claimed" if vm.claimed else "warm",
+        )
+        self._changed()
+        return vm.handle
+
+    async def _wait_ready(self, vm: PoolVm, handle: VmHandle, image: TemplateImage) -> None:
+        """Wait for sshd, but give up at once if the domain stops (qemu died)."""
+        tunnel = await vm.host.tunnel()
+        timeout = self.config.vm.boot_timeout_s
+        ready = asyncio.create_task(
+            ssh.wait_ready(handle.ssh_host, handle.ssh_port, image.ssh_key, timeout, tunnel=tunnel)
+        )
+        try:
+            while True:
+                done, _ = await asyncio.wait({ready}, timeout=LIVENESS_INTERVAL_S)
+                if done:
+                    ready.result()
+                    return
+                if not await vm.host.driver.is_alive(vm.name):
+                    raise InfrastructureError(f"VM {vm.name} stopped while booting")
+        finally:
+            ready.cancel()
+
+    def _boot_done(self, vm: PoolVm, task: asyncio.Task[VmHandle]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()  # also marks it retrieved
+        loop = asyncio.get_running_loop()
+        if exc is None:
+            self._backoff.pop(vm.template, None)
+            return
+        if not vm.claimed:
+            # Nobody waits on a warm clone's boot: log it, and back off so a
+            # broken template or host does not boot clones in a tight loop.
+            failures = self._backoff.get(vm.template, (0, 0.0))[0] + 1
+            delay = min(MAX_BACKOFF_S, 2.0**failures)
+            self._backoff[vm.template] = (failures, loop.time() + delay)
+            log.warning("warm clone %s failed to boot (retry in %.0f s): %s", vm.name, delay, exc)
+
+    def _retire(self, vm: PoolVm, cancel_boot: bool = True) -> asyncio.Task[None]:
+        """Destroy a clone (once; later calls get the same task). Await it shielded."""
+        if vm.retire is None:
+            if cancel_boot and vm.boot is not None and not vm.boot.done():
+                vm.boot.cancel()
+            vm.retire = asyncio.create_task(self._destroy(vm), name=f"destroy {vm.name}")
+            self._changed()
+        return vm.retire
+
+    async def _destroy(self, vm: PoolVm) -> None:
+        try:
+            await vm.host.driver.destroy_name(vm.name)
+        except InfrastructureError as exc:
+            log.error("cannot destroy %s (the next start removes it): %s", vm.name, exc.message)
+        finally:
+            self.vms.pop(vm.name, None)
+            self._changed()
+
+    # -- the refill loop's helpers ----------------------------------------------
+
+    def _refill_plan(self, now: float) -> list[tuple[str, str]]:
+        ready = [p for p in self._pool_views() if self._backoff.get(p.template, (0, 0.0))[1] <= now]
+        return capacity.refill_plan(ready, self._host_views(), self._views(), self.waiting)
+
+    async def _check_health(self) -> None:
+        for vm in list(self.vms.values()):
+            if vm.state == VmState.WARM and not vm.claimed and vm.retire is None:
+                try:
+                    alive = await vm.host.driver.is_alive(vm.name)
+                except InfrastructureError:
+                    continue  # the host is unreachable; the boot of a new clone will say so
+                if not alive and not vm.claimed:
+                    log.warning("warm clone %s stopped while idle; replacing it", vm.name)
+                    await asyncio.shield(self._retire(vm))
+        for host in self.hosts:
+            if not host.online:
+                await self._connect(host)
+
+    async def _connect(self, host: Host) -> None:
+        keep = {vm.name for vm in self.vms.values() if vm.host is host}
+        reaped = await host.connect(probe_kernel(self.images), self.prefix, keep)
+        if reaped:
+            log.info(
+                "host %s: removed %d VMs left by an earlier run: %s",
+                host.name,
+                len(reaped),
+                ", ".join(reaped),
+            )
+
+    # -- snapshots for kopers.vm.capacity ---------------------------------------
+
+    def _changed(self) -> None:
+        """Something about the clones changed: wake waiting tasks and the refill loop."""
+        self._changed_event.set()
+        self._changed_event = asyncio.Event()
+        self._refill_wake.set()
+
+    def _views(self) -> list[VmView]:
+        return [vm.view() for vm in self.vms.values()]
+
+    def _host_views(self) -> list[HostView]:
+        return [HostView(h.name, h.config.slots, h.online) for h in self.hosts]
+
+    def _pool_view(self, template: str) -> PoolView:
+        pool = self.config.vm.pool(template)
+        return PoolView(template, pool.max_concurrent, pool.warm)
+
+    def _pool_views(self) -> list[PoolView]:
+        return [self._pool_view(t) for t in self.images]
+
+    def _host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+    def _template_status(self, template: str, views: list[VmView]) -> dict[str, Any]:
+        pool = self.config.vm.pool(template)
+        states = Counter(_shown_state(v) for v in views if v.template == template)
+        return {
+            "image": str(self.images[template].dir),
+            "max_concurrent": pool.max_concurrent,
+            "warm_target": pool.warm,
+            "vcpus": pool.vcpus,
+            "memory_mib": pool.memory_mib,
+            "disk_gib": pool.disk_gib,
+            "booting": states["booting"],
+            "warm": states["warm"],
+            "busy": states["busy"],
+            "waiting": self.waiting[template],
+        }
+
+
+def _shown_state(vm: VmView) -> str:
+    """booting / warm (an idle spare) / busy (claimed by a task, or serving one)."""
+    if vm.state == VmState.BOOTING:
+        return "booting"
+    return "warm" if vm.state == VmState.WARM and not vm.claimed else "busy"

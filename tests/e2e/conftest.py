@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.e2e.server import REPO, VENV_BIN, Server, free_port, virsh_domain_names
+from tests.e2e.webroot import WebRoot
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def virsh_domains() -> Callable[[], list[str]]:
     return virsh_domain_names
+
+
+@pytest.fixture(scope="session")
+def webroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebRoot]:
+    """A plain HTTP server on 127.0.0.1 for SRPM-by-URL builds."""
+    web = WebRoot(tmp_path_factory.mktemp("webroot"))
+    yield web
+    web.close()

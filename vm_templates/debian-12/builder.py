@@ -20,6 +20,13 @@ Steps: install the SRPM into a fresh topdir; remove Vendor:, Packager: and
 against the job's repos (when there are any); `rpmbuild -ba`; copy the RPMs and
 the rebuilt SRPM to result_dir with manifest.txt (the buildroot's packages).
 
+A job with `"mode": "srpm"` builds a source package instead, from a checkout
+the host uploaded (builds from git):
+
+    {"mode": "srpm", "build_id": 7, "chroot": "debian-12-x86_64",
+     "spec": "/build/src/pkg.spec", "sources": "/build/src",
+     "result_dir": "/build/out"}
+
 Every command and all of its output go to stdout, line-buffered: the host
 streams them live as the build log. Exit status: 0 built, 1 the package failed
 (the last line names the failing command), 2 the job file is invalid.
@@ -34,6 +41,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 TOPDIR = Path("/build/top")
@@ -74,6 +82,8 @@ def load_job(path: str) -> dict:
         raise JobError(f"cannot read job file {path}: {exc}") from exc
     if not isinstance(job, dict):
         raise JobError("job must be a JSON object")
+    if job.get("mode") == "srpm":
+        return load_srpm_job(job)
     expect = {
         "build_id": int, "chroot": str, "srpm": str, "result_dir": str,
         "macros": dict, "repos": list, "enable_net": bool,
@@ -99,6 +109,34 @@ def load_job(path: str) -> dict:
     if not Path(job["srpm"]).is_file():
         raise JobError(f"source package {job['srpm']} does not exist")
     return job
+
+
+def load_srpm_job(job: dict) -> dict:
+    for key in ("chroot", "spec", "sources", "result_dir"):
+        if not isinstance(job.get(key), str):
+            raise JobError(f"job field {key!r} must be a string")
+    if not Path(job["spec"]).is_file():
+        raise JobError(f"spec file {job['spec']} does not exist")
+    if not Path(job["sources"]).is_dir():
+        raise JobError(f"source directory {job['sources']} does not exist")
+    return job
+
+
+def build_srpm(job: dict) -> None:
+    """rpmbuild -bs from an uploaded checkout; the SRPM goes to result_dir."""
+    result_dir = Path(job["result_dir"])
+    result_dir.mkdir(parents=True, exist_ok=True)
+    say(f"building the source package from {job['spec']}")
+    run([
+        "rpmbuild", "-bs",
+        "--define", f"_topdir {TOPDIR}",
+        "--define", f"_sourcedir {job['sources']}",
+        "--define", f"_srcrpmdir {result_dir}",
+        "--define", "dist %{nil}",
+        job["spec"],
+    ])
+    for path in sorted(result_dir.glob("*.src.rpm")):
+        say(f"result: {path.name}")
 
 
 def releasever(chroot: str) -> str:
@@ -149,7 +187,15 @@ def write_repos(job: dict) -> None:
             "metadata_expire=0",
         ]
         if repo.get("gpgkey"):
-            lines.append(f"gpgkey={repo['gpgkey']}")
+            # Import the key up front: dnf will not import one without asking.
+            key = REPOSDIR / f"{repo['id']}.gpg"
+            print(f"+ fetch {repo['gpgkey']} > {key}", flush=True)
+            try:
+                urllib.request.urlretrieve(repo["gpgkey"], key)
+            except OSError as exc:
+                raise CommandFailed(["fetch", repo["gpgkey"]], 1) from exc
+            run(["rpm", "--import", str(key)])
+            lines.append(f"gpgkey=file://{key}")
         lines.append("")
     (REPOSDIR / "kopers.repo").write_text("\n".join(lines))
     print(f"+ cat {REPOSDIR}/kopers.repo", flush=True)
@@ -212,7 +258,7 @@ def main(argv: list[str]) -> int:
         say(f"invalid job: {exc}")
         return 2
     try:
-        build(job)
+        build_srpm(job) if job.get("mode") == "srpm" else build(job)
     except CommandFailed as exc:
         say(str(exc))
         return 1

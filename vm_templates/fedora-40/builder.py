@@ -76,6 +76,14 @@ def load_job(path: str) -> dict:
         raise JobError(f"cannot read job file {path}: {exc}") from exc
     if not isinstance(job, dict):
         raise JobError("job must be a JSON object")
+    if job.get("mode") == "srpm":
+        # Builds from git: the host uploaded a checkout; make its SRPM.
+        for key in ("chroot", "spec", "sources", "result_dir"):
+            if not isinstance(job.get(key), str):
+                raise JobError(f"job field {key!r} must be a string")
+        job.setdefault("repos", [])
+        job.setdefault("macros", {"dist": "", "vendor": "", "packager": ""})
+        return job
     expect = {
         "build_id": int, "chroot": str, "srpm": str, "result_dir": str,
         "macros": dict, "repos": list, "enable_net": bool,
@@ -192,6 +200,26 @@ def run_mock(job: dict, spec: Path) -> Path:
     return results
 
 
+def build_srpm(job: dict) -> None:
+    """mock --buildsrpm from the uploaded checkout; the SRPM goes to result_dir."""
+    shutil.rmtree(MOCKDIR, ignore_errors=True)
+    results = MOCKDIR / "results"
+    results.mkdir(parents=True)
+    config = MOCKDIR / "kopers.cfg"
+    config.write_text(mock_config(job))
+    shutil.chown(MOCKDIR, MOCK_USER)
+    shutil.chown(results, MOCK_USER)
+    run([
+        "runuser", "-u", MOCK_USER, "--", "mock", "-r", str(config), "--buildsrpm",
+        "--spec", job["spec"], "--sources", job["sources"], "--resultdir", str(results),
+    ])  # fmt: skip
+    result_dir = Path(job["result_dir"])
+    result_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(results.glob("*.src.rpm")):
+        shutil.copy2(path, result_dir / path.name)
+        say(f"result: {path.name}")
+
+
 def write_manifest(mock_results: Path, result_dir: Path) -> None:
     names: set[str] = set()
     for log in ("installed_pkgs.log", "root.log"):
@@ -245,7 +273,7 @@ def main(argv: list[str]) -> int:
         say(f"invalid job: {exc}")
         return 2
     try:
-        build(job)
+        build_srpm(job) if job.get("mode") == "srpm" else build(job)
     except CommandFailed as exc:
         say(str(exc))
         return 1

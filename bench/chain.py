@@ -1,0 +1,148 @@
+"""How fast the next step of a chain starts: Kopers' publish-to-start delay.
+
+Starts a real Kopers (embedded Postgres, real VMs), submits chains A -> B
+through the native chain API, where B BuildRequires A, and measures for each
+chain the delay between A's task ending (its packages signed and published)
+and B's task starting, next to A's own build time. Copr's dispatcher polls
+every 30 s and Koji waits for a tag regeneration; here the scheduler is told
+when the publish completes.
+
+    .venv/bin/python bench/chain.py [--chains N]
+
+Last line: `chain step_s=<median delay> build_s=<median build time of A>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import configparser
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import REPO, VENV_BIN, Server, free_port  # noqa: E402
+from tests.e2e.webroot import WebRoot  # noqa: E402
+
+SPEC = """\
+Name:           {name}
+Version:        {version}
+Release:        1%{{?dist}}
+Summary:        chain benchmark step
+License:        MIT
+BuildArch:      noarch
+{requires}
+
+%description
+Benchmark.
+
+%prep
+
+%build
+
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo {name} > %{{buildroot}}/usr/share/{name}/x
+
+%files
+/usr/share/{name}
+"""
+
+
+def srpm(work: Path, name: str, version: str, requires: str = "") -> Path:
+    top = work / f"{name}-{version}"
+    (top / "SPECS").mkdir(parents=True)
+    spec = top / "SPECS" / f"{name}.spec"
+    spec.write_text(SPEC.format(name=name, version=version, requires=requires))
+    subprocess.run(
+        ["rpmbuild", "-bs", "--define", f"_topdir {top}", str(spec)],
+        check=True,
+        capture_output=True,
+    )
+    return next((top / "SRPMS").glob("*.src.rpm"))
+
+
+def when(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chains", type=int, default=3)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="kopers-bench-chain-"))
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "KOPERS_CONFIG": str(REPO / "kopers.toml"),
+            "KOPERS_DATA_DIR": str(base / "data"),
+            "KOPERS_LISTEN": f"127.0.0.1:{port}",
+            "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+        }
+    )
+    server = Server(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
+    (base / "web").mkdir()
+    web = WebRoot(base / "web")
+    server.start()
+    try:
+        server.user("bench")
+        assert (
+            server.copr("bench", "create", "chain", "--chroot", "debian-12-x86_64").returncode == 0
+        )
+        ini = configparser.ConfigParser()
+        ini.read(server.configs["bench"])
+        creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
+        steps, builds = [], []
+        for i in range(args.chains):
+            a = web.add(srpm(base / "srpms", f"bench-a{i}", "1"))
+            b = web.add(srpm(base / "srpms", f"bench-b{i}", "1", f"BuildRequires: bench-a{i}"))
+            request = urllib.request.Request(
+                f"{server.url}/api/projects/bench/chain/chains",
+                data=json.dumps({"builds": [{"url": a}, {"url": b}]}).encode(),
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": "Basic " + base64.b64encode(creds).decode(),
+                },
+            )
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                a_id, b_id = (x["id"] for x in json.loads(resp.read())["builds"])
+            for build_id in (a_id, b_id):
+                state = server.wait_build(build_id)["state"]
+                if state != "succeeded":
+                    print(f"build {build_id} ended {state}; see {server.log_path}", file=sys.stderr)
+                    return 1
+            ta = server.get(f"/api/builds/{a_id}")["tasks"][0]
+            tb = server.get(f"/api/builds/{b_id}")["tasks"][0]
+            step = when(tb["started_on"]) - when(ta["ended_on"])
+            build = when(ta["ended_on"]) - when(ta["started_on"])
+            steps.append(step)
+            builds.append(build)
+            print(
+                f"chain {i}: A built in {build:.2f} s; B started {step:.3f} s after A published",
+                flush=True,
+            )
+    finally:
+        server.stop()
+        web.close()
+    print(f"chain step_s={statistics.median(steps):.3f} build_s={statistics.median(builds):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    start = time.monotonic()
+    code = main()
+    print(f"(benchmark took {time.monotonic() - start:.0f} s)", file=sys.stderr)
+    raise SystemExit(code)

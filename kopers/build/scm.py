@@ -1,0 +1,87 @@
+"""Builds from git: clone on the host, find the spec, hand the tree to a builder VM.
+
+Kopers clones the repository itself (the builder VM has no network) and
+uploads the chosen subdirectory, without .git, to the VM, which makes the
+SRPM there with the template's builder (`rpmbuild -bs`, or `mock --buildsrpm`).
+Accepted URLs are http(s), git and ssh: a `file://` URL would let any user
+read repositories on the Kopers host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from kopers.errors import BadRequest, BuildFailed
+
+ALLOWED_SCHEMES = ("https", "http", "git", "ssh")
+CLONE_TIMEOUT = 600
+
+
+def check_clone_url(url: str) -> str:
+    """Reject URLs Kopers will not clone. Pure."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ALLOWED_SCHEMES:
+        raise BadRequest(f"clone_url must be a {', '.join(ALLOWED_SCHEMES)} URL, got {url!r}")
+    return url
+
+
+def relative(path: str, what: str) -> PurePosixPath:
+    """A path inside the checkout; never absolute, never escaping it. Pure."""
+    p = PurePosixPath(path or ".")
+    if p.is_absolute() or ".." in p.parts:
+        raise BadRequest(f"{what} must be a relative path inside the repository: {path!r}")
+    return p
+
+
+def locate_spec(tree: Path, subdirectory: str, spec: str) -> tuple[Path, Path]:
+    """(source directory, spec file) inside the checkout `tree`."""
+    sub = tree / relative(subdirectory, "subdirectory")
+    if not sub.is_dir():
+        raise BuildFailed(f"subdirectory {subdirectory!r} is not in the repository")
+    if spec:
+        path = sub / relative(spec, "spec")
+        if not path.is_file():
+            raise BuildFailed(f"spec file {spec!r} is not in {subdirectory or 'the repository'}")
+        return sub, path
+    specs = sorted(sub.glob("*.spec"))
+    if len(specs) != 1:
+        found = ", ".join(p.name for p in specs) or "none"
+        raise BuildFailed(f"name the spec file: {subdirectory or 'the top directory'} has {found}")
+    return sub, specs[0]
+
+
+async def _git(*args: str, cwd: Path | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        async with asyncio.timeout(CLONE_TIMEOUT):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        raise BuildFailed(f"git {args[0]} took longer than {CLONE_TIMEOUT} s") from None
+    text = out.decode(errors="replace")
+    if proc.returncode != 0:
+        last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
+        raise BuildFailed(f"git {args[0]} failed: {last}")
+    return text
+
+
+async def checkout(url: str, committish: str, dest: Path) -> str:
+    """Clone `url` at `committish` into dest (without .git); return the commit id."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    await _git("clone", "--quiet", check_clone_url(url), str(dest))
+    if committish:
+        await _git("checkout", "--quiet", committish, cwd=dest)
+    commit = (await _git("rev-parse", "HEAD", cwd=dest)).strip()
+    shutil.rmtree(dest / ".git")
+    return commit

@@ -1,0 +1,306 @@
+"""Chain builds end to end: B builds against A's packages, fetched from the project repository.
+
+Real VMs, real rpmbuild and dnf builddep inside them, real signing and
+repodata, and dnf on the host to install the result. Package B links against
+a shared library from package A's -devel subpackage, so B's build needs A
+published first, and the installed B really runs A's code.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import json
+import os
+import subprocess
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.server import CHROOT, Server
+from tests.e2e.webroot import WebRoot
+
+pytestmark = pytest.mark.e2e
+
+LIB_SPEC = """\
+%global debug_package %{nil}
+Name:           kopers-liba
+Version:        1.0
+Release:        1%{?dist}
+Summary:        A shared library for the chain test
+License:        MIT
+BuildRequires:  gcc
+
+%description
+Says hello.
+
+%package devel
+Summary:        Headers of kopers-liba
+Requires:       %{name}%{?_isa} = %{version}-%{release}
+
+%description devel
+Headers and the link-time library.
+
+%prep
+
+%build
+printf 'const char *kopers_a_greeting(void) { return "hello from liba"; }\\n' > liba.c
+gcc -shared -fPIC -Wl,-soname,libkopersa.so.1 -o libkopersa.so.1 liba.c
+
+%install
+mkdir -p %{buildroot}%{_libdir} %{buildroot}%{_includedir}
+install -m 755 libkopersa.so.1 %{buildroot}%{_libdir}/
+ln -s libkopersa.so.1 %{buildroot}%{_libdir}/libkopersa.so
+printf 'const char *kopers_a_greeting(void);\\n' > %{buildroot}%{_includedir}/kopersa.h
+
+%files
+%{_libdir}/libkopersa.so.1
+
+%files devel
+%{_includedir}/kopersa.h
+%{_libdir}/libkopersa.so
+"""
+
+APP_SPEC = """\
+%global debug_package %{nil}
+Name:           {name}
+Version:        1.0
+Release:        1%{?dist}
+Summary:        A program linked against kopers-liba
+License:        MIT
+BuildRequires:  gcc
+BuildRequires:  kopers-liba-devel
+
+%description
+Prints liba's greeting.
+
+%prep
+
+%build
+{network_check}
+printf '#include <stdio.h>\\n#include <kopersa.h>\\n' > app.c
+printf 'int main(void) {{ puts(kopers_a_greeting()); return 0; }}\\n' >> app.c
+gcc -o {name} app.c -lkopersa
+
+%install
+install -D -m 755 {name} %{buildroot}%{_bindir}/{name}
+
+%files
+%{_bindir}/{name}
+"""
+
+# A %build step that must find no way out of the VM: neither the host (where
+# Kopers listens) nor the outside world. If any connection succeeds, it fails.
+NETWORK_CHECK = """\
+python3 - <<'PY'
+import socket, sys
+for host, port in (("10.0.2.2", {port}), ("1.1.1.1", 80), ("10.0.2.3", 53)):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        print(f"network check: {{host}}:{{port}} unreachable ({{exc}})")
+    else:
+        sys.exit(f"network check: {{host}}:{{port}} is reachable from the build")
+PY
+"""
+
+
+def srpm(spec_text: str, name: str, workdir: Path) -> Path:
+    top = workdir / name
+    (top / "SPECS").mkdir(parents=True)
+    spec = top / "SPECS" / f"{name}.spec"
+    spec.write_text(spec_text)
+    subprocess.run(
+        ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
+        check=True,
+        capture_output=True,
+    )
+    return next((top / "SRPMS").glob("*.src.rpm"))
+
+
+def app_spec(name: str, network_port: int | None = None) -> str:
+    check = NETWORK_CHECK.format(port=network_port) if network_port else ""
+    return (
+        APP_SPEC.replace("{network_check}", check)
+        .replace("{name}", name)
+        .replace("{{", "{")
+        .replace("}}", "}")
+    )
+
+
+def post(server: Server, user: str, path: str, body: dict[str, Any]) -> Any:
+    ini = configparser.ConfigParser()
+    ini.read(server.configs[user])
+    creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
+    request = urllib.request.Request(
+        f"{server.url}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(creds).decode(),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def carol(server: Server) -> Iterator[str]:
+    server.user("carol")
+    r = server.copr("carol", "create", "chain", "--chroot", CHROOT)
+    assert r.returncode == 0, r.stderr
+    yield "carol"
+
+
+def task(server: Server, build_id: int) -> dict[str, Any]:
+    items: list[dict[str, Any]] = server.get(f"/api_3/build-chroot/list?build_id={build_id}")[
+        "items"
+    ]
+    return items[0]
+
+
+def test_chain_b_builds_against_a_from_the_project_repo(
+    server: Server, carol: str, webroot: WebRoot, tmp_path: Path
+) -> None:
+    lib = webroot.add(srpm(LIB_SPEC, "kopers-liba", tmp_path))
+    app = webroot.add(srpm(app_spec("kopers-app"), "kopers-app", tmp_path))
+    answer = post(
+        server, carol, "/api/projects/carol/chain/chains", {"builds": [{"url": lib}, {"url": app}]}
+    )
+    a_id, b_id = (b["id"] for b in answer["builds"])
+    a = server.wait_build(a_id)
+    b = server.wait_build(b_id)
+    assert (a["state"], b["state"]) == ("succeeded", "succeeded"), (a, b)
+
+    # B started only after A ended, i.e. after A's packages were published.
+    assert task(server, b_id)["started_on"] >= task(server, a_id)["ended_on"]
+    manifest = server.get(f"/api/builds/{b_id}/buildroot")["chroots"][CHROOT]
+    assert "kopers-liba-devel-1.0-1.deb12.kopers.x86_64" in manifest
+    assert "kopers-liba-1.0-1.deb12.kopers.x86_64" in manifest
+
+    # Install B from the project repository and run it: it prints A's string.
+    root = install(server, "carol", "chain", "kopers-app", tmp_path)
+    libdir = root / "usr/lib64"
+    out = subprocess.run(
+        [str(root / "usr/bin/kopers-app")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(libdir)},
+        check=True,
+    )
+    assert out.stdout.strip() == "hello from liba"
+
+
+def install(server: Server, owner: str, project: str, package: str, tmp_path: Path) -> Path:
+    """dnf --installroot from the served .repo file, with gpgcheck=1."""
+    root = tmp_path / "root"
+    reposdir = tmp_path / "repos"
+    reposdir.mkdir()
+    (reposdir / "kopers.repo").write_text(
+        server.get(f"/coprs/{owner}/{project}/repo/debian-12/dnf.repo?arch=x86_64")
+    )
+    root.mkdir()
+    key = tmp_path / "key.asc"
+    key.write_text(server.get(f"/results/{owner}/{project}/pubkey.gpg"))
+    subprocess.run(["rpm", "--root", str(root), "--import", str(key)], check=True)
+    # The host's empty rpm database knows nothing of libc; give it what the
+    # builder template provides, as the template does for its own rpmdb.
+    provides = system_provides_rpm(tmp_path)
+    subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(provides)], check=True)
+    r = subprocess.run(
+        [
+            "dnf",
+            "-y",
+            "-q",
+            f"--installroot={root}",
+            "--releasever=12",
+            f"--setopt=reposdir={reposdir}",
+            f"--setopt=cachedir={tmp_path / 'cache'}",
+            "install",
+            package,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return root
+
+
+def system_provides_rpm(tmp_path: Path) -> Path:
+    cache = Path(os.environ.get("KOPERS_VM_CACHE_DIR", Path.home() / ".cache/kopers"))
+    lists = sorted((cache / "templates").glob("debian-12-*/system-provides.txt"))
+    assert lists, "the debian-12 template is not built"
+    provides = "\n".join(f"Provides: {p}" for p in lists[-1].read_text().split("\n") if p.strip())
+    spec = (
+        textwrap.dedent("""\
+        Name: host-system-provides
+        Version: 1
+        Release: 1
+        Summary: what the host system provides
+        License: MIT
+        BuildArch: noarch
+        %s
+
+        %%description
+        Test helper.
+
+        %%files
+        """)
+        % provides
+    )
+    top = tmp_path / "provides"
+    (top / "SPECS").mkdir(parents=True)
+    (top / "SPECS" / "p.spec").write_text(spec)
+    subprocess.run(
+        ["rpmbuild", "-bb", "--define", f"_topdir {top}", str(top / "SPECS/p.spec")],
+        check=True,
+        capture_output=True,
+    )
+    return next((top / "RPMS").rglob("*.rpm"))
+
+
+def test_a_failed_step_skips_the_rest_of_the_chain(
+    server: Server, carol: str, tmp_path: Path, make_srpm: Any
+) -> None:
+    broken = make_srpm("kopers-chain-broken", "1", build="exit 3")
+    r = server.copr(carol, "build", "chain", str(broken), "--nowait")
+    assert r.returncode == 0, r.stderr
+    first = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+    r = server.copr(
+        carol,
+        "build",
+        "chain",
+        str(make_srpm("kopers-chain-next", "1")),
+        "--after-build-id",
+        str(first),
+    )  # waits: copr-cli stops on skipped
+    assert "skipped" in r.stdout, r.stdout + r.stderr
+    second = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+    assert server.get(f"/api_3/build/{first}")["state"] == "failed"
+    assert task(server, second)["state"] == "skipped"
+    assert task(server, second)["reason"] == f"dependency build {first} failed on chroot {CHROOT}"
+
+
+def test_external_copr_repository_and_no_network(
+    server: Server, carol: str, webroot: WebRoot, tmp_path: Path
+) -> None:
+    r = server.copr(carol, "create", "consumer", "--chroot", CHROOT, "--repo", "copr://carol/chain")
+    assert r.returncode == 0, r.stderr
+    spec = app_spec("kopers-consumer", network_port=server.port)
+    r = server.copr(
+        carol, "build", "consumer", str(srpm(spec, "kopers-consumer", tmp_path)), "--nowait"
+    )
+    assert r.returncode == 0, r.stderr
+    build_id = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+    build = server.wait_build(build_id)
+    log = server.get(task(server, build_id)["result_url"].removeprefix(server.url) + "build.log")
+    assert build["state"] == "succeeded", log[-3000:]
+    assert "network check: 10.0.2.2" in log and "unreachable" in log
+    manifest = server.get(f"/api/builds/{build_id}/buildroot")["chroots"][CHROOT]
+    assert "kopers-liba-devel-1.0-1.deb12.kopers.x86_64" in manifest

@@ -1,0 +1,91 @@
+"""Crash recovery: `kill -9` of the server with tasks pending, running and waiting.
+
+After the restart every build reaches a final state: the running task runs
+again on a fresh VM, the waiting one follows its dependency, the pending one
+starts. Nothing is lost, published twice, or duplicated in the repository.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import createrepo_c as cr
+import pytest
+
+from tests.e2e.server import CHROOT, Server
+
+pytestmark = pytest.mark.e2e
+
+
+def created(output: str) -> int:
+    return int(output.rsplit("Created builds:", 1)[1].split()[0])
+
+
+def primary_nevras(repo_dir: Path) -> list[str]:
+    repomd = cr.Repomd(str(repo_dir / "repodata" / "repomd.xml"))
+    primary = next(r for r in repomd.records if r.type == "primary")
+    found: list[str] = []
+
+    def on_pkg(pkg: cr.Package) -> bool:
+        found.append(pkg.nevra())
+        return True
+
+    cr.xml_parse_primary(str(repo_dir / primary.location_href), pkgcb=on_pkg, do_files=False)
+    return found
+
+
+def test_kill_9_with_pending_running_and_waiting_tasks(
+    server: Server, make_srpm: Callable[..., Path], virsh_domains: Callable[[], list[str]]
+) -> None:
+    server.user("dave")
+    assert server.copr("dave", "create", "crash", "--chroot", CHROOT).returncode == 0
+    slow = make_srpm(
+        "kopers-crash-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
+    )
+    running = created(server.copr("dave", "build", "crash", str(slow), "--nowait").stdout)
+    waiting = created(
+        server.copr(
+            "dave",
+            "build",
+            "crash",
+            str(make_srpm("kopers-crash-after", "1")),
+            "--nowait",
+            "--after-build-id",
+            str(running),
+        ).stdout
+    )
+    pending = created(
+        server.copr(
+            "dave", "build", "crash", str(make_srpm("kopers-crash-other", "1")), "--nowait"
+        ).stdout
+    )
+    deadline = time.monotonic() + 600
+    while server.get(f"/api_3/build/{running}")["state"] != "running":
+        assert time.monotonic() < deadline, "the slow build never started"
+        time.sleep(1)
+    time.sleep(8)  # well inside its %build
+    assert server.get(f"/api_3/build/{waiting}")["state"] == "pending"  # its chroot is waiting
+
+    assert server.proc is not None
+    server.proc.kill()  # SIGKILL: no cleanup of any kind
+    server.proc.wait()
+    server.proc = None
+    server.start()
+
+    states = {b: server.wait_build(b)["state"] for b in (running, waiting, pending)}
+    assert states == {running: "succeeded", waiting: "succeeded", pending: "succeeded"}
+    tasks = server.get(f"/api_3/build-chroot/list?build_id={running}")["items"]
+    assert tasks[0]["attempts"] == 2  # the interrupted attempt and the one after the restart
+
+    # Each package is in the repository exactly once.
+    repo = server.data_dir / "results" / "dave" / "crash" / CHROOT
+    nevras = primary_nevras(repo)
+    assert len(nevras) == len(set(nevras)), nevras
+    assert sorted(n.rsplit("-", 2)[0] for n in nevras if not n.endswith(".src")) == [
+        "kopers-crash-after",
+        "kopers-crash-other",
+        "kopers-crash-slow",
+    ]
+    assert not [d for d in virsh_domains() if d.startswith("kopers-")]
