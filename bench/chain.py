@@ -15,23 +15,18 @@ Last line: `chain step_s=<median delay> build_s=<median build time of A>`.
 from __future__ import annotations
 
 import argparse
-import base64
-import configparser
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.server import REPO, VENV_BIN, Server, free_port  # noqa: E402
+from tests.e2e.server import Server  # noqa: E402
 from tests.e2e.webroot import WebRoot  # noqa: E402
 
 SPEC = """\
@@ -81,18 +76,7 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=3)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="kopers-bench-chain-"))
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "KOPERS_CONFIG": str(REPO / "kopers.toml"),
-            "KOPERS_DATA_DIR": str(base / "data"),
-            "KOPERS_LISTEN": f"127.0.0.1:{port}",
-            "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-        }
-    )
-    server = Server(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
+    server = Server.create(base)
     (base / "web").mkdir()
     web = WebRoot(base / "web")
     server.start()
@@ -101,24 +85,14 @@ def main() -> int:
         assert (
             server.copr("bench", "create", "chain", "--chroot", "debian-12-x86_64").returncode == 0
         )
-        ini = configparser.ConfigParser()
-        ini.read(server.configs["bench"])
-        creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
         steps, builds = [], []
         for i in range(args.chains):
             a = web.add(srpm(base / "srpms", f"bench-a{i}", "1"))
             b = web.add(srpm(base / "srpms", f"bench-b{i}", "1", f"BuildRequires: bench-a{i}"))
-            request = urllib.request.Request(
-                f"{server.url}/api/projects/bench/chain/chains",
-                data=json.dumps({"builds": [{"url": a}, {"url": b}]}).encode(),
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    "Authorization": "Basic " + base64.b64encode(creds).decode(),
-                },
+            answer = server.post(
+                "bench", "/api/projects/bench/chain/chains", {"builds": [{"url": a}, {"url": b}]}
             )
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                a_id, b_id = (x["id"] for x in json.loads(resp.read())["builds"])
+            a_id, b_id = (x["id"] for x in answer["builds"])
             for build_id in (a_id, b_id):
                 state = server.wait_build(build_id)["state"]
                 if state != "succeeded":

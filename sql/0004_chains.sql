@@ -27,3 +27,7 @@ CREATE TABLE task_deps (
     FOREIGN KEY (build_id, chroot) REFERENCES build_tasks ON DELETE CASCADE
 );
 CREATE INDEX task_deps_dep ON task_deps (dep_build_id, dep_chroot);
+
+-- Repositories a chroot's builds may install from, beyond the project's own
+-- and the project-wide ones (copr-cli edit-chroot --repos).
+ALTER TABLE project_chroots ADD COLUMN additional_repos text[] NOT NULL DEFAULT '{}';

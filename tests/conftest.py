@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,12 +19,28 @@ from kopers.db.database import embedded_dsn
 REPO = Path(__file__).resolve().parents[1]
 
 
+@contextlib.contextmanager
+def service_dir(prefix: str) -> Iterator[Path]:
+    """A scratch directory for long-running services (Postgres, libvirt's qemu).
+
+    Not below pytest's own temporary root: each pytest session resets that
+    root to mode 700, which cuts off the service accounts of any other session
+    still running on the machine.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """One embedded PostgreSQL for the whole session; yields its admin DSN."""
-    uri, server = embedded_dsn(tmp_path_factory.mktemp("pg"))
-    yield uri
-    server.cleanup()
+    with service_dir("kopers-test-pg-") as base:
+        uri, server = embedded_dsn(base)
+        yield uri
+        server.cleanup()
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 def create_app(kopers: Kopers) -> web.Application:
     from kopers.api import (
         auth,
+        chroots,
         coprv3,
         dnfrepo,
         events,
@@ -61,6 +62,7 @@ def create_app(kopers: Kopers) -> web.Application:
         results,
         submit,
         views,
+        websocket,
     )
 
     app = web.Application(
@@ -69,6 +71,7 @@ def create_app(kopers: Kopers) -> web.Application:
     )
     app[KOPERS] = kopers
     coprv3.add_routes(app)
+    chroots.add_routes(app)
     permissions.add_routes(app)
     auth.add_routes(app)
     events.add_routes(app)
@@ -77,4 +80,5 @@ def create_app(kopers: Kopers) -> web.Application:
     dnfrepo.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)
+    websocket.add_routes(app)
     return app

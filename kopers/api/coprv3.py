@@ -19,43 +19,11 @@ from aiohttp import BodyPartReader, web
 from kopers.api import copr_json as cj
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.params import json_body, need, paging
 from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
-
-
-def _int(value: str | None, name: str, default: int | None = None) -> int | None:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {value!r}") from None
-
-
-def _paging(request: web.Request) -> tuple[int | None, int]:
-    limit = _int(request.query.get("limit"), "limit")
-    offset = _int(request.query.get("offset"), "offset", 0) or 0
-    if (limit is not None and limit < 0) or offset < 0:
-        raise BadRequest("limit and offset must not be negative")
-    return limit, offset
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    data = await request.json(loads=json.loads)
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return data
-
-
-def _need(request: web.Request, name: str) -> str:
-    value = request.query.get(name) or request.match_info.get(name)
-    if not value:
-        raise BadRequest(f"missing parameter {name}")
-    return value
 
 
 # general --------------------------------------------------------------------
@@ -86,7 +54,7 @@ async def mock_chroots(request: web.Request) -> web.Response:
 async def get_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        _need(request, "ownername"), _need(request, "projectname")
+        need(request, "ownername"), need(request, "projectname")
     )
     return web.json_response(cj.project_json(project, kopers.layout))
 
@@ -94,7 +62,7 @@ async def get_project(request: web.Request) -> web.Response:
 @routes.get("/api_3/project/list")
 async def list_projects(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     projects = await kopers.store.list_projects(request.query.get("ownername"), None, limit, offset)
     items = [cj.project_json(p, kopers.layout) for p in projects]
     return web.json_response(cj.page(items, limit, offset, order_type="ASC"))
@@ -103,7 +71,7 @@ async def list_projects(request: web.Request) -> web.Response:
 @routes.get("/api_3/project/search")
 async def search_projects(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     query = request.query.get("query", "")
     projects = await kopers.store.list_projects(None, query, limit, offset)
     items = [cj.project_json(p, kopers.layout) for p in projects]
@@ -115,7 +83,7 @@ async def add_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     owner = request.match_info["ownername"]
-    data = await _json_body(request)
+    data = await json_body(request)
     if request.query.get("exist_ok") == "True":
         existing = await kopers.store.list_projects(owner, None)
         match = [p for p in existing if p.name == data.get("name")]
@@ -147,32 +115,6 @@ async def delete_project(request: web.Request) -> web.Response:
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
-@routes.get("/api_3/project-chroot")
-async def get_project_chroot(request: web.Request) -> web.Response:
-    kopers = request.app[KOPERS]
-    project = await kopers.store.get_project(
-        _need(request, "ownername"), _need(request, "projectname")
-    )
-    chroot = _need(request, "chrootname")
-    if chroot not in project.chroots:
-        raise BadRequest(f"Chroot {chroot} is not enabled in project {project.full_name}")
-    return web.json_response(
-        {
-            "mock_chroot": chroot,
-            "ownername": project.owner,
-            "projectname": project.name,
-            "comps_name": None,
-            "additional_repos": [],
-            "additional_packages": [],
-            "additional_modules": [],
-            "with_opts": [],
-            "without_opts": [],
-            "delete_after_days": None,
-            "isolation": "default",
-        }
-    )
-
-
 # builds ---------------------------------------------------------------------
 
 
@@ -180,7 +122,7 @@ async def get_project_chroot(request: web.Request) -> web.Response:
 async def check_before_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await _json_body(request)
+    data = await json_body(request)
     project = await kopers.submissions.check(
         user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
     )
@@ -239,7 +181,7 @@ async def _spool(part: BodyPartReader, spool_dir: Path, max_bytes: int) -> Path:
 async def create_from_url(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await _json_body(request)
+    data = await json_body(request)
     urls = data.get("pkgs") or []
     if isinstance(urls, str):
         urls = urls.split()
@@ -257,7 +199,7 @@ async def create_from_url(request: web.Request) -> web.Response:
 async def create_from_scm(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await _json_body(request)
+    data = await json_body(request)
     build = await kopers.submissions.from_scm(
         user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
     )
@@ -276,9 +218,9 @@ async def get_build(request: web.Request) -> web.Response:
 async def list_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        _need(request, "ownername"), _need(request, "projectname")
+        need(request, "ownername"), need(request, "projectname")
     )
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     builds = await kopers.store.list_builds(
         project.id, request.query.get("packagename"), limit, offset
     )
@@ -302,7 +244,7 @@ async def cancel_build(request: web.Request) -> web.Response:
 async def delete_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await _json_body(request)
+    data = await json_body(request)
     ids = data.get("builds")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
         raise BadRequest("builds must be a non-empty list of build ids")
@@ -324,8 +266,8 @@ async def built_packages(request: web.Request) -> web.Response:
 @routes.get("/api_3/build-chroot/list")
 async def list_build_chroots(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(_need(request, "build_id")))
-    limit, offset = _paging(request)
+    build = await kopers.store.get_build(int(need(request, "build_id")))
+    limit, offset = paging(request)
     tasks = list(build.tasks)[offset : None if limit is None else offset + limit]
     items = [cj.build_chroot_json(build, t, kopers.layout) for t in tasks]
     return web.json_response(cj.page(items, limit, offset, order="name", order_type="ASC"))
@@ -334,8 +276,8 @@ async def list_build_chroots(request: web.Request) -> web.Response:
 @routes.get("/api_3/build-chroot")
 async def get_build_chroot(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(_need(request, "build_id")))
-    chroot = _need(request, "chrootname")
+    build = await kopers.store.get_build(int(need(request, "build_id")))
+    chroot = need(request, "chrootname")
     task = next((t for t in build.tasks if t.chroot == chroot), None)
     if task is None:
         raise BadRequest(f"build {build.id} has no chroot {chroot}")
@@ -349,9 +291,9 @@ async def get_build_chroot(request: web.Request) -> web.Response:
 async def list_packages(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        _need(request, "ownername"), _need(request, "projectname")
+        need(request, "ownername"), need(request, "projectname")
     )
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     builds = await kopers.store.list_builds(project.id, None, None, 0)
     names = sorted({b.package_name for b in builds if b.package_name})
     items = []

@@ -27,6 +27,18 @@ class RepoRef:
     gpgkey: str | None = None
 
 
+def repo_json(repo: RepoRef) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": repo.id,
+        "name": repo.name,
+        "baseurl": repo.baseurl,
+        "gpgcheck": repo.gpgcheck,
+    }
+    if repo.gpgkey:
+        out["gpgkey"] = repo.gpgkey
+    return out
+
+
 def forced_dist(chroot: ChrootConfig, repo_tag: str) -> str:
     """The %dist every package of this chroot gets, e.g. `.fc40.kopers`."""
     return f"{chroot.dist}.{repo_tag}"
@@ -60,9 +72,6 @@ def render_job(
             "vendor": vendor(build.owner, build.project),
             "packager": packager(build.submitter, public_url),
         },
-        "repos": [
-            {"id": r.id, "name": r.name, "baseurl": r.baseurl, "gpgcheck": r.gpgcheck}
-            for r in repos
-        ],
+        "repos": [repo_json(r) for r in repos],
         "enable_net": enable_net,
     }

@@ -35,6 +35,7 @@ from kopers.vm.pool import BuilderVm, VmPool
 log = logging.getLogger(__name__)
 
 EXIT_BUILD_FAILED = 1
+RETRY_PAUSE_S = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,9 @@ class Runner:
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
                 )
                 last = exc.message
+                if attempt < limit:
+                    # A short pause lets a passing host problem pass before the next VM.
+                    await asyncio.sleep(RETRY_PAUSE_S * attempt)
         raise BuildFailed(
             f"infrastructure failure, not the package: {limit} attempts failed; last: {last}"
         )
@@ -217,7 +221,8 @@ class Runner:
         workdir.mkdir(parents=True)
         srpm = self.paths.source_dir(build.id) / str(build.srpm_name)
         project = await self.store.project_by_id(build.project_id)
-        plans, notes = plan_repos(project, chroot.name, self._repo_server())
+        extra = await self.store.chroot_repos(project.id, chroot.name)
+        plans, notes = plan_repos(project, chroot.name, self._repo_server(), extra)
         for note in notes:
             await channel.append(f"kopers: repository {note.url} left out: {note.reason}")
         async with self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm:
@@ -276,7 +281,8 @@ class Runner:
 
                 return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
         except TimeoutError:
-            breach = watch.breach_at(loop.time())
+            # The timer fired at the deadline (give or take the clock's resolution).
+            breach = watch.breach_at(max(loop.time(), watch.deadline()))
             reason = breach.reason if breach else f"the build ran past its limits ({timeout} s)"
             await channel.append(f"kopers: {reason}; stopping the build")
             raise BuildFailed(reason) from None

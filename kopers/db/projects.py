@@ -69,6 +69,13 @@ class ProjectStore(StoreBase):
         rows = await self.pool.fetch(self.q.list_projects, owner, query, limit, offset)
         return [_project(r) for r in rows]
 
+    async def chroot_repos(self, project_id: int, chroot: str) -> list[str]:
+        repos = await self.pool.fetchval(self.q.chroot_repos, project_id, chroot)
+        return list(repos or [])
+
+    async def set_chroot_repos(self, project_id: int, chroot: str, repos: Sequence[str]) -> None:
+        await self.pool.execute(self.q.set_chroot_repos, project_id, chroot, list(repos))
+
     async def delete_project(self, project_id: int) -> None:
         await self.pool.execute(self.q.delete_project, project_id)
 

@@ -35,6 +35,7 @@ from kopers.hostaccess import ensure_traversable
 from kopers.vm.domain import (
     DOMAIN_TYPES,
     DomainSpec,
+    VmSize,
     console_log_name,
     domain_of_file,
     overlay_volume_name,
@@ -101,7 +102,6 @@ class LibvirtDriver:
         # Pool mutations are serialised: libvirt rejects a refresh while a volume
         # job runs, and overlay creation takes milliseconds anyway.
         self._pool_lock = asyncio.Lock()
-        self._traversable: set[Path] = set()
 
     @property
     def is_local_system(self) -> bool:
@@ -109,12 +109,21 @@ class LibvirtDriver:
         parsed = urlparse(self.uri)
         return not parsed.hostname and parsed.path.rstrip("/") == "/system"
 
-    async def start(self, image: TemplateImage, name: str, allow_network: bool = False) -> VmHandle:
+    async def start(
+        self,
+        image: TemplateImage,
+        name: str,
+        allow_network: bool = False,
+        *,
+        size: VmSize | None = None,
+    ) -> VmHandle:
         """Create an overlay of the image and boot a transient domain from it.
 
         The guest can open no connection at all unless allow_network is set
         (projects that enable networking); SSH always comes in on 127.0.0.1.
+        `size` defaults to the driver's vcpus and memory and the image's disk size.
         """
+        size = size or VmSize(self.vcpus, self.memory_mib)
         if self.is_local_system:
             self.overlay_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
@@ -122,11 +131,11 @@ class LibvirtDriver:
         console = self.overlay_dir / console_log_name(name)
         async with self._pool_lock:
             pool = await self._call(self._ensure_pool)
-            xml = render_volume_xml(overlay.name, image.base_image)
+            xml = render_volume_xml(overlay.name, image.base_image, size.disk_bytes)
             vol = await self._call(pool.createXML, xml, 0)
             overlay = Path(vol.path())
         try:
-            port = await self._create_domain(image, name, overlay, console, allow_network)
+            port = await self._create_domain(image, name, overlay, console, allow_network, size)
         except BaseException:
             # Shielded so a cancelled start still cleans up. A createXML that
             # completes in its thread after this is left to autodestroy and reap().
@@ -141,6 +150,20 @@ class LibvirtDriver:
     async def destroy_name(self, name: str) -> None:
         await self._call(self._destroy_domain, name)
         await self._delete_files(name)
+
+    async def is_alive(self, name: str) -> bool:
+        """Whether the domain still runs (qemu may have died or been killed)."""
+        conn = await self._connection()
+        return await self._call(_domain_active, conn, name)
+
+    async def supports_kvm(self) -> tuple[bool, str]:
+        """Ask libvirt whether this host offers KVM domains (for hosts we cannot probe)."""
+        conn = await self._connection()
+        try:
+            await asyncio.to_thread(conn.getDomainCapabilities, None, "x86_64", None, "kvm", 0)
+        except libvirt.libvirtError as exc:
+            return False, f"libvirt offers no KVM domains: {exc.get_error_message() or exc}"
+        return True, "libvirt reports KVM domain capabilities (not boot-tested)"
 
     async def list_domains(self, prefix: str) -> list[str]:
         """Names of all domains (running or defined) that start with prefix."""
@@ -185,7 +208,13 @@ class LibvirtDriver:
     # -- internals -------------------------------------------------------------
 
     async def _create_domain(
-        self, image: TemplateImage, name: str, overlay: Path, console: Path, allow_network: bool
+        self,
+        image: TemplateImage,
+        name: str,
+        overlay: Path,
+        console: Path,
+        allow_network: bool,
+        size: VmSize,
     ) -> int:
         """Boot the domain on a free loopback port; retry if qemu could not bind it."""
         conn = await self._connection()
@@ -195,8 +224,8 @@ class LibvirtDriver:
             spec = DomainSpec(
                 name=name,
                 domain_type=self.domain_type,
-                vcpus=self.vcpus,
-                memory_mib=self.memory_mib,
+                vcpus=size.vcpus,
+                memory_mib=size.memory_mib,
                 kernel=image.kernel,
                 initrd=image.initrd,
                 cmdline=image.cmdline,
@@ -293,7 +322,9 @@ class LibvirtDriver:
         if user is None:
             return
         for folder in dirs:
-            for changed in ensure_traversable(folder, user, self._traversable):
+            # Checked on every start, not cached: something else (a tmp cleaner,
+            # a chmod) may take the permission away while Kopers runs.
+            for changed in ensure_traversable(folder, user, set()):
                 log.warning("added ACL u:%s:x to %s so qemu can reach its images", user, changed)
 
 
@@ -310,6 +341,11 @@ def qemu_user(conf: Path) -> str | None:
         except (KeyError, ValueError):
             return None
     return None if user == "root" else user
+
+
+def _domain_active(conn: libvirt.virConnect, name: str) -> bool:
+    dom = _lookup(conn.lookupByName, name)
+    return dom is not None and bool(dom.isActive())
 
 
 def _delete_volume(pool: libvirt.virStoragePool, name: str) -> None:

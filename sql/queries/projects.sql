@@ -33,3 +33,9 @@ LIMIT $3 OFFSET $4;
 
 -- name: delete_project
 DELETE FROM projects WHERE id = $1;
+
+-- name: chroot_repos
+SELECT additional_repos FROM project_chroots WHERE project_id = $1 AND chroot = $2;
+
+-- name: set_chroot_repos
+UPDATE project_chroots SET additional_repos = $3 WHERE project_id = $1 AND chroot = $2;

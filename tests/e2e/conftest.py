@@ -7,14 +7,14 @@ only the builds themselves boot VMs.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.server import REPO, VENV_BIN, Server, free_port, virsh_domain_names
+from tests.conftest import service_dir
+from tests.e2e.server import Server, virsh_domain_names
 from tests.e2e.webroot import WebRoot
 
 
@@ -23,25 +23,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for tool in ("virsh", "rpm", "dnf", "wget"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed; run scripts/test.sh")
-    base = tmp_path_factory.mktemp("kopers-e2e")
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "KOPERS_CONFIG": str(REPO / "kopers.toml"),
-            "KOPERS_DATA_DIR": str(base / "data"),
-            "KOPERS_LISTEN": f"127.0.0.1:{port}",
-            "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-        }
-    )
-    srv = Server(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        print(f"\nserver log: {srv.log_path}", file=sys.stderr)
+    with service_dir("kopers-e2e-") as base:
+        srv = Server.create(base)
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+            kept = tmp_path_factory.mktemp("e2e-server") / "server.log"
+            shutil.copy2(srv.log_path, kept)
+            print(f"\nserver log: {kept}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

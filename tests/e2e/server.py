@@ -7,7 +7,10 @@ only the builds themselves boot VMs.
 
 from __future__ import annotations
 
+import base64
+import configparser
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -37,6 +40,26 @@ class Server:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     configs: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, base: Path, **settings: str) -> Server:
+        """A server with its own data directory below `base` and a free port on 127.0.0.1.
+
+        `settings` are extra KOPERS_* environment overrides.
+        """
+        port = free_port()
+        env = dict(os.environ)
+        env.update(
+            {
+                "KOPERS_CONFIG": str(REPO / "kopers.toml"),
+                "KOPERS_DATA_DIR": str(base / "data"),
+                "KOPERS_LISTEN": f"127.0.0.1:{port}",
+                "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                **settings,
+            }
+        )
+        return cls(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
 
     @property
     def url(self) -> str:
@@ -82,6 +105,23 @@ class Server:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as resp:
             body = resp.read()
         return json.loads(body) if path.startswith("/api") else body.decode()
+
+    def post(self, user: str, path: str, body: dict[str, Any]) -> Any:
+        """POST JSON as `user`, with the credentials of its copr-cli config."""
+        ini = configparser.ConfigParser()
+        ini.read(self.configs[user])
+        creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(creds).decode(),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())
 
     def wait_build(self, build_id: int, timeout: float = 900) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -8,13 +8,9 @@ published first, and the installed B really runs A's code.
 
 from __future__ import annotations
 
-import base64
-import configparser
-import json
 import os
 import subprocess
 import textwrap
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,23 +128,6 @@ def app_spec(name: str, network_port: int | None = None) -> str:
     )
 
 
-def post(server: Server, user: str, path: str, body: dict[str, Any]) -> Any:
-    ini = configparser.ConfigParser()
-    ini.read(server.configs[user])
-    creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
-    request = urllib.request.Request(
-        f"{server.url}{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": "Basic " + base64.b64encode(creds).decode(),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        return json.loads(resp.read())
-
-
 @pytest.fixture(scope="module")
 def carol(server: Server) -> Iterator[str]:
     server.user("carol")
@@ -169,8 +148,8 @@ def test_chain_b_builds_against_a_from_the_project_repo(
 ) -> None:
     lib = webroot.add(srpm(LIB_SPEC, "kopers-liba", tmp_path))
     app = webroot.add(srpm(app_spec("kopers-app"), "kopers-app", tmp_path))
-    answer = post(
-        server, carol, "/api/projects/carol/chain/chains", {"builds": [{"url": lib}, {"url": app}]}
+    answer = server.post(
+        carol, "/api/projects/carol/chain/chains", {"builds": [{"url": lib}, {"url": app}]}
     )
     a_id, b_id = (b["id"] for b in answer["builds"])
     a = server.wait_build(a_id)

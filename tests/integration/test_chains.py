@@ -72,7 +72,7 @@ async def submit(
     store: Store,
     project_id: int,
     owner_id: int,
-    chain: ChainSpec = ChainSpec(),
+    chain: ChainSpec | None = None,
     chroots: tuple[str, ...] = CHROOTS,
     priority: int = 0,
 ) -> int:
@@ -88,7 +88,7 @@ async def submit(
         timeout=600,
         chroots=chroots,
         task_state=BuildState.PENDING,
-        chain=chain,
+        chain=chain or ChainSpec(),
         priority=priority,
     )
     return (await store.create_build(new)).id

@@ -273,3 +273,42 @@ async def test_dnf_repo_file_for_dnf_copr_enable(api: Api) -> None:
 async def test_unknown_api_route_is_json(api: Api) -> None:
     status, body = await api.call("GET", "/api_3/no/such/thing")
     assert status == 404 and "error" in body
+
+
+async def test_edit_chroot_repos_and_build_config(api: Api) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    form = aiohttp.FormData()
+    body = {
+        "additional_repos": "copr://bob/base http://127.0.0.1:9/r/",
+        "additional_packages": None,
+        "with_opts": "",
+        "bootstrap": None,
+        "reset_fields": None,
+    }
+    form.add_field("json", json.dumps(body), filename="json", content_type="application/json")
+    path = f"/api_3/project-chroot/edit/alice/p/{CHROOT}"
+    status, got = await api.call("PUT", path, "alice", data=form)
+    assert status == 200, got
+    assert got["additional_repos"] == ["copr://bob/base", "http://127.0.0.1:9/r/"]
+
+    status, cfg = await api.call(
+        "GET",
+        f"/api_3/project-chroot/build-config?ownername=alice&projectname=p&chrootname={CHROOT}",
+    )
+    assert status == 200 and cfg["chroot"] == CHROOT
+    urls = [r["baseurl"] for r in cfg["repos"]]
+    assert urls[0].endswith(f"/results/alice/p/{CHROOT}/")
+    assert urls[1].endswith(f"/results/bob/base/{CHROOT}/")
+    assert urls[2] == "http://127.0.0.1:9/r/"
+
+    form = aiohttp.FormData()
+    form.add_field(
+        "json",
+        json.dumps({"additional_packages": "gcc"}),
+        filename="json",
+        content_type="application/json",
+    )
+    status, err = await api.call("PUT", path, "alice", data=form)
+    assert status == 400 and "not supported" in err["error"]
+    status, err = await api.call("PUT", path, "bob", data=aiohttp.FormData({"json": "{}"}))
+    assert status == 403

@@ -8,7 +8,7 @@ from kopers import tokens
 from kopers.api.auth import parse_basic
 from kopers.api.dnfrepo import pick_chroot
 from kopers.api.results import listing
-from kopers.build.job import render_job
+from kopers.build.job import RepoRef, render_job
 from kopers.config import ChrootConfig
 from kopers.models import Build, BuildState, SourceType
 from kopers.rpmfile import looks_like_rpm, parse_query_line
@@ -83,3 +83,14 @@ def test_job_forces_dist_vendor_and_packager() -> None:
     assert job["macros"]["vendor"] == "Kopers @sig/tools"
     assert "bob" in job["macros"]["packager"]
     assert job["srpm"] == "/build/in/h.src.rpm"
+    signed = RepoRef("own", "own", "http://127.0.0.1:1/r/", gpgcheck=True, gpgkey="http://k/key")
+    job = render_job(
+        build,
+        chroot,
+        repo_tag="kopers",
+        public_url="http://h",
+        srpm_name="h.src.rpm",
+        repos=(signed, RepoRef("x", "x", "http://127.0.0.1:2/")),
+    )
+    assert job["repos"][0]["gpgkey"] == "http://k/key" and job["repos"][0]["gpgcheck"] is True
+    assert "gpgkey" not in job["repos"][1] and job["repos"][1]["gpgcheck"] is False
