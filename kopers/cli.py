@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kopers import config as config_mod
@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # asyncssh logs every channel at INFO; one build would drown the log.
-    logging.getLogger("asyncssh").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # asyncssh logs every channel and pgserver every command at INFO: noise.
+    for chatty in ("asyncssh", "pgserver"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         cfg = config_mod.load(args.config)
         handler = _COMMANDS[(args.command, getattr(args, "action", None))]
@@ -183,7 +184,7 @@ async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
     async def run(store: Store) -> int:
         user = await store.get_user(args.name)
         new = tokens.generate()
-        expires = datetime.now(UTC) + timedelta(days=args.days) if args.days else None
+        expires = tokens.expires_on(datetime.now(UTC), args.days)
         await store.create_token(user.id, new.login, new.digest, expires)
         await store.add_event(
             user.id, "cli", "token.create", user.name, {"login": new.login, **_by()}
@@ -197,13 +198,15 @@ async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
 async def _token_list(cfg: Config, args: argparse.Namespace) -> int:
     async def run(store: Store) -> int:
         user = await store.get_user(args.name)
+        now = datetime.now(UTC)
         rows = [("LOGIN", "CREATED", "EXPIRES", "LAST USED", "REVOKED")]
         for t in await store.list_tokens(user):
             rows.append(
                 (
                     t.login,
                     _when(t.created_on),
-                    _when(t.expires_on, "never") + (" (expired)" if _expired(t.expires_on) else ""),
+                    _when(t.expires_on, "never")
+                    + (" (expired)" if tokens.expired(t.expires_on, now) else ""),
                     _when(t.last_used, "never"),
                     _when(t.revoked_on, "yes") if t.revoked else "no",
                 )
@@ -218,10 +221,6 @@ async def _token_list(cfg: Config, args: argparse.Namespace) -> int:
 
 def _when(value: datetime | None, none: str = "-") -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else none
-
-
-def _expired(value: datetime | None) -> bool:
-    return value is not None and value <= datetime.now(UTC)
 
 
 async def _token_revoke(cfg: Config, args: argparse.Namespace) -> int:
