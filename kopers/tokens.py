@@ -4,6 +4,10 @@ The login is the public half (HTTP Basic user name), the token the secret
 half. Only a SHA-256 digest of the secret is stored: the secret carries 256
 random bits, so a deliberately slow hash would buy nothing against guessing
 and would cost time on every authenticated call.
+
+Tokens expire: `kopers token create --days N` (default 180, fractions
+allowed, 0 for never) sets the lifetime. A user may hold several tokens, each
+revoked on its own (`kopers token revoke LOGIN`, `DELETE /api/tokens/LOGIN`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,17 @@ def digest(secret: str) -> str:
 
 def matches(secret: str, stored_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), stored_digest)
+
+
+def expires_on(now: datetime, days: float) -> datetime | None:
+    """When a token made at `now` with a lifetime of `days` expires; 0 days: never."""
+    if days < 0:
+        raise ValueError("a token's lifetime must not be negative")
+    return now + timedelta(days=days) if days else None
+
+
+def expired(expires: datetime | None, now: datetime) -> bool:
+    return expires is not None and expires <= now
 
 
 def copr_cli_config(public_url: str, username: str, token: NewToken) -> str:

@@ -58,7 +58,7 @@ async def current_user(request: web.Request) -> User | None:
     record = await kopers.store.token(login)
     if record is None or record.revoked or not tokens.matches(secret, record.secret_hash):
         raise invalid_login(url)
-    if record.expires_on is not None and record.expires_on <= datetime.now(UTC):
+    if tokens.expired(record.expires_on, datetime.now(UTC)):
         raise invalid_login(url)
     await kopers.store.touch_token(login)
     return record.user

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import service_dir
-from tests.e2e.server import Server, virsh_domain_names
+from tests.e2e.server import Server
 from tests.e2e.webroot import WebRoot
 
 
@@ -33,11 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             kept = tmp_path_factory.mktemp("e2e-server") / "server.log"
             shutil.copy2(srv.log_path, kept)
             print(f"\nserver log: {kept}", file=sys.stderr)
-
-
-@pytest.fixture(scope="session")
-def virsh_domains() -> Callable[[], list[str]]:
-    return virsh_domain_names
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kopers.vm.domain import domain_prefix, instance_tag
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CHROOT = "debian-12-x86_64"
@@ -105,6 +107,11 @@ class Server:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as resp:
             body = resp.read()
         return json.loads(body) if path.startswith("/api") else body.decode()
+
+    def domains(self) -> list[str]:
+        """This server's libvirt domains (other Kopers instances may run beside it)."""
+        prefix = domain_prefix(instance_tag(str(self.data_dir.resolve())))
+        return [d for d in virsh_domain_names() if d.startswith(prefix)]
 
     def post(self, user: str, path: str, body: dict[str, Any]) -> Any:
         """POST JSON as `user`, with the credentials of its copr-cli config."""

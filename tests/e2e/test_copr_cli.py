@@ -156,7 +156,6 @@ def test_failing_build_ends_failed_with_a_log_and_leaves_no_vm(
     server: Server,
     alice: str,
     make_srpm: Callable[..., Path],
-    virsh_domains: Callable[[], list[str]],
 ) -> None:
     srpm = make_srpm("kopers-broken", "1.0", build="this-command-does-not-exist --really")
     r = server.copr(alice, "build", PROJECT, str(srpm), "--nowait")
@@ -174,7 +173,7 @@ def test_failing_build_ends_failed_with_a_log_and_leaves_no_vm(
     assert "this-command-does-not-exist" in log
     assert "rpmbuild" in chroots[0]["reason"] or "exit" in chroots[0]["reason"]
 
-    assert not [d for d in virsh_domains() if d.startswith("kopers-")]
+    assert server.domains() == []
     assert list((server.data_dir / "overlays").glob("*.qcow2")) == []
 
 

@@ -202,6 +202,30 @@ async def url_build(w: World, kind: str, user: str | None) -> Call:
     return Call("POST", "/api_3/build/create/url", {"json": body}, p.full_name)
 
 
+async def scm_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {**_opts(p), "clone_url": "https://127.0.0.1:1/x.git", "scm_type": "git"}
+    return Call("POST", "/api_3/build/create/scm", {"json": body}, p.full_name)
+
+
+async def edit_chroot(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    path = f"/api_3/project-chroot/edit/{p.owner}/{p.name}/{CHROOT}"
+    body = {"additional_repos": ["https://127.0.0.1:1/repo/"]}
+    return Call("PUT", path, {"json": body}, p.full_name)
+
+
+async def chain(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {"builds": [{"url": "http://127.0.0.1:1/a.src.rpm"}]}
+    return Call("POST", f"/api/projects/{p.owner}/{p.name}/chains", {"json": body}, p.full_name)
+
+
+async def resubmit(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("POST", f"/api/builds/{await w.build(p, True)}/resubmit", {}, p.full_name)
+
+
 async def cancel_build(w: World, kind: str, user: str | None) -> Call:
     p = await w.project(kind)
     return Call("PUT", f"/api_3/build/cancel/{await w.build(p, False)}", {}, p.full_name)
@@ -273,6 +297,18 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/api_3/build/create/url"): Case(
         url_build, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api_3/build/create/scm"): Case(
+        scm_build, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("PUT", "/api_3/project-chroot/edit/{ownername}/{projectname}/{chrootname}"): Case(
+        edit_chroot, (EDITORS, EDITORS), "project.edit-chroot"
+    ),
+    ("POST", "/api/projects/{owner}/{project}/chains"): Case(
+        chain, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api/builds/{build_id}/resubmit"): Case(
+        resubmit, (BUILDERS, GROUP_BUILDERS), "build.submit"
     ),
     ("PUT", "/api_3/build/cancel/{build_id}"): Case(
         cancel_build, (BUILDERS, GROUP_BUILDERS), "build.cancel"

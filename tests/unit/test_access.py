@@ -6,9 +6,11 @@ The expected table below is written out by hand rather than derived from
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from kopers import access
+from kopers import access, tokens
 from kopers.access import Action, Facts, Grant, PermState, Relation, Role, Target
 from kopers.errors import AuthenticationError, BadRequest, Forbidden
 from kopers.models import User
@@ -163,3 +165,14 @@ def test_plan_request_cannot_approve_or_re_request() -> None:
 
 def test_grant_json_is_coprs_shape() -> None:
     assert Grant(builder=A).as_json() == {"admin": "nothing", "builder": "approved"}
+
+
+def test_token_lifetimes() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert tokens.expires_on(now, 0) is None
+    end = tokens.expires_on(now, 0.5)
+    assert end == now + timedelta(hours=12)
+    assert not tokens.expired(None, now) and not tokens.expired(end, now)
+    assert tokens.expired(end, end) and tokens.expired(end, end + timedelta(seconds=1))
+    with pytest.raises(ValueError):
+        tokens.expires_on(now, -1)
