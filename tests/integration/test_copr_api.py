@@ -312,3 +312,21 @@ async def test_edit_chroot_repos_and_build_config(api: Api) -> None:
     assert status == 400 and "not supported" in err["error"]
     status, err = await api.call("PUT", path, "bob", data=aiohttp.FormData({"json": "{}"}))
     assert status == 403
+
+
+async def test_resubmit_an_ended_build(api: Api, make_srpm: Callable[..., Path]) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    opts = {"ownername": "alice", "projectname": "p", "chroots": None}
+    status, build = await api.upload("alice", make_srpm("again", "1.5"), opts)
+    assert status == 200
+    status, body = await api.call("POST", f"/api/builds/{build['id']}/resubmit", "alice")
+    assert status == 400 and "only ended builds" in body["error"]
+    assert (await api.call("PUT", f"/api_3/build/cancel/{build['id']}", "alice"))[0] == 200
+    status, body = await api.call("POST", f"/api/builds/{build['id']}/resubmit", "bob")
+    assert status == 403
+    status, again = await api.call("POST", f"/api/builds/{build['id']}/resubmit", "alice")
+    assert status == 200, again
+    assert again["id"] != build["id"] and again["state"] == "pending"
+    assert again["source_package"] == build["source_package"]
+    assert (api.kopers.paths.source_dir(again["id"]) / "again-1.5-1.src.rpm").is_file()
+    assert (api.kopers.paths.source_dir(build["id"]) / "again-1.5-1.src.rpm").is_file()
