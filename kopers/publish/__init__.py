@@ -3,7 +3,11 @@
 - `layout`    pure paths and URLs of results (`Layout`)
 - `repofile`  pure rendering of the `.repo` file that `dnf copr enable` fetches
 - `signing`   one GPG key per project; rpmsign and detached signatures (`Signer`)
-- `repo`      repodata generation with createrepo_c, swapped in atomically
+- `repo`      incremental repodata updates, coalesced and swapped in atomically
+- `repoindex` the persisted per-chroot index of package metadata (SQLite)
+- `repodata`  the metadata files, written from pre-compressed blocks
+- `retention` pure: which builds a "keep the newest N" policy removes
+- `usage`     storage accounting per project, cached
 - `publisher` the steps that put one build's results online (`Publisher`)
 
 This module holds only the helper the tool-running modules share; it imports

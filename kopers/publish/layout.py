@@ -75,6 +75,26 @@ def build_dir_name(build_id: int, package: str) -> str:
     return f"{validate_build_id(build_id):08d}-{validate_package(package)}"
 
 
+_BUILD_DIR = re.compile(r"(\d{8,})-(.+)")
+
+
+def parse_build_dir_name(name: str) -> tuple[int, str] | None:
+    """`00001234-hello` -> (1234, "hello"); None for any other name.
+
+    The inverse of `build_dir_name`: only names it could have made parse.
+    """
+    match = _BUILD_DIR.fullmatch(name)
+    if match is None:
+        return None
+    build_id, package = int(match.group(1)), match.group(2)
+    try:
+        if build_dir_name(build_id, package) != name:
+            return None  # e.g. 000000001-x: a zero too many
+    except BadRequest:
+        return None
+    return build_id, package
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Maps (owner, project, chroot, build) to directories and public URLs.

@@ -7,11 +7,19 @@ of its steps is what keeps clients from ever seeing a half-done build:
 2. sign every RPM there, SRPM included, with the project's key;
 3. rename the staging directory to `<build_id:08d>-<package>/`: one atomic
    step on the same filesystem;
-4. regenerate the chroot's repodata and sign `repomd.xml`.
+4. add the build's packages to the chroot's repodata (incrementally: only
+   this build's RPMs are parsed) and sign `repomd.xml`.
 
-Removal runs the other way round: the build directory is renamed to a hidden
-name first (so it leaves the index), the repodata is regenerated, and only
-then are the files deleted.
+Removal runs the other way round, so a package leaves the repodata before
+its files leave the disk: the build directory gets a `.kopers-removed`
+marker (a marked build has no packages), the repodata is updated, and only
+then is the directory renamed to a hidden name and deleted. `prune()`
+removes many builds of a retention policy the same way, with one repodata
+update for all of them.
+
+`regenerate()` rebuilds a chroot's repodata from the files on disk,
+discarding the package index: the recovery path. `usage()` reports the
+bytes a project's results take, from a cache the publisher keeps current.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from pathlib import Path
 from kopers.errors import BadRequest, InfrastructureError
 from kopers.publish import repo
 from kopers.publish.layout import Layout, build_dir_name
+from kopers.publish.retention import BuildDir, plan_prune
 from kopers.publish.signing import Signer
+from kopers.publish.usage import UsageCache
 
 _STAGING_PREFIX = ".incoming-"
 _TRASH_PREFIX = ".removing-"
@@ -44,6 +54,7 @@ class Publisher:
         self._signer = signer
         # One updater per process, so its per-directory locks cover everyone.
         self._update = updater.update if updater is not None else repo.update_repodata
+        self._usage = UsageCache()
 
     @property
     def layout(self) -> Layout:
@@ -58,6 +69,7 @@ class Publisher:
         fingerprint = await self._signer.create_key(owner, project)
         armored = await self._signer.public_key(owner, project)
         await asyncio.to_thread(_write_atomic, self._layout.pubkey_path(owner, project), armored)
+        self._usage.invalidate(self._layout.project_dir(owner, project))
         for chroot in chroots:
             chroot_dir = self._layout.chroot_dir(owner, project, chroot)
             if not await asyncio.to_thread((chroot_dir / repo.REPODATA / "repomd.xml").is_file):
@@ -82,18 +94,26 @@ class Publisher:
         build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
         chroot_dir = build_dir.parent
         await self._ensure_project(owner, project)
-        async with self._signer.session(owner, project):  # one gpg-agent for all
-            staging = await asyncio.to_thread(
-                _stage, chroot_dir, build_dir_name(build_id, package), list(files)
-            )
-            try:
-                rpms = await asyncio.to_thread(lambda: sorted(staging.glob("*.rpm")))
-                await self._signer.sign_rpms(owner, project, rpms)
-                await asyncio.to_thread(_move_into_place, staging, build_dir)
-            except BaseException:
-                await asyncio.to_thread(shutil.rmtree, staging, True)
-                raise
-            await self._update(chroot_dir, sign=self._repomd_signer(owner, project))
+        try:
+            async with self._signer.session(owner, project):  # one gpg-agent for all
+                staging = await asyncio.to_thread(
+                    _stage, chroot_dir, build_dir_name(build_id, package), list(files)
+                )
+                try:
+                    rpms = await asyncio.to_thread(lambda: sorted(staging.glob("*.rpm")))
+                    await self._signer.sign_rpms(owner, project, rpms)
+                    # Noted durably before it appears, so that a crash before
+                    # the update below loses nothing (see repoindex).
+                    await asyncio.to_thread(repo.note_changed, chroot_dir, [build_dir.name])
+                    await asyncio.to_thread(_move_into_place, staging, build_dir)
+                except BaseException:
+                    await asyncio.to_thread(shutil.rmtree, staging, True)
+                    raise
+                await self._update(
+                    chroot_dir, sign=self._repomd_signer(owner, project), changed=[build_dir.name]
+                )
+        finally:
+            self._usage.invalidate(chroot_dir)
         return build_dir
 
     async def publish_logs(
@@ -107,39 +127,79 @@ class Publisher:
     ) -> Path:
         """Publish a failed build's logs in its build directory; return it.
 
-        Nothing is signed and repodata is left alone. RPMs among `files` are
-        skipped: every RPM in a visible build directory would be indexed by
-        the next repodata run, and a failed build must not ship packages.
+        Nothing is signed. RPMs among `files` are skipped: every RPM in a
+        visible build directory would be indexed by the next repodata run,
+        and a failed build must not ship packages. The repodata is left
+        alone, unless these logs replace an earlier result of the same build
+        that had packages: those leave the repodata.
         """
         build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
+        chroot_dir = build_dir.parent
         logs = [f for f in files if not f.name.endswith(".rpm")]
-        staging = await asyncio.to_thread(
-            _stage, build_dir.parent, build_dir_name(build_id, package), logs
-        )
         try:
-            await asyncio.to_thread(_move_into_place, staging, build_dir)
-        except BaseException:
-            await asyncio.to_thread(shutil.rmtree, staging, True)
-            raise
+            staging = await asyncio.to_thread(
+                _stage, chroot_dir, build_dir_name(build_id, package), logs
+            )
+            try:
+                await asyncio.to_thread(repo.note_changed, chroot_dir, [build_dir.name])
+                replaced = await asyncio.to_thread(_move_into_place, staging, build_dir)
+            except BaseException:
+                await asyncio.to_thread(shutil.rmtree, staging, True)
+                raise
+            if replaced:
+                await self._update(
+                    chroot_dir, sign=self._repomd_signer(owner, project), changed=[build_dir.name]
+                )
+        finally:
+            self._usage.invalidate(chroot_dir)
         return build_dir
 
     async def remove_build(
         self, owner: str, project: str, build_id: int, chroot: str, package: str
     ) -> None:
-        """Drop one build from a chroot and its repodata; missing is fine."""
+        """Drop one build from a chroot's repodata, then from disk; missing is fine."""
         build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
-        trash = await asyncio.to_thread(_hide, build_dir)
         if not await asyncio.to_thread(build_dir.parent.is_dir):
             return  # no such chroot: nothing to re-index
-        await self._update(build_dir.parent, sign=self._repomd_signer(owner, project))
-        if trash is not None:
-            await asyncio.to_thread(shutil.rmtree, trash, True)
+        await self._remove(owner, project, build_dir.parent, [build_dir.name])
+
+    async def prune(self, owner: str, project: str, chroot: str, keep: int) -> list[str]:
+        """Keep the newest `keep` builds of each package in a chroot; remove the rest.
+
+        Newest means the highest build id. If none of the kept builds of a
+        package has RPMs (all failed), its newest build with RPMs is kept
+        too, so pruning never takes a package out of the repository. Returns
+        the names of the removed build directories, oldest first.
+        """
+        chroot_dir = self._layout.chroot_dir(owner, project, chroot)
+        builds = await asyncio.to_thread(_list_builds, chroot_dir)
+        doomed = plan_prune(builds, keep)
+        if doomed:
+            await self._remove(owner, project, chroot_dir, doomed)
+        return doomed
+
+    async def regenerate(self, owner: str, project: str, chroot: str) -> None:
+        """Rebuild a chroot's repodata from the RPMs on disk, discarding its index."""
+        await self._ensure_project(owner, project)
+        chroot_dir = self._layout.chroot_dir(owner, project, chroot)
+        try:
+            await self._update(chroot_dir, sign=self._repomd_signer(owner, project), rebuild=True)
+        finally:
+            self._usage.invalidate(chroot_dir)
+
+    async def usage(self, owner: str, project: str) -> int:
+        """Bytes taken by the project's results tree (cached; see `usage.py`)."""
+        return await self._usage.usage(self._layout.project_dir(owner, project))
 
     async def remove_project(self, owner: str, project: str) -> None:
         """Delete the project's results tree and its signing key."""
-        trash = await asyncio.to_thread(_hide, self._layout.project_dir(owner, project))
-        if trash is not None:
-            await asyncio.to_thread(shutil.rmtree, trash, True)
+        project_dir = self._layout.project_dir(owner, project)
+        try:
+            trash = await asyncio.to_thread(_hide, project_dir)
+            if trash is not None:
+                await asyncio.to_thread(shutil.rmtree, trash, True)
+        finally:
+            self._usage.invalidate(project_dir)
         await self._signer.delete_key(owner, project)
 
     # -- internals ---------------------------------------------------------
@@ -151,6 +211,20 @@ class Publisher:
 
     def _repomd_signer(self, owner: str, project: str) -> repo.SignFn:
         return functools.partial(self._signer.sign_detached, owner, project)
+
+    async def _remove(self, owner: str, project: str, chroot_dir: Path, names: list[str]) -> None:
+        """Take builds out of the repodata first, then delete their files."""
+        try:
+            await asyncio.to_thread(repo.note_changed, chroot_dir, names)
+            await asyncio.to_thread(_mark_removed, chroot_dir, names)
+            await self._update(chroot_dir, sign=self._repomd_signer(owner, project), changed=names)
+            # Out of the repodata now: hide (one rename each), then delete.
+            for name in names:
+                trash = await asyncio.to_thread(_hide, chroot_dir / name)
+                if trash is not None:
+                    await asyncio.to_thread(shutil.rmtree, trash, True)
+        finally:
+            self._usage.invalidate(chroot_dir)
 
 
 # -- blocking helpers, run in threads ----------------------------------------
@@ -182,11 +256,44 @@ def _stage(chroot_dir: Path, name: str, files: list[Path]) -> Path:
     return staging
 
 
-def _move_into_place(staging: Path, build_dir: Path) -> None:
+def _move_into_place(staging: Path, build_dir: Path) -> bool:
+    """Rename `staging` to `build_dir`; True if an earlier result was replaced."""
     old = _hide(build_dir)  # a republish replaces the earlier result
     os.rename(staging, build_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return old is not None
+
+
+def _list_builds(chroot_dir: Path) -> list[BuildDir]:
+    """The visible build directories of a chroot, and whether they hold RPMs."""
+    found = []
+    try:
+        entries = list(os.scandir(chroot_dir))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name == repo.REPODATA:
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            names = os.listdir(entry.path)
+        except FileNotFoundError:
+            continue
+        marked = repo.REMOVED_MARKER in names
+        has_rpms = not marked and any(n.endswith(".rpm") for n in names)
+        found.append(BuildDir(entry.name, has_rpms))
+    return found
+
+
+def _mark_removed(chroot_dir: Path, names: list[str]) -> None:
+    """Mark builds as having no packages (see repoindex); missing ones are skipped."""
+    for name in names:
+        try:
+            (chroot_dir / name / repo.REMOVED_MARKER).touch()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
 
 
 def _hide(path: Path) -> Path | None:

@@ -12,27 +12,40 @@ the file decompresses to the concatenation of the blocks. Each file here is
 therefore `compress(header) + block_1 + ... + block_n + compress(footer)`,
 and a publish recompresses only the blocks that changed plus the tiny header
 that carries `packages="N"`. The rest is copied as bytes. This was verified,
-not assumed, against Debian 12's dnf 4.14 / libsolv 0.7.23 / librepo 1.14.5
-(over http:// and file://, gz and zstd, blocks of 7 to 256 packages):
-`dnf repoquery` lists every package, `--whatprovides` on a path that is only
-in filelists and `repoquery -l` find packages in the last block, and `dnf
-install` works. createrepo_c 1.2.5 reads such files too (`Metadata`,
-`createrepo_c --update`). librepo checks `<checksum>` against the whole
-downloaded file, so the checksum is a SHA-256 over the concatenation; a
-corrupted checksum makes dnf refuse the file, so the check is live.
+not assumed, against Debian 12's dnf 4.14 / libsolv 0.7.23 / librepo 1.14.5,
+over http:// and file://, with gz and with zstd, in blocks of 3, 7 and 64
+packages: `dnf repoquery` lists every package, `--whatprovides` on a path
+that is only in filelists and `repoquery -l` find packages of the last
+block, and `dnf install` works (tests/integration/test_repo_consistency.py
+keeps checking it with 3-package blocks). createrepo_c 1.2.5 reads such
+files too (`Metadata`, `xml_parse_*`, `createrepo_c --update`). librepo
+checks `<checksum>` against the whole downloaded file, so the checksum is a
+SHA-256 over the concatenation (hashlib over the blocks: under 1 ms for
+the 1.5 MB of the benchmark's 10,000 packages); a wrong checksum makes dnf
+refuse the file, so the check is live.
 
 No `<open-checksum>`. The open checksum is a hash of the *uncompressed*
 document, and the header with the package count comes first, so keeping it
 would mean hashing every package's XML on every publish: the one cost that
-grows with the repository. dnf, libsolv, librepo and createrepo_c do not need
-it (tested as above); `<open-size>` is kept, as it is the sum of the
-blocks' sizes. Old yum 3 (EL7) used it only for sqlite files, which Kopers
-does not write.
+would grow with the repository. dnf, libsolv, librepo and createrepo_c do not
+need it (tested as above); `<open-size>` is kept, as it is the sum of the
+blocks' sizes. Clients other than dnf 4 and createrepo_c (yum 3, zypper)
+were not tested.
+
+Cost (bench/publish.py, 2 cores, small RPMs, one per build directory):
+adding or removing one package takes about 9 ms at 1,000 packages and 11 ms
+at 10,000, against about 0.11 s and 0.6 s for `createrepo_c --update`. The
+part that grows with the repository, reading the blocks back from the index,
+hashing and writing about 1.5 MB, is under 2 ms at 10,000 packages. The rest
+is fixed: fsyncs of the new files (about 2 ms), two SQLite transactions (the
+durable note, then the update), recompressing the one block that changed,
+and thread hand-offs.
 
 Compression. gzip (default) is read by every yum and dnf; it is made with
 zlib in memory, which writes a standard gzip member and needs no temporary
 file. zstd (as createrepo_c 1.x writes by default) goes through
-createrepo_c's `compress_file`, since Python 3.11 has no zstd module.
+createrepo_c's `compress_file`, since Python 3.11 has no zstd module; the
+temporary files cost about 4 ms more per update.
 """
 
 from __future__ import annotations
@@ -47,7 +60,7 @@ from pathlib import Path
 
 import createrepo_c as cr
 
-from kopers.errors import BadRequest
+from kopers.errors import ConfigError
 
 KINDS = ("primary", "filelists", "other")
 
@@ -77,7 +90,7 @@ class Compression:
 
     def __post_init__(self) -> None:
         if self.name not in ("gz", "zstd"):
-            raise BadRequest(f"unknown repodata compression: {self.name!r}")
+            raise ConfigError(f"unknown repodata compression: {self.name!r}")
 
     @property
     def suffix(self) -> str:

@@ -9,6 +9,14 @@ replaced by `group_`. See docs/copr-api-v3.md, section 7.2.
 The plugin derives `<hub host>` from what the *user* typed after `--hub`, so
 the API should pass the URL the request arrived at, not just the configured
 public URL, when the two can differ.
+
+Both checks are on: `gpgcheck=1` (each package's signature) and
+`repo_gpgcheck=1` (the detached `repomd.xml.asc` the publisher writes). One
+key, the project's `pubkey.gpg` named by `gpgkey=`, serves both. dnf 4.14
+imports it for each purpose on first use after asking; with `-y` it imports
+it unasked, and without `-y` and without a terminal the answer is "no" and
+the refresh fails ("Bad GPG signature"). Importing it beforehand into the
+rpm database (`rpm --import`) covers only packages, not repo metadata.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kopers.errors import BadRequest
-from kopers.publish.layout import Layout, build_dir_name
+from kopers.publish.layout import Layout, build_dir_name, parse_build_dir_name
 
 ROOT = Path("/srv/kopers/results")
 
@@ -102,3 +102,26 @@ def test_bad_build_id_is_rejected(layout: Layout, build_id: int) -> None:
 def test_every_valid_path_stays_inside_results_dir(layout: Layout) -> None:
     path = layout.build_dir("@g.-_", "p+._-", "a-b-c", 1, "_+.-")
     assert path.resolve().is_relative_to(ROOT.resolve())
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("00000042-hello", (42, "hello")),
+        ("123456789-x", (123456789, "x")),
+        ("00000001-libstdc++", (1, "libstdc++")),
+        ("00000007-python3-foo", (7, "python3-foo")),
+    ],
+)
+def test_parse_build_dir_name(name: str, parsed: tuple[int, str]) -> None:
+    assert parse_build_dir_name(name) == parsed
+    assert build_dir_name(*parsed) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["repodata", "42-hello", "000000042-hello", "00000000-hello", "00000001-", "00000001-.x",
+     "00000001-a b", ".00000001-x", "00000001"],
+)  # fmt: skip
+def test_parse_build_dir_name_rejects_other_names(name: str) -> None:
+    assert parse_build_dir_name(name) is None

@@ -34,7 +34,7 @@ def test_first_line_and_keys() -> None:
         "skip_if_unavailable": "True",
         "gpgcheck": "1",
         "gpgkey": GPGKEY,
-        "repo_gpgcheck": "0",
+        "repo_gpgcheck": "1",
         "enabled": "1",
         "enabled_metadata": "1",
     }
