@@ -108,6 +108,9 @@ class Project:
     enable_net: bool
     created_by: int
     created_on: datetime
+    keep_builds: int | None = None  # retention: newest N builds per package and chroot
+    quota_mib: int | None = None
+    delete_after: datetime | None = None  # temporary projects
 
     @property
     def full_name(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kopers import access
@@ -27,6 +28,28 @@ def _text(data: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
     return value
+
+
+def _expiry(data: Mapping[str, Any]) -> datetime | None:
+    """When a temporary project (copr-cli create --delete-after-days) is deleted."""
+    days = _positive_or_none(data, "delete_after_days", None)
+    return None if days is None else datetime.now(UTC) + timedelta(days=days)
+
+
+def _positive_or_none(data: Mapping[str, Any], key: str, current: int | None) -> int | None:
+    """A positive whole number (copr-cli may send it as a string), null, or absent."""
+    if key not in data:
+        return current
+    value = data[key]
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{key} must be a positive whole number or null") from None
+    if number <= 0:
+        raise BadRequest(f"{key} must be a positive whole number or null")
+    return number
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[str]:
@@ -50,9 +73,7 @@ class Projects:
         name = _text(data, "name")
         if not _NAME.match(name) or name in (".", ".."):
             raise BadRequest(f"invalid project name {name!r}: use letters, digits and _.+-")
-        await access.authorize(
-            self.store, user, access.Action.CREATE_PROJECT, access.Target(owner)
-        )
+        await access.authorize(self.store, user, access.Action.CREATE_PROJECT, access.Target(owner))
         chroots = _list(data, "chroots")
         if not chroots:
             raise BadRequest("At least one chroot must be selected")
@@ -82,8 +103,32 @@ class Projects:
             additional_repos=_list(data, "additional_repos"),
             enable_net=bool(data.get("enable_net")),
             created_by=user.id,
+            delete_after=_expiry(data),
             on_created=make_key,
         )
+
+    async def update_storage(
+        self, user: User, project: Project, data: Mapping[str, Any]
+    ) -> Project:
+        """Set retention, quota and expiry; a key that is absent keeps its value, null clears it."""
+        await access.authorize(
+            self.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
+        )
+        keep = _positive_or_none(data, "keep_builds", project.keep_builds)
+        quota = _positive_or_none(data, "quota_mib", project.quota_mib)
+        delete_after = project.delete_after
+        if "delete_after_days" in data:
+            delete_after = _expiry(data)
+        await self.store.set_project_storage(project.id, keep, quota, delete_after)
+        if keep is not None and keep != project.keep_builds:
+            for chroot in project.chroots:
+                await self.publisher.prune(project.owner, project.name, chroot, keep)
+        return await self.store.project_by_id(project.id)
+
+    async def expire(self, project: Project) -> None:
+        """Delete a temporary project whose time is up (no user: the server does it)."""
+        await self.store.delete_project(project.id)
+        await self.publisher.remove_project(project.owner, project.name)
 
     async def delete(
         self,

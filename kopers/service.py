@@ -37,6 +37,8 @@ from kopers.vm.pool import VmPool
 
 log = logging.getLogger(__name__)
 
+REAPER_INTERVAL_S = 60
+
 
 @dataclass
 class Kopers:
@@ -75,6 +77,26 @@ class Kopers:
             {"build": build.id, "chroots": list(build.chroots)},
         )
         await self.scheduler.submit(build)
+
+    async def reap_expired_projects(self) -> None:
+        """The loop: delete temporary projects whose time is up, once a minute."""
+        while True:
+            await self.reap_expired_once()
+            await asyncio.sleep(REAPER_INTERVAL_S)
+
+    async def reap_expired_once(self) -> list[str]:
+        """Delete temporary projects (copr-cli create --delete-after-days) that expired."""
+        reaped = []
+        for project in await self.store.expired_projects():
+            log.info("deleting temporary project %s: it expired", project.full_name)
+            for build in await self.store.list_builds(project.id, None, None, 0):
+                if not build.state.finished:
+                    await self.store.cancel_build(build.id)
+                    await self.scheduler.cancel(build.id)
+            await self.projects.expire(project)
+            await self.audit(None, None, "project.expire", project.full_name, {})
+            reaped.append(project.full_name)
+        return reaped
 
     def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(_supervised(name, loop), name=name))
@@ -115,7 +137,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     hub = LogHub(paths.live_logs)
     vms = VmPool(config, paths, enabled=with_vms)
     runner = Runner(config, paths, store, hub, publisher, vms)
-    scheduler = Scheduler(store, runner, config.vm.max_concurrent)
+    scheduler = Scheduler(store, runner, vms.capacity)
     return Kopers(
         config=config,
         paths=paths,
@@ -128,7 +150,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         scheduler=scheduler,
         projects=Projects(config, store, publisher),
         builds=Builds(store, scheduler, publisher),
-        submissions=Submissions(config, paths, store),
+        submissions=Submissions(config, paths, store, publisher),
     )
 
 
@@ -139,7 +161,9 @@ async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -
     runner = web.AppRunner(create_app(kopers), access_log=None)
     try:
         await kopers.vms.start()
+        kopers.supervise("vm-pool-refill", kopers.vms.refill)
         kopers.supervise("scheduler", kopers.scheduler.run)
+        kopers.supervise("project-reaper", kopers.reap_expired_projects)
         await runner.setup()
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()

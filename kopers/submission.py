@@ -23,6 +23,7 @@ from kopers.db.store import NewBuild, Store
 from kopers.errors import BadRequest
 from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
+from kopers.publish.publisher import Publisher
 from kopers.rpmfile import read_srpm
 
 MAX_TIMEOUT = 48 * 3600
@@ -101,17 +102,32 @@ def _int_option(data: Mapping[str, Any], key: str, default: int) -> int:
 
 
 class Submissions:
-    def __init__(self, config: Config, paths: DataPaths, store: Store) -> None:
+    def __init__(
+        self, config: Config, paths: DataPaths, store: Store, publisher: Publisher
+    ) -> None:
         self.config = config
         self.paths = paths
         self.store = store
+        self.publisher = publisher
 
     async def check(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Project:
         """Copr's check-before-build: project exists, user may build, options are valid."""
         project = await self.store.get_project(owner, name)
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
         parse_options(data, project, self.config.build.timeout_s)
+        await self._check_quota(project)
         return project
+
+    async def _check_quota(self, project: Project) -> None:
+        if project.quota_mib is None:
+            return
+        used = await self.publisher.usage(project.owner, project.name)
+        if used > project.quota_mib << 20:
+            raise BadRequest(
+                f"Project {project.full_name} is over its storage quota "
+                f"({used / 2**20:.1f} MiB used of {project.quota_mib} MiB); "
+                "delete builds or raise the quota before building again."
+            )
 
     async def from_upload(
         self, user: User, owner: str, name: str, data: Mapping[str, Any], spooled: Path

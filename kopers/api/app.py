@@ -59,6 +59,7 @@ def create_app(kopers: Kopers) -> web.Application:
         events,
         native,
         permissions,
+        projects,
         results,
         submit,
         views,
@@ -77,6 +78,7 @@ def create_app(kopers: Kopers) -> web.Application:
     events.add_routes(app)
     native.add_routes(app)
     submit.add_routes(app)
+    projects.add_routes(app)
     dnfrepo.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from kopers import access
 from kopers.api import copr_json as cj
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
@@ -93,6 +94,23 @@ async def add_project(request: web.Request) -> web.Response:
     await kopers.audit(
         user, request, "project.create", project.full_name, {"chroots": project.chroots}
     )
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.put("/api_3/project/regenerate-repos/{ownername}/{projectname}")
+async def regenerate_repos(request: web.Request) -> web.Response:
+    """The recovery path: rebuild every chroot's repodata from the files on disk."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        request.match_info["ownername"], request.match_info["projectname"]
+    )
+    await access.authorize(
+        kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
+    )
+    for chroot in project.chroots:
+        await kopers.publisher.regenerate(project.owner, project.name, chroot)
+    await kopers.audit(user, request, "project.regenerate-repos", project.full_name, {})
     return web.json_response(cj.project_json(project, kopers.layout))
 
 

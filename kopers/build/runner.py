@@ -315,6 +315,10 @@ class Runner:
         await self.publisher.publish(
             build.owner, build.project, chroot, build.id, self._package(build), outcome.files
         )
+        project = await self.store.project_by_id(build.project_id)
+        if project.keep_builds is not None:
+            # Retention: older builds of this package leave the repository, then the disk.
+            await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
 
     async def _finish(
         self,

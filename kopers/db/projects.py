@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -25,6 +26,7 @@ class ProjectStore(StoreBase):
         additional_repos: Sequence[str],
         enable_net: bool,
         created_by: int,
+        delete_after: datetime | None = None,
         on_created: Callable[[Project], Awaitable[None]] | None = None,
     ) -> Project:
         """Insert a project; `on_created` runs inside the transaction (e.g. to make its key)."""
@@ -46,6 +48,8 @@ class ProjectStore(StoreBase):
                 raise Conflict(f"project {owner}/{name} already exists") from None
             for chroot in chroots:
                 await conn.execute(self.q.add_project_chroot, pid, chroot)
+            if delete_after is not None:
+                await conn.execute(self.q.set_project_storage, pid, None, None, delete_after)
             project = _project(await conn.fetchrow(self.q.get_project_by_id, pid))
             if on_created is not None:
                 await on_created(project)
@@ -76,6 +80,23 @@ class ProjectStore(StoreBase):
     async def set_chroot_repos(self, project_id: int, chroot: str, repos: Sequence[str]) -> None:
         await self.pool.execute(self.q.set_chroot_repos, project_id, chroot, list(repos))
 
+    async def set_project_storage(
+        self,
+        project_id: int,
+        keep_builds: int | None,
+        quota_mib: int | None,
+        delete_after: datetime | None,
+    ) -> None:
+        await self.pool.execute(
+            self.q.set_project_storage, project_id, keep_builds, quota_mib, delete_after
+        )
+
+    async def expired_projects(self) -> list[Project]:
+        return [
+            await self.project_by_id(r["id"])
+            for r in await self.pool.fetch(self.q.expired_projects)
+        ]
+
     async def delete_project(self, project_id: int) -> None:
         await self.pool.execute(self.q.delete_project, project_id)
 
@@ -94,4 +115,7 @@ def _project(row: asyncpg.Record) -> Project:
         enable_net=row["enable_net"],
         created_by=row["created_by"],
         created_on=row["created_on"],
+        keep_builds=row["keep_builds"],
+        quota_mib=row["quota_mib"],
+        delete_after=row["delete_after"],
     )

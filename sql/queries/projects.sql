@@ -39,3 +39,9 @@ SELECT additional_repos FROM project_chroots WHERE project_id = $1 AND chroot = 
 
 -- name: set_chroot_repos
 UPDATE project_chroots SET additional_repos = $3 WHERE project_id = $1 AND chroot = $2;
+
+-- name: set_project_storage
+UPDATE projects SET keep_builds = $2, quota_mib = $3, delete_after = $4 WHERE id = $1;
+
+-- name: expired_projects
+SELECT id FROM projects WHERE delete_after IS NOT NULL AND delete_after <= now() ORDER BY id;

@@ -215,6 +215,17 @@ async def edit_chroot(w: World, kind: str, user: str | None) -> Call:
     return Call("PUT", path, {"json": body}, p.full_name)
 
 
+async def regenerate_repos(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("PUT", f"/api_3/project/regenerate-repos/{p.owner}/{p.name}", {}, p.full_name)
+
+
+async def project_storage(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {"keep_builds": 5, "quota_mib": 100}
+    return Call("PATCH", f"/api/projects/{p.owner}/{p.name}", {"json": body}, p.full_name)
+
+
 async def chain(w: World, kind: str, user: str | None) -> Call:
     p = await w.project(kind)
     body = {"builds": [{"url": "http://127.0.0.1:1/a.src.rpm"}]}
@@ -303,6 +314,12 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("PUT", "/api_3/project-chroot/edit/{ownername}/{projectname}/{chrootname}"): Case(
         edit_chroot, (EDITORS, EDITORS), "project.edit-chroot"
+    ),
+    ("PUT", "/api_3/project/regenerate-repos/{ownername}/{projectname}"): Case(
+        regenerate_repos, (EDITORS, EDITORS), "project.regenerate-repos"
+    ),
+    ("PATCH", "/api/projects/{owner}/{project}"): Case(
+        project_storage, (EDITORS, EDITORS), "project.storage"
     ),
     ("POST", "/api/projects/{owner}/{project}/chains"): Case(
         chain, (BUILDERS, GROUP_BUILDERS), "build.submit"

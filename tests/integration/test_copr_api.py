@@ -8,95 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from kopers import config as config_mod
-from kopers import tokens
-from kopers.api.app import create_app
-from kopers.service import Kopers, open_kopers
+from tests.integration.conftest import CHROOT, Api, create
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CHROOT = "debian-12-x86_64"
-
-
-@dataclass
-class Api:
-    client: TestClient
-    kopers: Kopers
-    auth: dict[str, str]  # user name -> Authorization header
-
-    async def call(
-        self, method: str, path: str, user: str | None = None, **kw: Any
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": self.auth[user]} if user else {}
-        async with self.client.request(method, path, headers=headers, **kw) as resp:
-            body = await resp.text()
-            try:
-                return resp.status, json.loads(body)
-            except json.JSONDecodeError:
-                return resp.status, body
-
-    async def upload(self, user: str, path: Path, options: dict[str, Any]) -> tuple[int, Any]:
-        form = aiohttp.FormData()
-        form.add_field(
-            "pkgs", path.read_bytes(), filename=path.name, content_type="application/x-rpm"
-        )
-        form.add_field(
-            "json", json.dumps(options), filename="json", content_type="application/json"
-        )
-        return await self.call("POST", "/api_3/build/create/upload", user, data=form)
-
-    async def count(self, table: str) -> int:
-        return int(await self.kopers.store.pool.fetchval(f"SELECT count(*) FROM {table}"))
-
-
-def basic(login: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{login}:{secret}".encode()).decode()
-
-
-@pytest.fixture
-async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
-    cfg = config_mod.load(
-        str(REPO / "kopers.toml"),
-        env={"KOPERS_DATA_DIR": str(tmp_path / "data"), "KOPERS_DATABASE_DSN": dsn},
-    )
-    kopers = await open_kopers(cfg, with_vms=False)
-    auth = {}
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
-        user = await kopers.store.create_user(name, admin)
-        new = tokens.generate()
-        await kopers.store.create_token(user.id, new.login, new.digest, None)
-        auth[name] = basic(new.login, new.secret)
-    auth["wrong"] = basic("nobody", "nothing")
-    client = TestClient(TestServer(create_app(kopers)))
-    await client.start_server()
-    try:
-        yield Api(client, kopers, auth)
-    finally:
-        await client.close()
-        await kopers.close()
-
-
-async def create(
-    api: Api, user: str, owner: str, name: str, chroots: list[str] | None = None
-) -> tuple[int, Any]:
-    body = {
-        "name": name,
-        "chroots": chroots or [CHROOT],
-        "description": "d",
-        "additional_repos": [],
-    }
-    return await api.call(
-        "POST", f"/api_3/project/add/{owner}?ownername={owner}&exist_ok=False", user, json=body
-    )
 
 
 async def test_project_lifecycle_and_anonymous_reads(api: Api) -> None:
