@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import createrepo_c as cr
 import pytest
 
 from tests.e2e.server import CHROOT, Server
@@ -269,3 +270,30 @@ def test_everything_survives_a_restart(server: Server, alice: str) -> None:
     assert "primary" in repomd
     r = server.copr(alice, "list-builds", PROJECT)
     assert r.returncode == 0 and "kopers-hello" in r.stdout
+
+
+def test_delete_build_takes_its_packages_out_of_the_repository(
+    server: Server, alice: str, make_srpm: Callable[..., Path]
+) -> None:
+    srpm = make_srpm("kopers-doomed", "1.0")
+    r = server.copr(alice, "build", PROJECT, str(srpm), "--nowait")
+    build_id = build_id_of(r.stdout)
+    assert server.wait_build(build_id)["state"] == "succeeded"
+    repo = server.data_dir / "results" / "alice" / PROJECT / CHROOT
+    assert "kopers-doomed" in repo_names(repo)
+
+    r = server.copr(alice, "delete-build", str(build_id))
+    assert r.returncode == 0, r.stderr
+    assert "kopers-doomed" not in repo_names(repo)
+    assert "kopers-hello" in repo_names(repo)  # the other builds stay
+    assert not list(repo.glob(f"{build_id:08d}-*"))
+
+
+def repo_names(repo: Path) -> set[str]:
+    md = cr.Repomd(str(repo / "repodata" / "repomd.xml"))
+    primary = next(r for r in md.records if r.type == "primary")
+    names: set[str] = set()
+    cr.xml_parse_primary(
+        str(repo / primary.location_href), pkgcb=lambda p: names.add(p.name) or True, do_files=False
+    )
+    return names
