@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.server import Server  # noqa: E402
 from tests.e2e.webroot import WebRoot  # noqa: E402
+from tests.rpms import rpmbuild  # noqa: E402
 
 SPEC = """\
 Name:           {name}
@@ -55,16 +55,8 @@ echo {name} > %{{buildroot}}/usr/share/{name}/x
 
 
 def srpm(work: Path, name: str, version: str, requires: str = "") -> Path:
-    top = work / f"{name}-{version}"
-    (top / "SPECS").mkdir(parents=True)
-    spec = top / "SPECS" / f"{name}.spec"
-    spec.write_text(SPEC.format(name=name, version=version, requires=requires))
-    subprocess.run(
-        ["rpmbuild", "-bs", "--define", f"_topdir {top}", str(spec)],
-        check=True,
-        capture_output=True,
-    )
-    return next((top / "SRPMS").glob("*.src.rpm"))
+    spec = SPEC.format(name=name, version=version, requires=requires)
+    return rpmbuild(spec, work / f"{name}-{version}")[-1]
 
 
 def when(text: str) -> float:

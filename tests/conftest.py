@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import subprocess
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,6 +14,7 @@ import asyncpg
 import pytest
 
 from kopers.db.database import embedded_dsn
+from tests.rpms import rpmbuild
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,25 +102,15 @@ def make_srpm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         requires: str = "",
         arch: str = "noarch",
     ) -> Path:
-        top = base / f"{name}-{version}-{secrets.token_hex(3)}"
-        (top / "SPECS").mkdir(parents=True)
-        spec = top / "SPECS" / f"{name}.spec"
-        spec.write_text(
-            SPEC.format(
-                name=name,
-                version=version,
-                build=textwrap.dedent(build),
-                install=install,
-                files=files,
-                requires=requires,
-                arch=arch,
-            )
+        spec = SPEC.format(
+            name=name,
+            version=version,
+            build=textwrap.dedent(build),
+            install=install,
+            files=files,
+            requires=requires,
+            arch=arch,
         )
-        subprocess.run(
-            ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
-            check=True,
-            capture_output=True,
-        )
-        return next((top / "SRPMS").glob("*.src.rpm"))
+        return rpmbuild(spec, base / f"{name}-{version}-{secrets.token_hex(3)}")[-1]
 
     return make

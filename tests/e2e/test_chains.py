@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.dnfroot import dnf
 from tests.e2e.server import CHROOT, Server
 from tests.e2e.webroot import WebRoot
+from tests.rpms import rpmbuild
 
 pytestmark = pytest.mark.e2e
 
@@ -106,16 +108,7 @@ PY
 
 
 def srpm(spec_text: str, name: str, workdir: Path) -> Path:
-    top = workdir / name
-    (top / "SPECS").mkdir(parents=True)
-    spec = top / "SPECS" / f"{name}.spec"
-    spec.write_text(spec_text)
-    subprocess.run(
-        ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
-        check=True,
-        capture_output=True,
-    )
-    return next((top / "SRPMS").glob("*.src.rpm"))
+    return rpmbuild(spec_text, workdir / name)[-1]
 
 
 def app_spec(name: str, network_port: int | None = None) -> str:
@@ -184,29 +177,12 @@ def install(server: Server, owner: str, project: str, package: str, tmp_path: Pa
         server.get(f"/coprs/{owner}/{project}/repo/debian-12/dnf.repo?arch=x86_64")
     )
     root.mkdir()
-    key = tmp_path / "key.asc"
-    key.write_text(server.get(f"/results/{owner}/{project}/pubkey.gpg"))
-    subprocess.run(["rpm", "--root", str(root), "--import", str(key)], check=True)
+    # dnf -y imports the project key from the .repo file for both signature checks.
     # The host's empty rpm database knows nothing of libc; give it what the
     # builder template provides, as the template does for its own rpmdb.
     provides = system_provides_rpm(tmp_path)
     subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(provides)], check=True)
-    r = subprocess.run(
-        [
-            "dnf",
-            "-y",
-            "-q",
-            f"--installroot={root}",
-            "--releasever=12",
-            f"--setopt=reposdir={reposdir}",
-            f"--setopt=cachedir={tmp_path / 'cache'}",
-            "install",
-            package,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = dnf(root, reposdir, "install", package, cachedir=tmp_path / "cache")
     assert r.returncode == 0, r.stdout + r.stderr
     return root
 
@@ -233,15 +209,7 @@ def system_provides_rpm(tmp_path: Path) -> Path:
         """)
         % provides
     )
-    top = tmp_path / "provides"
-    (top / "SPECS").mkdir(parents=True)
-    (top / "SPECS" / "p.spec").write_text(spec)
-    subprocess.run(
-        ["rpmbuild", "-bb", "--define", f"_topdir {top}", str(top / "SPECS/p.spec")],
-        check=True,
-        capture_output=True,
-    )
-    return next((top / "RPMS").rglob("*.rpm"))
+    return rpmbuild(spec, tmp_path / "provides", "-bb")[0]
 
 
 def test_a_failed_step_skips_the_rest_of_the_chain(

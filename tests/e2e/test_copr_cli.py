@@ -18,6 +18,7 @@ from pathlib import Path
 import createrepo_c as cr
 import pytest
 
+from tests.dnfroot import dnf
 from tests.e2e.server import CHROOT, Server
 
 pytestmark = pytest.mark.e2e
@@ -122,29 +123,13 @@ def test_dnf_installs_from_the_served_repo_file(server: Server, alice: str, tmp_
     reposdir.mkdir()
     repo_text = server.get(f"/coprs/alice/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
     assert repo_text.startswith("[copr:127.0.0.1:alice:skeleton]\n")
-    assert "gpgcheck=1" in repo_text
+    assert "gpgcheck=1" in repo_text and "repo_gpgcheck=1" in repo_text
     (reposdir / "kopers.repo").write_text(repo_text)
     root = tmp_path / "root"
     root.mkdir()
-    key = tmp_path / "key.asc"
-    key.write_text(server.get(f"/results/alice/{PROJECT}/pubkey.gpg"))
-    subprocess.run(["rpm", "--root", str(root), "--import", str(key)], check=True)
-    r = subprocess.run(
-        [
-            "dnf",
-            "-y",
-            "-q",
-            f"--installroot={root}",
-            "--releasever=12",
-            f"--setopt=reposdir={reposdir}",
-            "--setopt=cachedir=" + str(tmp_path / "cache"),
-            "install",
-            "kopers-hello",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # No `rpm --import`: with gpgcheck=1 and repo_gpgcheck=1, dnf -y takes the key
+    # from the .repo file's gpgkey URL and checks the metadata and the package.
+    r = dnf(root, reposdir, "install", "kopers-hello", cachedir=tmp_path / "cache")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (root / "usr/share/kopers-hello/hello.txt").read_text() == "kopers-hello 1.0\n"
     q = subprocess.run(

@@ -21,6 +21,8 @@ from kopers.publish.layout import Layout
 from kopers.publish.publisher import Publisher
 from kopers.publish.repofile import render_repo_file
 from kopers.publish.signing import Signer
+from tests.dnfroot import stop_dnf_gpg_agents
+from tests.rpms import noarch_rpm
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,36 +35,10 @@ pytestmark = [
 CHROOT = "debian-12-x86_64"
 OWNER, PROJECT = "alice", "tools"
 
-SPEC = """\
-Name: {name}
-Version: 1.0
-Release: {release}
-Summary: Kopers test package
-License: MIT
-BuildArch: noarch
-%description
-A package used by the Kopers tests.
-%install
-mkdir -p %{{buildroot}}/usr/share/{name}
-echo {name} > %{{buildroot}}/usr/share/{name}/hello.txt
-%files
-/usr/share/{name}/hello.txt
-"""
-
 
 def build_rpm(workdir: Path, name: str, release: int = 1) -> tuple[Path, Path]:
     """Build a tiny noarch package; return (binary RPM, SRPM)."""
-    top = workdir / f"rpmbuild-{name}-{release}"
-    spec = workdir / f"{name}-{release}.spec"
-    spec.write_text(SPEC.format(name=name, release=release))
-    subprocess.run(
-        ["rpmbuild", "--define", f"_topdir {top}", "-ba", str(spec)],
-        check=True,
-        capture_output=True,
-    )
-    (rpm,) = (top / "RPMS" / "noarch").glob("*.rpm")
-    (srpm,) = (top / "SRPMS").glob("*.src.rpm")
-    return rpm, srpm
+    return noarch_rpm(workdir, name, "1.0", release)
 
 
 def repo_packages(chroot_dir: Path) -> set[tuple[str, str, str]]:
@@ -82,16 +58,6 @@ def hidden_entries(chroot_dir: Path) -> list[str]:
     return sorted(
         p.name for p in chroot_dir.iterdir() if p.name.startswith(".") and p.name != ".kopers-index"
     )
-
-
-def stop_dnf_gpg_agents(root: Path) -> None:
-    """Stop the gpg-agents dnf started for repo_gpgcheck in an installroot.
-
-    librepo imports a repository's key into `<cache>/<repo>/pubring` with
-    gpgme, which starts a gpg-agent there and leaves it running.
-    """
-    for pubring in root.glob("var/cache/dnf/*/pubring"):
-        subprocess.run(["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True)
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:

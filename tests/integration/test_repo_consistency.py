@@ -42,6 +42,7 @@ from kopers.publish.layout import Layout
 from kopers.publish.publisher import Publisher
 from kopers.publish.repofile import render_repo_file
 from kopers.publish.signing import Signer
+from tests.dnfroot import stop_dnf_gpg_agents
 
 pytestmark = [
     pytest.mark.integration,
@@ -196,16 +197,6 @@ def run(*argv: str | Path) -> str:
     result = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
     assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
     return result.stdout
-
-
-def stop_dnf_gpg_agents(root: Path) -> None:
-    """Stop the gpg-agents dnf started for repo_gpgcheck in an installroot.
-
-    librepo imports a repository's key into `<cache>/<repo>/pubring` with
-    gpgme, which starts a gpg-agent there and leaves it running.
-    """
-    for pubring in root.glob("var/cache/dnf/*/pubring"):
-        subprocess.run(["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True)
 
 
 def check_signature(env: Env, keyring: Path) -> None:

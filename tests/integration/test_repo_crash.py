@@ -41,6 +41,7 @@ from kopers.publish.layout import Layout
 from kopers.publish.publisher import Publisher
 from kopers.publish.repofile import render_repo_file
 from kopers.publish.signing import Signer
+from tests.dnfroot import stop_dnf_gpg_agents
 
 pytestmark = [
     pytest.mark.integration,
@@ -209,16 +210,6 @@ def check_signature(env: Env) -> None:
         run("gpg", "--batch", "--dearmor", "-o", keyring, env.layout.pubkey_path(OWNER, PROJECT))
     repodata = env.chroot_dir / "repodata"
     run("gpgv", "--keyring", keyring, repodata / "repomd.xml.asc", repodata / "repomd.xml")
-
-
-def stop_dnf_gpg_agents(root: Path) -> None:
-    """Stop the gpg-agents dnf started for repo_gpgcheck in an installroot.
-
-    librepo imports a repository's key into `<cache>/<repo>/pubring` with
-    gpgme, which starts a gpg-agent there and leaves it running.
-    """
-    for pubring in root.glob("var/cache/dnf/*/pubring"):
-        subprocess.run(["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True)
 
 
 def check_dnf_reads(env: Env, names: set[str], tag: str) -> None:

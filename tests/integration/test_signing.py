@@ -14,6 +14,7 @@ import pytest
 
 from kopers.errors import BadRequest, NotFound
 from kopers.publish.signing import Signer
+from tests.rpms import noarch_rpm
 
 pytestmark = [
     pytest.mark.integration,
@@ -23,36 +24,10 @@ pytestmark = [
     ),
 ]
 
-SPEC = """\
-Name: {name}
-Version: 1.0
-Release: 1
-Summary: Kopers test package
-License: MIT
-BuildArch: noarch
-%description
-A package used by the Kopers tests.
-%install
-mkdir -p %{{buildroot}}/usr/share/{name}
-echo {name} > %{{buildroot}}/usr/share/{name}/hello.txt
-%files
-/usr/share/{name}/hello.txt
-"""
-
 
 def build_rpm(workdir: Path, name: str) -> tuple[Path, Path]:
-    """Build a tiny noarch package; return (binary RPM, SRPM)."""
-    top = workdir / f"rpmbuild-{name}"
-    spec = workdir / f"{name}.spec"
-    spec.write_text(SPEC.format(name=name))
-    subprocess.run(
-        ["rpmbuild", "--define", f"_topdir {top}", "-ba", str(spec)],
-        check=True,
-        capture_output=True,
-    )
-    (rpm,) = (top / "RPMS" / "noarch").glob("*.rpm")
-    (srpm,) = (top / "SRPMS").glob("*.src.rpm")
-    return rpm, srpm
+    """A tiny noarch package: (binary RPM, SRPM)."""
+    return noarch_rpm(workdir, name)
 
 
 def rpm_checksig(dbdir: Path, armored_key: str, *rpms: Path) -> str:

@@ -1,0 +1,41 @@
+"""dnf as a test client in a throw-away --installroot."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def stop_dnf_gpg_agents(root: Path) -> None:
+    """Stop the gpg-agents dnf started for repo_gpgcheck in an installroot.
+
+    librepo imports a repository's key into `<cache>/<repo>/pubring` with
+    gpgme, which starts a gpg-agent there and leaves it running.
+    """
+    for pubring in root.glob("var/cache/dnf/*/pubring"):
+        subprocess.run(["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True)
+
+
+def dnf(
+    root: Path, reposdir: Path, *args: str, cachedir: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run dnf -y -q on `root` with only the repositories in `reposdir`."""
+    argv = [
+        "dnf",
+        "-y",
+        "-q",
+        f"--installroot={root}",
+        "--releasever=12",
+        f"--setopt=reposdir={reposdir}",
+    ]
+    if cachedir is not None:
+        argv.append(f"--setopt=cachedir={cachedir}")
+    try:
+        return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=timeout)
+    finally:
+        stop_dnf_gpg_agents(root)
+        if cachedir is not None:
+            for pubring in cachedir.glob("*/pubring"):
+                subprocess.run(
+                    ["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True
+                )

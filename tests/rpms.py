@@ -1,0 +1,50 @@
+"""Making small RPMs for tests and benchmarks with the real rpmbuild."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+NOARCH_SPEC = """\
+Name: {name}
+Version: {version}
+Release: {release}
+Summary: Kopers test package
+License: MIT
+BuildArch: noarch
+%description
+A package used by the Kopers tests.
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo {name} > %{{buildroot}}/usr/share/{name}/hello.txt
+%files
+/usr/share/{name}/hello.txt
+"""
+
+
+def rpmbuild(spec_text: str, top: Path, mode: str = "-bs") -> list[Path]:
+    """Write the spec under `top`, run `rpmbuild MODE`, return what it built.
+
+    `-bs` gives the SRPM, `-bb` the binary RPMs, `-ba` both (binaries first).
+    The dist tag is left empty: Kopers forces its own when it builds.
+    """
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    spec = top / "SPECS" / "package.spec"
+    spec.write_text(spec_text)
+    subprocess.run(
+        ["rpmbuild", mode, "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
+        check=True,
+        capture_output=True,
+    )
+    return sorted((top / "RPMS").rglob("*.rpm")) + sorted((top / "SRPMS").glob("*.src.rpm"))
+
+
+def noarch_rpm(
+    workdir: Path, name: str, version: str = "1.0", release: int = 1
+) -> tuple[Path, Path]:
+    """A tiny noarch package: (binary RPM, SRPM)."""
+    top = workdir / f"rpmbuild-{name}-{version}-{release}"
+    rpm, srpm = rpmbuild(
+        NOARCH_SPEC.format(name=name, version=version, release=release), top, "-ba"
+    )
+    return rpm, srpm
