@@ -20,10 +20,14 @@ def dnf(
     root: Path, reposdir: Path, *args: str, cachedir: Path | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run dnf -y -q on `root` with only the repositories in `reposdir`."""
+    # Debian enables dnf's `local` plugin, which re-serves every package fetched
+    # over http from an unsigned repository of its own; with gpgcheck=1 the
+    # install then fails. dnf on Fedora does not ship with it enabled.
     argv = [
         "dnf",
         "-y",
         "-q",
+        "--disableplugin=local",
         f"--installroot={root}",
         "--releasever=12",
         f"--setopt=reposdir={reposdir}",
