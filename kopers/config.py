@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from kopers.errors import ConfigError
 
@@ -26,6 +27,8 @@ _SHORT_ENV = {
 }
 _CHROOT_NAME = re.compile(r"^[a-z0-9][a-z0-9.+_]*-[a-z0-9.+_]+-[a-z0-9_]+$")
 _DIST = re.compile(r"^\.[A-Za-z0-9_.]+$")
+_POOL_KEYS = {"template", "max_concurrent", "warm", "vcpus", "memory_mib", "disk_gib"}
+_HOST_KEYS = {"name", "uri", "slots", "hypervisor", "tunnel", "overlay_dir"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,36 @@ class BuildConfig:
     repo_tag: str
     timeout_s: int
     max_attempts: int
+    # A build that prints nothing for this long, or whose log grows past this
+    # size, ends failed like one that runs past its timeout.
+    silence_timeout_s: int = 3600
+    max_log_mib: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """The VM pool of one template: how many clones, how many booted ahead, how big."""
+
+    template: str
+    max_concurrent: int
+    warm: int  # clones booted ahead of demand
+    vcpus: int
+    memory_mib: int
+    disk_gib: int  # 0: the template image's own size
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """A libvirt host that runs builder VMs."""
+
+    name: str
+    uri: str
+    slots: int  # builder VMs (booting, warm or busy) at once on this host
+    hypervisor: str  # "auto", "kvm" or "qemu"
+    # For a remote URI: [user@]host[:port] that builder SSH is tunnelled through,
+    # since each VM's SSH port is bound to 127.0.0.1 on *that* host.
+    tunnel: str
+    overlay_dir: Path | None  # None: <data_dir>/overlays (the same path on the host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +90,24 @@ class VmConfig:
     memory_mib: int
     boot_timeout_s: int
     max_concurrent: int
+    warm: int = 1
+    disk_gib: int = 0
+    pools: tuple[PoolConfig, ...] = ()
+    hosts: tuple[HostConfig, ...] = ()
+
+    def pool(self, template: str) -> PoolConfig:
+        """The pool settings of a template: its [[vm.pools]] entry, else the [vm] defaults."""
+        for pool in self.pools:
+            if pool.template == template:
+                return pool
+        return PoolConfig(
+            template, self.max_concurrent, self.warm, self.vcpus, self.memory_mib, self.disk_gib
+        )
+
+    @property
+    def slots(self) -> int:
+        """Builder VMs that may exist at once over all hosts."""
+        return sum(h.slots for h in self.hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +152,13 @@ DEFAULTS: dict[str, Any] = {
     "data_dir": "",
     "server": {"listen": "127.0.0.1:8080", "public_url": "", "max_upload_mib": 1024},
     "database": {"dsn": ""},
-    "build": {"repo_tag": "kopers", "timeout": 18000, "max_attempts": 3},
+    "build": {
+        "repo_tag": "kopers",
+        "timeout": 18000,
+        "max_attempts": 3,
+        "silence_timeout": 3600,
+        "max_log_mib": 256,
+    },
     "vm": {
         "uri": "qemu:///system",
         "hypervisor": "auto",
@@ -110,6 +167,10 @@ DEFAULTS: dict[str, Any] = {
         "memory_mib": 1024,
         "boot_timeout": 300,
         "max_concurrent": 1,
+        "warm": 1,
+        "disk_gib": 0,
+        "pools": [],
+        "hosts": [],
     },
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
@@ -179,6 +240,8 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             repo_tag=str(build["repo_tag"]),
             timeout_s=_positive(build, "timeout"),
             max_attempts=_positive(build, "max_attempts"),
+            silence_timeout_s=_positive(build, "silence_timeout"),
+            max_log_mib=_positive(build, "max_log_mib"),
         ),
         vm=VmConfig(
             uri=str(vm["uri"]),
@@ -188,6 +251,10 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             memory_mib=_positive(vm, "memory_mib"),
             boot_timeout_s=_positive(vm, "boot_timeout"),
             max_concurrent=_positive(vm, "max_concurrent"),
+            warm=_natural(vm, "warm"),
+            disk_gib=_natural(vm, "disk_gib"),
+            pools=_parse_pools(vm),
+            hosts=_parse_hosts(vm, base),
         ),
         chroots=chroots,
         source=source,
@@ -226,6 +293,90 @@ def _parse_chroot(item: Mapping[str, Any]) -> ChrootConfig:
         enabled=bool(item.get("enabled", True)),
         comment=str(item.get("comment", "")),
     )
+
+
+def _parse_pools(vm: Mapping[str, Any]) -> tuple[PoolConfig, ...]:
+    """[[vm.pools]]: per-template overrides; unset keys take the [vm] value."""
+    pools = []
+    for item in _tables(vm, "pools", _POOL_KEYS):
+        merged = {k: item.get(k, vm[k]) for k in ("vcpus", "memory_mib", "disk_gib", "warm")}
+        merged["max_concurrent"] = item.get("max_concurrent", vm["max_concurrent"])
+        pools.append(
+            PoolConfig(
+                template=_required_str(item, "template", "[[vm.pools]]"),
+                max_concurrent=_positive(merged, "max_concurrent"),
+                warm=_natural(merged, "warm"),
+                vcpus=_positive(merged, "vcpus"),
+                memory_mib=_positive(merged, "memory_mib"),
+                disk_gib=_natural(merged, "disk_gib"),
+            )
+        )
+    if len({p.template for p in pools}) != len(pools):
+        raise ConfigError("each template may have only one [[vm.pools]] entry")
+    return tuple(pools)
+
+
+def _parse_hosts(vm: Mapping[str, Any], base: Path) -> tuple[HostConfig, ...]:
+    """[[vm.hosts]]; none given means one local host: vm.uri with vm.max_concurrent slots."""
+    items = _tables(vm, "hosts", _HOST_KEYS) or [
+        {"name": "local", "uri": vm["uri"], "slots": vm["max_concurrent"]}
+    ]
+    hosts = []
+    for item in items:
+        name = _required_str(item, "name", "[[vm.hosts]]")
+        hypervisor = str(item.get("hypervisor", vm["hypervisor"]))
+        if hypervisor not in ("auto", "kvm", "qemu"):
+            raise ConfigError(f"host {name}: hypervisor must be one of auto, kvm, qemu")
+        overlay_dir = item.get("overlay_dir")
+        hosts.append(
+            HostConfig(
+                name=name,
+                uri=_required_str(item, "uri", f"host {name}"),
+                slots=_positive(item, "slots"),
+                hypervisor=hypervisor,
+                tunnel=str(item.get("tunnel", "")) or _default_tunnel(str(item["uri"])),
+                overlay_dir=_path(overlay_dir, base) if overlay_dir else None,
+            )
+        )
+    if len({h.name for h in hosts}) != len(hosts):
+        raise ConfigError("vm.hosts names must be unique")
+    return tuple(hosts)
+
+
+def _default_tunnel(uri: str) -> str:
+    """qemu+ssh://root@build2/system -> root@build2: tunnel through the host libvirt uses."""
+    parsed = urlparse(uri)
+    if not parsed.hostname:
+        return ""
+    user = f"{parsed.username}@" if parsed.username else ""
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{user}{parsed.hostname}{port}"
+
+
+def _tables(section: Mapping[str, Any], key: str, allowed: set[str]) -> list[Mapping[str, Any]]:
+    items = section.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ConfigError(f"vm.{key} must be an array of tables ([[vm.{key}]])")
+    for item in items:
+        unknown = set(item) - allowed
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in [[vm.{key}]]: {', '.join(sorted(unknown))}")
+    return items
+
+
+def _required_str(item: Mapping[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} needs a non-empty string {key!r}")
+    return value
+
+
+def _natural(section: Mapping[str, Any], key: str) -> int:
+    """A non-negative integer (0 is meaningful: no warm clones, the image's own size)."""
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+    return value
 
 
 def _positive(section: Mapping[str, Any], key: str) -> int:

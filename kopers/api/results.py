@@ -1,5 +1,8 @@
 """The results tree at /results/: files, and HTML directory listings.
 
+A running build's `builder-live.log` is served from the log hub under its
+result URL before that directory exists (see `kopers.api.livelog`).
+
 `copr-cli download-build` mirrors a result directory with `wget -r`, which
 follows the relative links of an HTML listing; dnf reads the repodata files.
 A production deployment may put a web server in front of the same directory.
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kopers.api import livelog
 from kopers.api.app import KOPERS
 
 routes = web.RouteTableDef()
@@ -59,6 +63,9 @@ async def results_root_redirect(request: web.Request) -> web.StreamResponse:
 async def results(request: web.Request) -> web.StreamResponse:
     root = request.app[KOPERS].paths.results.resolve()
     tail = request.match_info["tail"]
+    live = await livelog.live_log_file(request, tail)
+    if live is not None:
+        return livelog.live_response(live)  # grows while the build runs
     target = resolve(root, tail)
     if target.is_dir():
         if tail and not tail.endswith("/"):
@@ -72,6 +79,11 @@ async def results(request: web.Request) -> web.StreamResponse:
         return web.Response(text=listing(request.path, entries), content_type="text/html")
     if target.is_file():
         return web.FileResponse(target)
+    if tail.endswith("/"):
+        # A running build's result directory: not published yet, but its live log is.
+        live_entries = await livelog.live_dir_entries(request, tail)
+        if live_entries is not None:
+            return web.Response(text=listing(request.path, live_entries), content_type="text/html")
     raise web.HTTPNotFound()
 
 

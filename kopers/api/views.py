@@ -51,10 +51,20 @@ async def group_project_page(request: web.Request) -> web.Response:
 @routes.get(r"/coprs/build/{build_id:\d+}")
 @routes.get(r"/coprs/build/{build_id:\d+}/")
 async def build_page(request: web.Request) -> web.Response:
+    """One build: per-chroot state, the live log of each chroot, what it built and against."""
     k = request.app[KOPERS]
     build = await k.store.get_build(int(request.match_info["build_id"]))
+    result_urls = {
+        t.chroot: k.layout.result_url(build.owner, build.project, t.chroot, build.id, pkg)
+        for t in build.tasks
+        if (pkg := build.package_name)
+    }
     return render(
-        "build.html", build=build, layout=k.layout, packages=await k.store.built_packages(build.id)
+        "build.html",
+        build=build,
+        result_urls=result_urls,
+        packages=await k.store.built_packages(build.id),
+        buildroot=await k.store.buildroot_packages(build.id),
     )
 
 

@@ -1,16 +1,21 @@
-"""The log hub: one channel per running task, fanned out to files and viewers.
+"""The log hub: one channel per task, fanned out to files and viewers.
 
 The runner appends lines as the builder prints them. Each channel keeps the
 lines in memory (numbered from 1) and appends them to `builder-live.log`, so a
 viewer can join late or resume from line N with no gap and no duplicate.
+A task that runs again (after a restart, or on a fresh VM) continues the same
+file and numbering, so resuming works across attempts too.
+
 Viewers read from bounded queues: a viewer that cannot keep up is dropped
-rather than allowed to slow the build or the other viewers.
+rather than allowed to slow the build or the other viewers. An ended channel
+stays in memory for `RETAIN_S`, then only its file remains (`read_lines`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,8 @@ import aiofiles
 log = logging.getLogger(__name__)
 
 VIEWER_QUEUE = 1000
+RETAIN_S = 600.0
+LIVE_LOG = "builder-live.log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +58,26 @@ class Viewer:
             raise item
         return item
 
+    def pending(self) -> list[LogLine | LogEnd]:
+        """What is queued right now, without waiting (to batch it into one message)."""
+        items: list[LogLine | LogEnd] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, SlowViewer):
+                raise item
+            items.append(item)
+        return items
+
 
 class LogChannel:
     """The log of one task (build, chroot), across all of its attempts."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lines: list[str] | None = None) -> None:
         self.path = path
-        self.lines: list[str] = []
+        self.lines: list[str] = lines if lines is not None else []
         self.viewers: set[Viewer] = set()
         self.end: LogEnd | None = None
+        self.ended_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def append(self, text: str) -> None:
@@ -90,6 +108,7 @@ class LogChannel:
 
     def close(self, state: str, reason: str | None) -> None:
         self.end = LogEnd(state, reason)
+        self.ended_at = time.monotonic()
         self._fan_out(self.end)
         self.viewers.clear()
 
@@ -112,14 +131,22 @@ class LogHub:
         self.live_dir = live_dir
         self.channels: dict[tuple[int, str], LogChannel] = {}
 
+    def path(self, build_id: int, chroot: str) -> Path:
+        """The live log file of a task (it outlives the channel)."""
+        return self.live_dir / f"{build_id:08d}" / chroot / LIVE_LOG
+
     def open(self, build_id: int, chroot: str) -> LogChannel:
+        """The task's channel; a task that runs again continues its earlier log."""
+        self._prune()
         key = (build_id, chroot)
         channel = self.channels.get(key)
         if channel is None or channel.end is not None:
-            path = self.live_dir / f"{build_id:08d}" / chroot / "builder-live.log"
+            path = self.path(build_id, chroot)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
-            channel = LogChannel(path)
+            # Small, and only after a restart: read in the loop so that open()
+            # stays synchronous (the runner calls it before anything else).
+            lines = _read(path)
+            channel = LogChannel(path, lines)
             self.channels[key] = channel
         return channel
 
@@ -128,3 +155,28 @@ class LogHub:
 
     def forget(self, build_id: int, chroot: str) -> None:
         self.channels.pop((build_id, chroot), None)
+
+    async def read_lines(self, build_id: int, chroot: str, from_line: int = 1) -> list[LogLine]:
+        """Lines of a task's log file from `from_line`, for a task no channel holds."""
+        path = self.path(build_id, chroot)
+
+        start = max(from_line, 1)
+        lines = await asyncio.to_thread(_read, path)
+        return [LogLine(i, t) for i, t in enumerate(lines[start - 1 :], start)]
+
+    def _prune(self) -> None:
+        """Drop channels that ended long ago: their file still serves late viewers."""
+        cutoff = time.monotonic() - RETAIN_S
+        for key, channel in list(self.channels.items()):
+            if channel.ended_at is not None and channel.ended_at < cutoff:
+                del self.channels[key]
+
+
+def _read(path: Path) -> list[str]:
+    """Lines as append() wrote them: only "\n" separates (a "\r" is part of a line)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            lines = fh.read().split("\n")
+    except FileNotFoundError:
+        return []
+    return lines[:-1] if lines and lines[-1] == "" else lines

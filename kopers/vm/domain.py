@@ -86,6 +86,19 @@ def domain_of_file(filename: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class VmSize:
+    """What one builder VM gets: vCPUs, memory, and disk (0 GiB: the image's own size)."""
+
+    vcpus: int
+    memory_mib: int
+    disk_gib: int = 0
+
+    @property
+    def disk_bytes(self) -> int | None:
+        return self.disk_gib << 30 if self.disk_gib else None
+
+
+@dataclass(frozen=True, slots=True)
 class DomainSpec:
     """Everything that differs between two builder domains."""
 

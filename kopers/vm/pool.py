@@ -19,12 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
-import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kopers.config import Config
@@ -32,13 +29,14 @@ from kopers.errors import ConfigError, InfrastructureError
 from kopers.paths import DataPaths
 from kopers.vm import capacity, ssh
 from kopers.vm import domain as domains
+from kopers.vm.builder import BuilderVm
 from kopers.vm.capacity import HostView, PoolView, VmState, VmView
 from kopers.vm.domain import VmSize
 from kopers.vm.hosts import Host, probe_kernel
 from kopers.vm.libvirt import VmHandle
-from kopers.vm.ssh import SshSession
 from kopers.vm.template import TemplateImage, cached_image, default_templates_root
 
+__all__ = ["BuilderVm", "VmPool"]
 log = logging.getLogger(__name__)
 
 # How often a booting VM is checked for having died (so a killed qemu does not
@@ -46,45 +44,6 @@ log = logging.getLogger(__name__)
 LIVENESS_INTERVAL_S = 2.0
 HEALTH_INTERVAL_S = 30.0
 MAX_BACKOFF_S = 60.0
-
-
-@dataclass
-class BuilderVm:
-    """A booted builder with an open SSH connection, serving one task."""
-
-    name: str
-    builder: str
-    conn: SshSession
-    origin: str = "cold"  # "warm": booted ahead; "booting": claimed mid-boot; "cold": on demand
-    waited_s: float = 0.0  # from asking the pool until the VM answered SSH
-    host: str = "local"
-
-    async def put(self, local: Path, remote: str) -> None:
-        await self.conn.put(local, remote)
-
-    async def put_text(self, text: str, remote: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(remote).name
-            path.write_text(text)
-            await self.conn.put(path, remote)
-
-    async def get(self, remote: str, local_dir: Path) -> None:
-        await self.conn.get(remote, local_dir)
-
-    async def run(self, command: str, on_line: Callable[[str], Awaitable[None]]) -> int:
-        return await self.conn.run(command, on_line)
-
-    async def forward(self, host: str, port: int) -> int:
-        """Make host:port reachable inside the VM; return the port on the VM's 127.0.0.1."""
-        return await self.conn.forward_remote(0, host, port)
-
-    async def mkdirs(self, *paths: str) -> None:
-        async def ignore(_: str) -> None:
-            return None
-
-        status = await self.conn.run("mkdir -p " + " ".join(shlex.quote(p) for p in paths), ignore)
-        if status != 0:
-            raise InfrastructureError(f"cannot create {', '.join(paths)} in the builder VM")
 
 
 @dataclass(eq=False)

@@ -5,11 +5,17 @@ checked (`known_hosts=None`): every VM is a fresh clone whose host key cannot
 be known in advance, and the only way to reach it is a QEMU port forward bound
 to 127.0.0.1 on the libvirt host, so reaching the port already identifies the
 VM. Never point this module at anything that listens on a public address.
+
+A builder on a remote libvirt host is reached the same way, through a
+`tunnel`: an SSH connection to that host (`open_tunnel`), whose host key *is*
+checked against the usual known_hosts, carrying a direct TCP/IP channel to the
+builder's 127.0.0.1 port there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,13 +27,16 @@ import asyncssh
 from kopers.errors import InfrastructureError
 
 LineCallback = Callable[[str], Awaitable[None] | None]
+Tunnel = asyncssh.SSHClientConnection
 # Detects a VM that died or hung mid-build within about a minute and a half.
 KEEPALIVE_INTERVAL_S = 30
 KEEPALIVE_COUNT_MAX = 3
+CLOSE_WAIT_S = 5.0
 
 
-def _options(key: Path, user: str, timeout: float) -> dict[str, object]:
-    return {
+def _options(key: Path, user: str, timeout: float, tunnel: Tunnel | None) -> dict[str, object]:
+    options: dict[str, object] = {"tunnel": tunnel} if tunnel is not None else {}
+    return options | {
         "username": user,
         "client_keys": [str(key)],
         "known_hosts": None,  # see the module docstring
@@ -39,7 +48,14 @@ def _options(key: Path, user: str, timeout: float) -> dict[str, object]:
     }
 
 
-async def wait_ready(host: str, port: int, key: Path, timeout: float, user: str = "root") -> float:
+async def wait_ready(
+    host: str,
+    port: int,
+    key: Path,
+    timeout: float,
+    user: str = "root",
+    tunnel: Tunnel | None = None,
+) -> float:
     """Retry until sshd accepts our key; return the seconds it took.
 
     QEMU accepts on the forwarded port long before the guest listens, so a
@@ -57,7 +73,7 @@ async def wait_ready(host: str, port: int, key: Path, timeout: float, user: str 
             )
         try:
             async with asyncio.timeout(min(10.0, remaining)):
-                conn = await asyncssh.connect(host, port, **_options(key, user, remaining))
+                conn = await asyncssh.connect(host, port, **_options(key, user, remaining, tunnel))
             conn.close()
             await conn.wait_closed()
             return loop.time() - started
@@ -81,22 +97,31 @@ class SshSession:
 
         Returns the exit status (128 + N when killed by signal N). Raises
         InfrastructureError when the connection drops before the command ends.
+        If the caller stops it (cancellation, a timeout, an exception from
+        on_line), the channel is closed without waiting for the command: sshd
+        answers a close only once the command's output ends, which for a
+        `sleep 600` is ten minutes later. Destroying the VM ends the command.
         """
         try:
-            async with self._conn.create_process(
+            proc = await self._conn.create_process(
                 cmd, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
-            ) as proc:
-                async for line in proc.stdout:
-                    if not line:
-                        continue  # EOF: asyncssh's iterator yields one last ''
-                    result = on_line(line.rstrip("\r\n"))
-                    if inspect.isawaitable(result):
-                        await result
-                completed = await proc.wait(check=False)
+            )
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: cannot run {cmd!r}: {exc}") from exc
+        try:
+            async for line in proc.stdout:
+                if not line:
+                    continue  # EOF: asyncssh's iterator yields one last ''
+                result = on_line(line.rstrip("\r\n"))
+                if inspect.isawaitable(result):
+                    await result
+            completed = await proc.wait(check=False)
         except (OSError, asyncssh.Error) as exc:
             raise InfrastructureError(
                 f"ssh {self.target}: connection lost during {cmd!r}: {exc}"
             ) from exc
+        finally:
+            proc.close()  # not `async with`: its exit waits for the remote side
         if completed.exit_status is not None and completed.exit_status >= 0:
             return completed.exit_status
         if completed.exit_signal:
@@ -149,18 +174,26 @@ class SshSession:
         return int(listener.get_port())
 
     async def close(self) -> None:
+        """Close the connection; a VM that stopped answering gets CLOSE_WAIT_S, no more."""
         self._conn.close()
-        await self._conn.wait_closed()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_WAIT_S):
+                await self._conn.wait_closed()
 
 
 @asynccontextmanager
 async def connect(
-    host: str, port: int, key: Path, user: str = "root", timeout: float = 30.0
+    host: str,
+    port: int,
+    key: Path,
+    user: str = "root",
+    timeout: float = 30.0,
+    tunnel: Tunnel | None = None,
 ) -> AsyncIterator[SshSession]:
     """`async with connect(...) as session:` an SshSession, closed on exit."""
     target = f"{user}@{host}:{port}"
     try:
-        conn = await asyncssh.connect(host, port, **_options(key, user, timeout))
+        conn = await asyncssh.connect(host, port, **_options(key, user, timeout, tunnel))
     except (OSError, asyncssh.Error, TimeoutError) as exc:
         raise InfrastructureError(f"ssh {target}: cannot connect: {exc}") from exc
     session = SshSession(conn, target)
@@ -168,3 +201,36 @@ async def connect(
         yield session
     finally:
         await session.close()
+
+
+def parse_target(target: str) -> tuple[str | None, str, int]:
+    """`[user@]host[:port]` -> (user or None, host, port). Pure."""
+    user, _, rest = target.rpartition("@")
+    host, sep, port = rest.rpartition(":") if rest.count(":") == 1 else ("", "", "")
+    if not sep:
+        host, port = rest, "22"
+    if not host or not port.isdigit():
+        raise InfrastructureError(f"invalid SSH target {target!r}; expected [user@]host[:port]")
+    return user or None, host, int(port)
+
+
+async def open_tunnel(target: str, timeout: float = 30.0, **options: object) -> Tunnel:
+    """An SSH connection to a libvirt host, to tunnel builder connections through.
+
+    Unlike builders, the host is a long-lived machine: its key is checked
+    against known_hosts, and the client keys and ~/.ssh/config are the usual
+    ones (`options` can override them, as asyncssh.connect arguments).
+    """
+    user, host, port = parse_target(target)
+    try:
+        return await asyncssh.connect(
+            host,
+            port,
+            username=user,
+            connect_timeout=timeout,
+            keepalive_interval=KEEPALIVE_INTERVAL_S,
+            keepalive_count_max=KEEPALIVE_COUNT_MAX,
+            **options,
+        )
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise InfrastructureError(f"ssh tunnel to {target}: cannot connect: {exc}") from exc

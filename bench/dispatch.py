@@ -1,0 +1,143 @@
+"""How fast a submitted build starts: a warm VM pool against a cold one.
+
+Starts a real Kopers (embedded Postgres, real VMs) with `vm.warm = 1`, submits
+builds one after another through python-copr (what copr-cli uses), and
+measures for each the time from the submit call returning (the build is
+committed) to the builder starting in its VM: the moment the
+"kopers: builder started" line reaches a websocket viewer of the live log.
+Before each warm run the pool is given time to have its clone booted again.
+Then the same with a second server with `vm.warm = 0`, where every build
+boots its VM on demand. Copr's dispatcher, for comparison, polls every 30 s
+before it even asks for a builder.
+
+    .venv/bin/python bench/dispatch.py [--runs N]
+
+Last line: `dispatch warm_s=<median> cold_s=<median> ratio=<cold/warm>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from copr.v3 import Client  # noqa: E402
+
+from tests.e2e.server import Server  # noqa: E402
+from tests.e2e.vmhelp import CHROOT, LiveLog, ensure_project, extra_server  # noqa: E402
+
+USER, PROJECT = "bench", "dispatch"
+STARTED = "kopers: builder started on "
+SPEC = """\
+Name:           {name}
+Version:        1
+Release:        1%{{?dist}}
+Summary:        dispatch benchmark
+License:        MIT
+BuildArch:      noarch
+
+%description
+Benchmark.
+
+%prep
+
+%build
+
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo {name} > %{{buildroot}}/usr/share/{name}/x
+
+%files
+/usr/share/{name}
+"""
+
+
+def make_srpm(work: Path, name: str) -> Path:
+    top = work / name
+    (top / "SPECS").mkdir(parents=True)
+    spec = top / "SPECS" / f"{name}.spec"
+    spec.write_text(SPEC.format(name=name))
+    subprocess.run(
+        ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
+        check=True,
+        capture_output=True,
+    )
+    return next((top / "SRPMS").glob("*.src.rpm"))
+
+
+def wait_for_pool(server: Server, warm: int, timeout: float = 300) -> None:
+    """Until the pool is idle with `warm` clones booted (and nothing else)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vm = server.get("/api/status")["vm"]
+        if vm["warm"] == warm and vm["booting"] == 0 and vm["busy"] == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the pool did not settle with {warm} warm clones")
+
+
+async def one_run(server: Server, client: Client, srpm: Path) -> tuple[float, str, bool]:
+    """Seconds from submit to builder start, the line that says so, and whether it was live."""
+    build = await asyncio.to_thread(
+        client.build_proxy.create_from_file, USER, PROJECT, str(srpm), {"chroots": [CHROOT]}
+    )
+    submitted = time.monotonic()
+    log = LiveLog(server.url, build.id)
+    found: list[float] = []
+
+    def stop(_number: int, text: str) -> bool:
+        if text.startswith(STARTED):
+            found.append(time.monotonic())
+            return True
+        return False
+
+    connected = time.monotonic()
+    lines, _ = await log.follow(stop=stop, timeout=600)
+    if not found:
+        raise RuntimeError(f"build {build.id} never started its builder")
+    # A line already in the backlog when we connected would be timed late.
+    live = found[0] - connected > 0.05
+    await asyncio.to_thread(server.wait_build, build.id)
+    return found[0] - submitted, lines[-1][1], live
+
+
+def measure(base: Path, warm: int, runs: int, srpms: list[Path]) -> list[float]:
+    server = extra_server(base, KOPERS_VM_WARM=str(warm))
+    try:
+        ensure_project(server, USER, PROJECT)
+        client = Client.create_from_config_file(str(server.configs[USER]))
+        times = []
+        for i, srpm in enumerate(srpms[:runs], 1):
+            wait_for_pool(server, warm)
+            seconds, line, live = asyncio.run(one_run(server, client, srpm))
+            note = "" if live else " (line was already in the backlog: an upper bound)"
+            print(f"{'warm' if warm else 'cold'} run {i}: {seconds:.2f} s  [{line}]{note}")
+            times.append(seconds)
+        return times
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="builds per pool (default 3)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kopers-dispatch-") as tmp:
+        work = Path(tmp)
+        srpms = [make_srpm(work / "srpms", f"dispatch-{i}") for i in range(args.runs)]
+        warm = measure(work / "warm", 1, args.runs, srpms)
+        cold = measure(work / "cold", 0, args.runs, srpms)
+    warm_s, cold_s = statistics.median(warm), statistics.median(cold)
+    print(f"dispatch warm_s={warm_s:.2f} cold_s={cold_s:.2f} ratio={cold_s / warm_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()

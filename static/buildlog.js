@@ -1,0 +1,113 @@
+// The live log viewer of the build page (/coprs/build/<id>).
+//
+// Each chroot's <section class="live-log"> follows /ws/builds/<id>/<chroot>/log
+// (protocol: kopers/api/websocket.py). Lines are numbered; after a dropped
+// connection the viewer reconnects with ?from=<next line>, so the log has no
+// gap and no duplicate. It scrolls along while the view is at the bottom and
+// "follow" is ticked; scrolling up stops that until you scroll back down.
+// The chroot and build states are refreshed from the Copr API until the end.
+"use strict";
+
+(function () {
+  const script = document.currentScript;
+  const buildId = script ? script.dataset.build : null;
+  const FINISHED = ["succeeded", "failed", "canceled", "skipped", "forked"];
+
+  function setState(el, state) {
+    if (!el || !state) return;
+    el.textContent = state;
+    el.className = el.className.replace(/\bstate \S+/, "").trim() + " state " + state;
+  }
+
+  function follow(section) {
+    const pre = section.querySelector("pre.log");
+    const status = section.querySelector(".log-status");
+    const count = section.querySelector(".log-count");
+    const followBox = section.querySelector(".log-follow");
+    let next = 1;
+    let ended = false;
+    let delay = 500;
+
+    function atBottom() {
+      return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    }
+
+    function addLines(first, lines) {
+      // Skip anything already shown (a resumed stream never repeats, but be safe).
+      const skip = Math.max(0, next - first);
+      const fresh = lines.slice(skip);
+      if (!fresh.length) return;
+      const stick = followBox.checked && atBottom();
+      pre.appendChild(document.createTextNode(fresh.join("\n") + "\n"));
+      next = first + skip + fresh.length;
+      count.textContent = (next - 1) + " lines";
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    }
+
+    function showStatus(text, state) {
+      status.textContent = text;
+      status.dataset.state = state || "";
+      status.className = "log-status" + (state ? " state " + state : "");
+    }
+
+    function connect() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(proto + "//" + location.host + section.dataset.ws + "?from=" + next);
+      ws.onopen = function () {
+        delay = 500;
+        showStatus("live");
+      };
+      ws.onmessage = function (event) {
+        const msg = JSON.parse(event.data);
+        if (msg.type === "lines") {
+          addLines(msg.first, msg.lines);
+        } else if (msg.type === "waiting") {
+          showStatus("waiting for the build to start (" + msg.state + ")");
+        } else if (msg.type === "end") {
+          ended = true;
+          showStatus("ended: " + msg.state + (msg.reason ? " (" + msg.reason + ")" : ""), msg.state);
+          const row = document.querySelector('#chroots tr[data-chroot="' + section.dataset.chroot + '"]');
+          if (row) setState(row.querySelector(".task-state"), msg.state);
+        }
+      };
+      ws.onclose = function (event) {
+        if (ended) return;
+        // 4000: we were too slow; anything else: the server restarted or the network blinked.
+        showStatus("reconnecting" + (event.reason ? " (" + event.reason + ")" : ""));
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+
+    pre.addEventListener("scroll", function () {
+      if (atBottom()) followBox.checked = true;
+    });
+    pre.addEventListener("wheel", function (event) {
+      if (event.deltaY < 0) followBox.checked = false;
+    });
+    connect();
+  }
+
+  async function refreshStates() {
+    if (!buildId) return;
+    try {
+      const build = await (await fetch("/api_3/build/" + buildId)).json();
+      setState(document.getElementById("build-state"), build.state);
+      const chroots = await (await fetch("/api_3/build-chroot/list?build_id=" + buildId)).json();
+      for (const c of chroots.items || []) {
+        const row = document.querySelector('#chroots tr[data-chroot="' + c.name + '"]');
+        if (!row) continue;
+        setState(row.querySelector(".task-state"), c.state);
+        row.querySelector(".task-attempts").textContent = c.attempts;
+        row.querySelector(".task-reason").textContent = c.reason || "";
+      }
+      if (FINISHED.includes(build.state)) return;
+    } catch (err) {
+      // The server may be restarting; try again below.
+    }
+    setTimeout(refreshStates, 3000);
+  }
+
+  document.querySelectorAll("section.live-log").forEach(follow);
+  refreshStates();
+})();

@@ -1,0 +1,154 @@
+"""The live log websocket against a real log hub and a stub store (no database, no VM)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from kopers.api import websocket
+from kopers.api.app import KOPERS, errors_middleware
+from kopers.logs import hub as hubmod
+from kopers.logs.hub import LogHub, LogLine
+from kopers.models import BuildState
+
+URL = "/ws/builds/7/c/log"
+
+
+class Store:
+    def __init__(self) -> None:
+        self.state = BuildState.RUNNING
+
+    async def get_build(self, build_id: int) -> Any:
+        task = SimpleNamespace(
+            chroot="c", state=self.state, reason="boom" if self.state == "failed" else None
+        )
+        return SimpleNamespace(
+            id=build_id, chroots=("c",), canceled=False, tasks=[task], source_state="succeeded"
+        )
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[TestClient, LogHub, Store]]:
+    app = web.Application(middlewares=[errors_middleware])
+    hub, store = LogHub(tmp_path), Store()
+    app[KOPERS] = SimpleNamespace(hub=hub, store=store)  # type: ignore[misc]
+    websocket.add_routes(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    yield client, hub, store
+    await client.close()
+
+
+async def receive_until_end(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    messages = []
+    async for msg in ws:
+        messages.append(msg.json())
+        if messages[-1]["type"] == "end":
+            break
+    return messages
+
+
+def numbered(messages: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [
+        (m["first"] + i, text)
+        for m in messages
+        if m["type"] == "lines"
+        for i, text in enumerate(m["lines"])
+    ]
+
+
+async def test_backlog_from_n_then_live_then_end(setup: Any) -> None:
+    client, hub, _ = setup
+    channel = hub.open(7, "c")
+    for i in range(1, 4):
+        await channel.append(f"line {i}")
+    ws = await client.ws_connect(URL + "?from=2")
+    assert (await ws.receive_json())["type"] == "hello"
+    assert await ws.receive_json() == {"type": "lines", "first": 2, "lines": ["line 2", "line 3"]}
+    await channel.append("line 4")
+    channel.close("succeeded", None)
+    messages = await receive_until_end(ws)
+    assert numbered(messages) == [(4, "line 4")]
+    assert messages[-1] == {"type": "end", "state": "succeeded", "reason": None, "next": 5}
+    await ws.receive()
+    assert ws.close_code == 1000
+
+
+async def test_reconnecting_from_the_next_line_gives_no_gap_and_no_duplicate(setup: Any) -> None:
+    client, hub, _ = setup
+    channel = hub.open(7, "c")
+    seen: list[tuple[int, str]] = []
+    for i in range(1, 6):
+        await channel.append(f"line {i}")
+    ws = await client.ws_connect(URL)
+    await ws.receive_json()  # hello
+    seen += numbered([await ws.receive_json()])
+    await ws.close()
+    for i in range(6, 9):
+        await channel.append(f"line {i}")  # printed while nobody watched
+    ws = await client.ws_connect(f"{URL}?from={seen[-1][0] + 1}")
+    await ws.receive_json()
+    seen += numbered([await ws.receive_json()])
+    await channel.append("line 9")
+    channel.close("failed", "boom")
+    seen += numbered(await receive_until_end(ws))
+    assert seen == [(i, f"line {i}") for i in range(1, 10)]
+
+
+async def test_a_viewer_waits_for_a_task_that_has_not_started(setup: Any) -> None:
+    client, hub, store = setup
+    store.state = BuildState.PENDING
+    ws = await client.ws_connect(URL)
+    assert (await ws.receive_json())["type"] == "hello"
+    assert await ws.receive_json() == {"type": "waiting", "state": "pending"}
+    channel = hub.open(7, "c")
+    await channel.append("started")
+    assert await ws.receive_json() == {"type": "lines", "first": 1, "lines": ["started"]}
+    await ws.close()
+
+
+async def test_a_late_joiner_gets_the_log_from_the_file_and_the_end_state(setup: Any) -> None:
+    client, hub, store = setup
+    channel = hub.open(7, "c")
+    await channel.append("only line")
+    channel.close("failed", "boom")
+    hub.forget(7, "c")
+    store.state = BuildState.FAILED
+    ws = await client.ws_connect(URL)
+    messages = await receive_until_end(ws)
+    assert numbered(messages) == [(1, "only line")]
+    assert messages[-1] == {"type": "end", "state": "failed", "reason": "boom", "next": 2}
+
+
+async def test_a_slow_viewer_is_dropped_with_a_reason_to_resume(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, hub, _ = setup
+    monkeypatch.setattr(hubmod, "VIEWER_QUEUE", 3)
+    channel = hub.open(7, "c")
+    await channel.append("line 1")
+    ws = await client.ws_connect(URL)
+    await ws.receive_json()  # hello
+    assert numbered([await ws.receive_json()]) == [(1, "line 1")]
+    # Ten lines at once, with no chance for the sender to run: its queue overflows.
+    for i in range(2, 12):
+        channel.lines.append(f"line {i}")
+        channel._fan_out(LogLine(i, f"line {i}"))
+    msg = await ws.receive()
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == websocket.CLOSE_TOO_SLOW
+    assert msg.extra == "too slow; resume with ?from=2"
+    assert not channel.viewers
+
+
+async def test_bad_from_and_unknown_chroot_are_refused(setup: Any) -> None:
+    client, _, _ = setup
+    assert (await client.get(URL + "?from=zero")).status == 400
+    assert (await client.get("/ws/builds/7/other/log")).status == 404

@@ -1,0 +1,95 @@
+"""Pool, host and watchdog settings in kopers.toml."""
+
+from pathlib import Path
+
+import pytest
+
+from kopers import config
+from kopers.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> config.Config:
+    path = tmp_path / "k.toml"
+    path.write_text(text)
+    return config.load(str(path), env=env or {})
+
+
+def test_defaults_one_local_host_and_one_warm_clone(tmp_path: Path) -> None:
+    cfg = load(tmp_path, "")
+    assert cfg.vm.warm == 1
+    assert [(h.name, h.uri, h.slots, h.tunnel) for h in cfg.vm.hosts] == [
+        ("local", "qemu:///system", 1, "")
+    ]
+    pool = cfg.vm.pool("debian-12")
+    assert (pool.max_concurrent, pool.warm, pool.vcpus, pool.memory_mib, pool.disk_gib) == (
+        1,
+        1,
+        1,
+        1024,
+        0,
+    )
+    assert (cfg.build.silence_timeout_s, cfg.build.max_log_mib) == (3600, 256)
+
+
+def test_shipped_file_documents_a_cold_pool_for_the_tests() -> None:
+    cfg = config.load(str(REPO / "kopers.toml"), env={})
+    assert cfg.vm.warm == 0 and cfg.vm.slots == 1
+
+
+def test_pools_override_the_vm_defaults_per_template(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        "[vm]\nvcpus = 2\nwarm = 2\nmax_concurrent = 3\n"
+        '[[vm.pools]]\ntemplate = "fedora-40"\nmemory_mib = 4096\nwarm = 0\ndisk_gib = 20\n',
+    )
+    fedora, debian = cfg.vm.pool("fedora-40"), cfg.vm.pool("debian-12")
+    assert (fedora.vcpus, fedora.memory_mib, fedora.warm, fedora.disk_gib) == (2, 4096, 0, 20)
+    assert fedora.max_concurrent == 3
+    assert (debian.vcpus, debian.warm) == (2, 2)
+
+
+def test_hosts_list_with_a_remote_host_and_its_tunnel(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        '[[vm.hosts]]\nname = "local"\nuri = "qemu:///system"\nslots = 2\n'
+        '[[vm.hosts]]\nname = "b2"\nuri = "qemu+ssh://root@build2:2222/system"\nslots = 4\n'
+        'hypervisor = "kvm"\noverlay_dir = "/srv/overlays"\n',
+    )
+    local, remote = cfg.vm.hosts
+    assert cfg.vm.slots == 6
+    assert (local.tunnel, local.overlay_dir) == ("", None)
+    assert remote.tunnel == "root@build2:2222"  # from the URI
+    assert (remote.hypervisor, remote.overlay_dir) == ("kvm", Path("/srv/overlays"))
+
+
+def test_environment_overrides_reach_the_new_settings(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        "",
+        env={
+            "KOPERS_VM_WARM": "0",
+            "KOPERS_BUILD_SILENCE_TIMEOUT": "30",
+            "KOPERS_BUILD_MAX_LOG_MIB": "1",
+        },
+    )
+    assert (cfg.vm.warm, cfg.build.silence_timeout_s, cfg.build.max_log_mib) == (0, 30, 1)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[vm]\nwarm = -1\n", "non-negative"),
+        ('[[vm.pools]]\ntemplate = "t"\nwarmth = 1\n', "unknown setting.*warmth"),
+        ("[[vm.pools]]\nwarm = 1\n", "template"),
+        ('[[vm.pools]]\ntemplate = "t"\n[[vm.pools]]\ntemplate = "t"\n', "only one"),
+        ('[[vm.hosts]]\nname = "a"\nuri = "qemu:///system"\nslots = 0\n', "positive"),
+        ('[[vm.hosts]]\nname = "a"\nslots = 1\n', "uri"),
+        ('[[vm.hosts]]\nname = "a"\nuri = "x"\nslots = 1\nhypervisor = "xen"\n', "hypervisor"),
+        ("[build]\nsilence_timeout = 0\n", "positive"),
+    ],
+)
+def test_bad_pool_and_host_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, text)

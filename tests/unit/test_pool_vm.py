@@ -1,0 +1,258 @@
+"""The VM pool's behaviour with a fake libvirt host and fake SSH: no VMs booted.
+
+Covers warm hand-out and refill, cold boots, the slot cap, cancellation while
+a clone boots, boot failures, and clones that die while booting or idling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from kopers import config
+from kopers.errors import InfrastructureError
+from kopers.paths import DataPaths
+from kopers.vm import pool as poolmod
+from kopers.vm.domain import VmSize
+from kopers.vm.libvirt import VmHandle
+from kopers.vm.pool import VmPool
+from kopers.vm.template import TemplateImage
+
+TEMPLATE = "debian-12"
+
+
+class FakeDriver:
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self.started: list[str] = []
+        self.destroyed: list[str] = []
+        self.sizes: dict[str, VmSize | None] = {}
+        self.fail = False
+
+    async def start(
+        self, image: TemplateImage, name: str, allow_network: bool = False, *, size: Any = None
+    ) -> VmHandle:
+        await asyncio.sleep(0)
+        if self.fail:
+            raise InfrastructureError("cannot start VM: no luck")
+        self.running.add(name)
+        self.started.append(name)
+        self.sizes[name] = size
+        return VmHandle(name, "127.0.0.1", 2222, Path("/x.qcow2"), Path("/x.log"))
+
+    async def destroy_name(self, name: str) -> None:
+        await asyncio.sleep(0)
+        self.running.discard(name)
+        self.destroyed.append(name)
+
+    async def is_alive(self, name: str) -> bool:
+        return name in self.running
+
+
+class FakeHost:
+    def __init__(self, name: str, slots: int) -> None:
+        self.name = name
+        self.config = SimpleNamespace(slots=slots)
+        self.online = True
+        self.driver = FakeDriver()
+        self.domain_type = "qemu"
+        self.domain_type_reason = "fake"
+
+    async def tunnel(self) -> None:
+        return None
+
+    async def console_tail(self, name: str) -> str:
+        return "Kernel panic"
+
+    def status(self, used: int) -> dict[str, Any]:
+        return {"name": self.name, "slots": self.config.slots, "used": used}
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeSsh:
+    """Stands in for kopers.vm.ssh: sshd answers when `ready` is set."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+    async def wait_ready(self, *args: Any, **kwargs: Any) -> float:
+        await self.ready.wait()
+        return 0.0
+
+    @contextlib.asynccontextmanager
+    async def connect(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        yield SimpleNamespace()
+
+
+@pytest.fixture
+def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSsh]:
+    fake = FakeSsh()
+    monkeypatch.setattr(poolmod.ssh, "wait_ready", fake.wait_ready)
+    monkeypatch.setattr(poolmod.ssh, "connect", fake.connect)
+    monkeypatch.setattr(poolmod, "LIVENESS_INTERVAL_S", 0.01)
+    yield fake
+
+
+def make_pool(tmp_path: Path, *, warm: int, slots: int, max_concurrent: int = 9) -> VmPool:
+    toml = tmp_path / "k.toml"
+    toml.write_text(
+        f'data_dir = "{tmp_path}"\n[vm]\nwarm = {warm}\nmax_concurrent = {max_concurrent}\n'
+        f'[[vm.hosts]]\nname = "a"\nuri = "qemu:///system"\nslots = {slots}\n'
+        f'[[vm.pools]]\ntemplate = "{TEMPLATE}"\nvcpus = 2\nmemory_mib = 1536\n'
+    )
+    cfg = config.load(str(toml), env={})
+    pool = VmPool(cfg, DataPaths(tmp_path))
+    image = Path("/nonexistent")
+    pool.images = {
+        TEMPLATE: TemplateImage(TEMPLATE, "0" * 16, image, image, image, image, image, "/b")
+    }
+    pool.hosts = [FakeHost("a", slots)]  # type: ignore[list-item]
+    pool._started = True
+    return pool
+
+
+def driver(pool: VmPool) -> FakeDriver:
+    return pool.hosts[0].driver  # type: ignore[return-value]
+
+
+async def until(predicate: Any, timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def refilling(pool: VmPool) -> AsyncIterator[None]:
+    task = asyncio.create_task(pool.refill())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
+
+
+async def test_warm_clone_is_handed_out_then_destroyed_and_replaced(
+    tmp_path: Path, fake_ssh: FakeSsh
+) -> None:
+    pool = make_pool(tmp_path, warm=1, slots=2)
+    async with refilling(pool):
+        await until(lambda: pool.status()["warm"] == 1)
+        first = driver(pool).started[0]
+        async with pool.builder(TEMPLATE, "7-chroot") as vm:
+            assert (vm.name, vm.origin) == (first, "warm")
+            assert pool.status()["busy"] == 1
+            assert [v["task"] for v in pool.status()["vms"] if v["name"] == first] == ["7-chroot"]
+            await until(lambda: pool.status()["warm"] == 1)  # a second slot: refilled at once
+        assert first in driver(pool).destroyed
+        assert pool.status()["templates"][TEMPLATE]["warm"] == 1
+        assert driver(pool).sizes[first] == VmSize(2, 1536, 0)
+    assert driver(pool).running == set() and pool.vms == {}
+
+
+async def test_cold_pool_boots_on_demand_and_leaves_nothing(
+    tmp_path: Path, fake_ssh: FakeSsh
+) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    async with refilling(pool):
+        await asyncio.sleep(0.05)
+        assert driver(pool).started == []
+        async with pool.builder(TEMPLATE, "1-c") as vm:
+            assert vm.origin == "cold"
+        await until(lambda: not pool.vms)
+        assert driver(pool).running == set()
+
+
+async def test_one_slot_serves_tasks_one_after_another(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def task(label: str) -> None:
+        async with pool.builder(TEMPLATE, label):
+            order.append(f"start {label}")
+            await release.wait()
+            order.append(f"end {label}")
+
+    async with refilling(pool):
+        first = asyncio.create_task(task("a"))
+        await until(lambda: order == ["start a"])
+        second = asyncio.create_task(task("b"))
+        await until(lambda: pool.status()["waiting"] == 1)
+        assert len(driver(pool).running) == 1
+        release.set()
+        await asyncio.gather(first, second)
+    assert order == ["start a", "end a", "start b", "end b"]
+
+
+async def test_cancel_while_booting_destroys_the_clone(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    fake_ssh.ready.clear()  # sshd never answers
+
+    async def use() -> None:
+        async with pool.builder(TEMPLATE, "1-c"):
+            raise AssertionError("never reached")
+
+    async with refilling(pool):
+        task = asyncio.create_task(use())
+        await until(lambda: pool.status()["booting"] == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await until(lambda: not pool.vms)
+        assert driver(pool).running == set()
+
+
+async def test_a_failed_boot_is_an_infrastructure_error(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    driver(pool).fail = True
+    with pytest.raises(InfrastructureError, match="no luck"):
+        async with pool.builder(TEMPLATE, "1-c"):
+            pass
+    assert not pool.vms
+    await pool.close()
+
+
+async def test_a_vm_that_dies_while_booting_fails_fast(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    fake_ssh.ready.clear()
+
+    async def kill_when_started() -> None:
+        await until(lambda: driver(pool).running)
+        driver(pool).running.clear()  # qemu killed
+
+    killer = asyncio.create_task(kill_when_started())
+    with pytest.raises(InfrastructureError, match=r"stopped while booting.*Kernel panic"):
+        async with pool.builder(TEMPLATE, "1-c"):
+            pass
+    await killer
+    assert not pool.vms
+    await pool.close()
+
+
+async def test_a_dead_warm_clone_is_not_handed_out(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=1, slots=2)
+    async with refilling(pool):
+        await until(lambda: pool.status()["warm"] == 1)
+        dead = driver(pool).started[0]
+        driver(pool).running.discard(dead)
+        async with pool.builder(TEMPLATE, "1-c") as vm:
+            assert vm.name != dead
+        assert dead in driver(pool).destroyed
+
+
+async def test_close_destroys_warm_and_booting_clones(tmp_path: Path, fake_ssh: FakeSsh) -> None:
+    pool = make_pool(tmp_path, warm=2, slots=2)
+    fake_ssh.ready.clear()
+    async with refilling(pool):
+        await until(lambda: pool.status()["booting"] == 2)
+    assert driver(pool).running == set() and pool.vms == {}
