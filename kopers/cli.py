@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--days",
         type=float,
-        default=180,
-        help="lifetime in days, fractions allowed (0: never expires)",
+        default=None,
+        help="lifetime in days, fractions allowed (0: never expires; default: server.token_days)",
     )
     listing = token.add_parser("list", help="show a user's tokens (never their secrets)")
     listing.add_argument("name", help="the user whose tokens to show")
@@ -178,6 +178,8 @@ async def _user_add(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
+    if args.days is None:
+        args.days = cfg.server.token_days
     if args.days < 0:
         raise KopersError("--days must not be negative")
 

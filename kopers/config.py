@@ -37,6 +37,7 @@ class ServerConfig:
     port: int
     public_url: str
     max_upload_mib: int
+    token_days: int = 180  # lifetime of a new API token; 0: it never expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class BuildConfig:
     # size, ends failed like one that runs past its timeout.
     silence_timeout_s: int = 3600
     max_log_mib: int = 256
+    # Tasks one owner may run at once (0: no cap beyond the slots).
+    owner_max_concurrent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,12 @@ class Config:
 
 DEFAULTS: dict[str, Any] = {
     "data_dir": "",
-    "server": {"listen": "127.0.0.1:8080", "public_url": "", "max_upload_mib": 1024},
+    "server": {
+        "listen": "127.0.0.1:8080",
+        "public_url": "",
+        "max_upload_mib": 1024,
+        "token_days": 180,
+    },
     "database": {"dsn": ""},
     "build": {
         "repo_tag": "kopers",
@@ -158,6 +166,7 @@ DEFAULTS: dict[str, Any] = {
         "max_attempts": 3,
         "silence_timeout": 3600,
         "max_log_mib": 256,
+        "owner_max_concurrent": 0,
     },
     "vm": {
         "uri": "qemu:///system",
@@ -234,6 +243,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             port=port,
             public_url=public_url,
             max_upload_mib=_positive(server, "max_upload_mib"),
+            token_days=_natural(server, "token_days"),
         ),
         database=DatabaseConfig(dsn=str(data["database"]["dsn"])),
         build=BuildConfig(
@@ -242,6 +252,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             max_attempts=_positive(build, "max_attempts"),
             silence_timeout_s=_positive(build, "silence_timeout"),
             max_log_mib=_positive(build, "max_log_mib"),
+            owner_max_concurrent=_natural(build, "owner_max_concurrent"),
         ),
         vm=VmConfig(
             uri=str(vm["uri"]),

@@ -111,6 +111,7 @@ class Project:
     keep_builds: int | None = None  # retention: newest N builds per package and chroot
     quota_mib: int | None = None
     delete_after: datetime | None = None  # temporary projects
+    build_timeout: int | None = None  # seconds; None: the server's default
 
     @property
     def full_name(self) -> str:

@@ -17,6 +17,7 @@ from kopers.db.store import Store
 from kopers.errors import BadRequest
 from kopers.models import Project, User
 from kopers.publish.publisher import Publisher
+from kopers.submission import MAX_TIMEOUT
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -107,10 +108,13 @@ class Projects:
             on_created=make_key,
         )
 
-    async def update_storage(
+    async def update_settings(
         self, user: User, project: Project, data: Mapping[str, Any]
     ) -> Project:
-        """Set retention, quota and expiry; a key that is absent keeps its value, null clears it."""
+        """Set retention, quota, expiry and default timeout.
+
+        A key that is absent keeps its value; null clears it.
+        """
         await access.authorize(
             self.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
         )
@@ -120,6 +124,11 @@ class Projects:
         if "delete_after_days" in data:
             delete_after = _expiry(data)
         await self.store.set_project_storage(project.id, keep, quota, delete_after)
+        if "build_timeout" in data:
+            timeout = _positive_or_none(data, "build_timeout", None)
+            if timeout is not None and not 60 <= timeout <= MAX_TIMEOUT:
+                raise BadRequest(f"build_timeout must be between 60 and {MAX_TIMEOUT} seconds")
+            await self.store.set_project_timeout(project.id, timeout)
         if keep is not None and keep != project.keep_builds:
             for chroot in project.chroots:
                 await self.publisher.prune(project.owner, project.name, chroot, keep)

@@ -137,7 +137,9 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     hub = LogHub(paths.live_logs)
     vms = VmPool(config, paths, enabled=with_vms)
     runner = Runner(config, paths, store, hub, publisher, vms)
-    scheduler = Scheduler(store, runner, vms.capacity)
+    scheduler = Scheduler(
+        store, runner, vms.capacity, owner_cap=config.build.owner_max_concurrent or None
+    )
     return Kopers(
         config=config,
         paths=paths,

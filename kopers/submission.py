@@ -114,9 +114,13 @@ class Submissions:
         """Copr's check-before-build: project exists, user may build, options are valid."""
         project = await self.store.get_project(owner, name)
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
-        parse_options(data, project, self.config.build.timeout_s)
+        self._options(data, project)
         await self._check_quota(project)
         return project
+
+    def _options(self, data: Mapping[str, Any], project: Project) -> BuildOptions:
+        """Build options, the timeout defaulting to the project's, then the server's."""
+        return parse_options(data, project, project.build_timeout or self.config.build.timeout_s)
 
     async def _check_quota(self, project: Project) -> None:
         if project.quota_mib is None:
@@ -135,7 +139,7 @@ class Submissions:
         """A build from an uploaded SRPM that has been spooled to `spooled`."""
         try:
             project = await self.check(user, owner, name, data)
-            options = parse_options(data, project, self.config.build.timeout_s)
+            options = self._options(data, project)
             info = await read_srpm(spooled)
             new = NewBuild(
                 project_id=project.id,
@@ -168,7 +172,7 @@ class Submissions:
     ) -> list[Build]:
         """Builds from SRPM URLs; each is fetched by its source step."""
         project = await self.check(user, owner, name, data)
-        options = parse_options(data, project, self.config.build.timeout_s)
+        options = self._options(data, project)
         if not urls:
             raise BadRequest("no package URL given")
         for url in urls:
@@ -179,7 +183,7 @@ class Submissions:
     async def from_scm(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Build:
         """A build from a git repository: a source step makes the SRPM in a VM first."""
         project = await self.check(user, owner, name, data)
-        options = parse_options(data, project, self.config.build.timeout_s)
+        options = self._options(data, project)
         url = data.get("clone_url")
         if not isinstance(url, str) or not url:
             raise BadRequest("clone_url is required")
@@ -201,7 +205,7 @@ class Submissions:
     ) -> list[Build]:
         """A whole chain in one request; every step is checked before any is stored."""
         project = await self.check(user, owner, name, data)
-        options = parse_options(data, project, self.config.build.timeout_s)
+        options = self._options(data, project)
         steps = parse_chain(data)
         builds: list[Build] = []
         for step in steps:

@@ -1,4 +1,4 @@
-"""Kopers' own project settings under /api: storage, retention and expiry.
+"""Kopers' own project settings under /api: storage, retention, expiry and timeout.
 
 Copr's API has no place for these: how many builds of each package to keep,
 a storage quota, and when a temporary project goes away. The storage a
@@ -28,6 +28,7 @@ async def settings_json(kopers: Kopers, project: Project) -> dict[str, Any]:
         "keep_builds": project.keep_builds,
         "quota_mib": project.quota_mib,
         "delete_after": project.delete_after.isoformat() if project.delete_after else None,
+        "build_timeout": project.build_timeout,
         "storage_bytes": await kopers.publisher.usage(project.owner, project.name),
     }
 
@@ -43,14 +44,17 @@ async def get_settings(request: web.Request) -> web.Response:
 
 @routes.patch("/api/projects/{owner}/{project}")
 async def update_settings(request: web.Request) -> web.Response:
-    """`{"keep_builds": N, "quota_mib": M, "delete_after_days": D}`; null clears one."""
+    """`{"keep_builds": N, "quota_mib": M, "delete_after_days": D, "build_timeout": S}`.
+
+    A key that is left out keeps its value; null clears it.
+    """
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
         request.match_info["owner"], request.match_info["project"]
     )
     data = await json_body(request)
-    project = await kopers.projects.update_storage(user, project, data)
+    project = await kopers.projects.update_settings(user, project, data)
     await kopers.audit(user, request, "project.storage", project.full_name, dict(data))
     return web.json_response(await settings_json(kopers, project))
 

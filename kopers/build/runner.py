@@ -225,7 +225,9 @@ class Runner:
         plans, notes = plan_repos(project, chroot.name, self._repo_server(), extra)
         for note in notes:
             await channel.append(f"kopers: repository {note.url} left out: {note.reason}")
-        async with self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm:
+        async with self.vms.builder(
+            chroot.template, f"{build.id}-{chroot.name}", allow_network=project.enable_net
+        ) as vm:
             await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING)
             job = jobs.render_job(
                 build,

@@ -91,6 +91,9 @@ class ProjectStore(StoreBase):
             self.q.set_project_storage, project_id, keep_builds, quota_mib, delete_after
         )
 
+    async def set_project_timeout(self, project_id: int, timeout: int | None) -> None:
+        await self.pool.execute(self.q.set_project_timeout, project_id, timeout)
+
     async def expired_projects(self) -> list[Project]:
         return [
             await self.project_by_id(r["id"])
@@ -118,4 +121,5 @@ def _project(row: asyncpg.Record) -> Project:
         keep_builds=row["keep_builds"],
         quota_mib=row["quota_mib"],
         delete_after=row["delete_after"],
+        build_timeout=row["build_timeout"],
     )

@@ -43,5 +43,8 @@ UPDATE project_chroots SET additional_repos = $3 WHERE project_id = $1 AND chroo
 -- name: set_project_storage
 UPDATE projects SET keep_builds = $2, quota_mib = $3, delete_after = $4 WHERE id = $1;
 
+-- name: set_project_timeout
+UPDATE projects SET build_timeout = $2 WHERE id = $1;
+
 -- name: expired_projects
 SELECT id FROM projects WHERE delete_after IS NOT NULL AND delete_after <= now() ORDER BY id;

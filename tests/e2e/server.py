@@ -47,7 +47,9 @@ class Server:
     def create(cls, base: Path, **settings: str) -> Server:
         """A server with its own data directory below `base` and a free port on 127.0.0.1.
 
-        `settings` are extra KOPERS_* environment overrides.
+        `settings` are extra KOPERS_* environment overrides. The warm pool is
+        off unless a test turns it on: an idle clone would compete for the
+        machine's two cores, and the leak checks expect no VM between builds.
         """
         port = free_port()
         env = dict(os.environ)
@@ -58,6 +60,7 @@ class Server:
                 "KOPERS_LISTEN": f"127.0.0.1:{port}",
                 "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                "KOPERS_VM_WARM": "0",
                 **settings,
             }
         )

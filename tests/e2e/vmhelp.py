@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from kopers.vm.domain import domain_prefix, instance_tag
-from tests.e2e.server import REPO, VENV_BIN, Server, free_port, virsh_domain_names
+from tests.e2e.server import Server, virsh_domain_names
 
 CHROOT = "debian-12-x86_64"
 
@@ -31,19 +30,7 @@ CHROOT = "debian-12-x86_64"
 def extra_server(base: Path, **overrides: str) -> Server:
     """A started Kopers server in `base`; overrides are KOPERS_* environment settings."""
     base.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "KOPERS_CONFIG": str(REPO / "kopers.toml"),
-            "KOPERS_DATA_DIR": str(base / "data"),
-            "KOPERS_LISTEN": f"127.0.0.1:{port}",
-            "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-            **overrides,
-        }
-    )
-    srv = Server(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
+    srv = Server.create(base, **overrides)
     srv.start()
     return srv
 

@@ -105,3 +105,22 @@ async def test_temporary_project_is_deleted_when_it_expires(api: Api) -> None:
     status, _ = await api.call("GET", "/api_3/project?ownername=alice&projectname=tmp")
     assert status == 404
     assert not (api.kopers.paths.results / "alice" / "tmp").exists()
+
+
+async def test_project_default_timeout_applies_unless_the_build_overrides_it(
+    api: Api, make_srpm: Callable[..., Path]
+) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    status, body = await api.call(
+        "PATCH", "/api/projects/alice/p", "alice", json={"build_timeout": 5}
+    )
+    assert status == 400 and "between 60" in body["error"]
+    status, settings = await api.call(
+        "PATCH", "/api/projects/alice/p", "alice", json={"build_timeout": "900"}
+    )
+    assert status == 200 and settings["build_timeout"] == 900
+    opts = {"ownername": "alice", "projectname": "p", "chroots": None}
+    _, first = await api.upload("alice", make_srpm("t1", "1"), opts)
+    _, second = await api.upload("alice", make_srpm("t2", "1"), {**opts, "timeout": "3600"})
+    assert (await api.kopers.store.get_build(first["id"])).timeout == 900
+    assert (await api.kopers.store.get_build(second["id"])).timeout == 3600
