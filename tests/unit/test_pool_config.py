@@ -33,9 +33,11 @@ def test_defaults_one_local_host_and_one_warm_clone(tmp_path: Path) -> None:
     assert (cfg.build.silence_timeout_s, cfg.build.max_log_mib) == (3600, 256)
 
 
-def test_shipped_file_documents_a_cold_pool_for_the_tests() -> None:
+def test_shipped_file_keeps_one_warm_clone_and_the_env_can_turn_it_off() -> None:
     cfg = config.load(str(REPO / "kopers.toml"), env={})
-    assert cfg.vm.warm == 0 and cfg.vm.slots == 1
+    assert cfg.vm.warm == 1 and cfg.vm.slots == 1
+    cold = config.load(str(REPO / "kopers.toml"), env={"KOPERS_VM_WARM": "0"})
+    assert cold.vm.warm == 0
 
 
 def test_pools_override_the_vm_defaults_per_template(tmp_path: Path) -> None:
