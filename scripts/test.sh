@@ -6,7 +6,8 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$KOPERS_ROOT"
 
-install_system_packages
+# chromium: the live-log page is checked in a real headless browser.
+install_system_packages chromium
 start_libvirt
 make_venv "[dev]"
 build_templates
