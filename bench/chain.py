@@ -27,36 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.server import Server  # noqa: E402
 from tests.e2e.webroot import WebRoot  # noqa: E402
-from tests.rpms import rpmbuild  # noqa: E402
-
-SPEC = """\
-Name:           {name}
-Version:        {version}
-Release:        1%{{?dist}}
-Summary:        chain benchmark step
-License:        MIT
-BuildArch:      noarch
-{requires}
-
-%description
-Benchmark.
-
-%prep
-
-%build
-
-%install
-mkdir -p %{{buildroot}}/usr/share/{name}
-echo {name} > %{{buildroot}}/usr/share/{name}/x
-
-%files
-/usr/share/{name}
-"""
-
-
-def srpm(work: Path, name: str, version: str, requires: str = "") -> Path:
-    spec = SPEC.format(name=name, version=version, requires=requires)
-    return rpmbuild(spec, work / f"{name}-{version}")[-1]
+from tests.rpms import noarch_srpm  # noqa: E402
 
 
 def when(text: str) -> float:
@@ -79,8 +50,10 @@ def main() -> int:
         )
         steps, builds = [], []
         for i in range(args.chains):
-            a = web.add(srpm(base / "srpms", f"bench-a{i}", "1"))
-            b = web.add(srpm(base / "srpms", f"bench-b{i}", "1", f"BuildRequires: bench-a{i}"))
+            a = web.add(noarch_srpm(base / "srpms", f"bench-a{i}"))
+            b = web.add(
+                noarch_srpm(base / "srpms", f"bench-b{i}", requires=f"BuildRequires: bench-a{i}")
+            )
             answer = server.post(
                 "bench", "/api/projects/bench/chain/chains", {"builds": [{"url": a}, {"url": b}]}
             )

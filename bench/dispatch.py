@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,44 +32,10 @@ from copr.v3 import Client  # noqa: E402
 
 from tests.e2e.server import Server  # noqa: E402
 from tests.e2e.vmhelp import CHROOT, LiveLog, ensure_project, extra_server  # noqa: E402
+from tests.rpms import noarch_srpm  # noqa: E402
 
 USER, PROJECT = "bench", "dispatch"
 STARTED = "kopers: builder started on "
-SPEC = """\
-Name:           {name}
-Version:        1
-Release:        1%{{?dist}}
-Summary:        dispatch benchmark
-License:        MIT
-BuildArch:      noarch
-
-%description
-Benchmark.
-
-%prep
-
-%build
-
-%install
-mkdir -p %{{buildroot}}/usr/share/{name}
-echo {name} > %{{buildroot}}/usr/share/{name}/x
-
-%files
-/usr/share/{name}
-"""
-
-
-def make_srpm(work: Path, name: str) -> Path:
-    top = work / name
-    (top / "SPECS").mkdir(parents=True)
-    spec = top / "SPECS" / f"{name}.spec"
-    spec.write_text(SPEC.format(name=name))
-    subprocess.run(
-        ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", "dist %{nil}", str(spec)],
-        check=True,
-        capture_output=True,
-    )
-    return next((top / "SRPMS").glob("*.src.rpm"))
 
 
 def wait_for_pool(server: Server, warm: int, timeout: float = 300) -> None:
@@ -132,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kopers-dispatch-") as tmp:
         work = Path(tmp)
-        srpms = [make_srpm(work / "srpms", f"dispatch-{i}") for i in range(args.runs)]
+        srpms = [noarch_srpm(work / "srpms", f"dispatch-{i}") for i in range(args.runs)]
         warm = measure(work / "warm", 1, args.runs, srpms)
         cold = measure(work / "cold", 0, args.runs, srpms)
     warm_s, cold_s = statistics.median(warm), statistics.median(cold)

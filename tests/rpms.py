@@ -12,6 +12,7 @@ Release: {release}
 Summary: Kopers test package
 License: MIT
 BuildArch: noarch
+{requires}
 %description
 A package used by the Kopers tests.
 %install
@@ -44,7 +45,12 @@ def noarch_rpm(
 ) -> tuple[Path, Path]:
     """A tiny noarch package: (binary RPM, SRPM)."""
     top = workdir / f"rpmbuild-{name}-{version}-{release}"
-    rpm, srpm = rpmbuild(
-        NOARCH_SPEC.format(name=name, version=version, release=release), top, "-ba"
-    )
+    spec = NOARCH_SPEC.format(name=name, version=version, release=release, requires="")
+    rpm, srpm = rpmbuild(spec, top, "-ba")
     return rpm, srpm
+
+
+def noarch_srpm(workdir: Path, name: str, version: str = "1", requires: str = "") -> Path:
+    """A tiny noarch source package; `requires` is e.g. "BuildRequires: other"."""
+    spec = NOARCH_SPEC.format(name=name, version=version, release=1, requires=requires)
+    return rpmbuild(spec, workdir / f"{name}-{version}")[-1]
