@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,6 +19,10 @@ from kopers.access import Action, Grant, Role, Target
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
 from kopers.errors import BadRequest, NotFound
+from kopers.models import Project, User
+
+if TYPE_CHECKING:
+    from kopers.service import Kopers
 
 routes = web.RouteTableDef()
 _PATH = "/api_3/project/permissions/{verb}/{ownername}/{projectname}"
@@ -42,14 +46,22 @@ def _changes(changed: dict[str, tuple[Grant, Grant]]) -> dict[str, dict[str, lis
     return out
 
 
-@routes.get(_PATH.replace("{verb}", "get"))
-async def get_permissions(request: web.Request) -> web.Response:
+async def _authorized(
+    request: web.Request, action: Action
+) -> tuple[Kopers, User, Project, access.Facts]:
+    """The caller, the project named in the path, and the facts that allowed `action`."""
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
         request.match_info["ownername"], request.match_info["projectname"]
     )
-    facts = await access.authorize(kopers.store, user, Action.READ_PERMISSIONS, Target.of(project))
+    facts = await access.authorize(kopers.store, user, action, Target.of(project))
+    return kopers, user, project, facts
+
+
+@routes.get(_PATH.replace("{verb}", "get"))
+async def get_permissions(request: web.Request) -> web.Response:
+    _, _, project, facts = await _authorized(request, Action.READ_PERMISSIONS)
     if not facts.grants:
         raise NotFound(f"No permissions set on {project.full_name} project")
     return web.json_response(
@@ -59,13 +71,8 @@ async def get_permissions(request: web.Request) -> web.Response:
 
 @routes.put(_PATH.replace("{verb}", "set"))
 async def set_permissions(request: web.Request) -> web.Response:
-    kopers = request.app[KOPERS]
-    user = await require_user(request)
-    project = await kopers.store.get_project(
-        request.match_info["ownername"], request.match_info["projectname"]
-    )
+    kopers, user, project, _ = await _authorized(request, Action.SET_PERMISSIONS)
     target = Target.of(project)
-    await access.authorize(kopers.store, user, Action.SET_PERMISSIONS, target)
     wanted = access.parse_set(await _body(request))
     known = await kopers.store.users_by_name(list(wanted))
     for name in wanted:
@@ -88,13 +95,8 @@ async def set_permissions(request: web.Request) -> web.Response:
 
 @routes.put(_PATH.replace("{verb}", "request"))
 async def request_permissions(request: web.Request) -> web.Response:
-    kopers = request.app[KOPERS]
-    user = await require_user(request)
-    project = await kopers.store.get_project(
-        request.match_info["ownername"], request.match_info["projectname"]
-    )
+    kopers, user, project, _ = await _authorized(request, Action.REQUEST_PERMISSIONS)
     target = Target.of(project)
-    await access.authorize(kopers.store, user, Action.REQUEST_PERMISSIONS, target)
     wanted = access.parse_request(await _body(request))
 
     def plan(current: Mapping[str, Grant]) -> dict[str, Grant]:

@@ -30,7 +30,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from kopers.errors import BadRequest, InfrastructureError
@@ -99,16 +99,12 @@ class Publisher:
                 staging = await asyncio.to_thread(
                     _stage, chroot_dir, build_dir_name(build_id, package), list(files)
                 )
-                try:
+
+                async def sign() -> None:
                     rpms = await asyncio.to_thread(lambda: sorted(staging.glob("*.rpm")))
                     await self._signer.sign_rpms(owner, project, rpms)
-                    # Noted durably before it appears, so that a crash before
-                    # the update below loses nothing (see repoindex).
-                    await asyncio.to_thread(repo.note_changed, chroot_dir, [build_dir.name])
-                    await asyncio.to_thread(_move_into_place, staging, build_dir)
-                except BaseException:
-                    await asyncio.to_thread(shutil.rmtree, staging, True)
-                    raise
+
+                await _install(staging, build_dir, before=sign)
                 await self._update(
                     chroot_dir, sign=self._repomd_signer(owner, project), changed=[build_dir.name]
                 )
@@ -140,12 +136,7 @@ class Publisher:
             staging = await asyncio.to_thread(
                 _stage, chroot_dir, build_dir_name(build_id, package), logs
             )
-            try:
-                await asyncio.to_thread(repo.note_changed, chroot_dir, [build_dir.name])
-                replaced = await asyncio.to_thread(_move_into_place, staging, build_dir)
-            except BaseException:
-                await asyncio.to_thread(shutil.rmtree, staging, True)
-                raise
+            replaced = await _install(staging, build_dir)
             if replaced:
                 await self._update(
                     chroot_dir, sign=self._repomd_signer(owner, project), changed=[build_dir.name]
@@ -225,6 +216,25 @@ class Publisher:
                     await asyncio.to_thread(shutil.rmtree, trash, True)
         finally:
             self._usage.invalidate(chroot_dir)
+
+
+async def _install(
+    staging: Path, build_dir: Path, before: Callable[[], Awaitable[None]] | None = None
+) -> bool:
+    """Move a staged build directory into place; True if it replaced one.
+
+    `before` (signing) runs on the staged copy first. The change is noted
+    durably before it appears, so a crash before the repodata update loses
+    nothing (see repoindex). On any failure the staged copy is removed.
+    """
+    try:
+        if before is not None:
+            await before()
+        await asyncio.to_thread(repo.note_changed, build_dir.parent, [build_dir.name])
+        return await asyncio.to_thread(_move_into_place, staging, build_dir)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+        raise
 
 
 # -- blocking helpers, run in threads ----------------------------------------
