@@ -30,6 +30,7 @@ install_system_packages() {
 
 # There may be no systemd (containers, CI): start the libvirt daemons directly.
 start_libvirt() {
+  kvm_node_for_libvirt
   if ! virsh -c qemu:///system version >/dev/null 2>&1; then
     say "starting libvirtd and virtlogd"
     pgrep -x virtlogd >/dev/null || as_root virtlogd -d
@@ -40,6 +41,19 @@ start_libvirt() {
       sleep 1
     done
     die "libvirtd did not answer on qemu:///system"
+  fi
+}
+
+# Without udev (containers, CI) /dev/kvm can exist and stay root-only. libvirt
+# then decides at every domain start that KVM has gone away since it probed
+# QEMU and probes again, a dozen times, which costs about 50 s per VM start on
+# a TCG host. udev's usual rule (group kvm, mode 0660; Debian puts libvirt-qemu
+# in that group) makes the cached probe valid, whether or not KVM works.
+kvm_node_for_libvirt() {
+  [ -c /dev/kvm ] && getent group kvm >/dev/null || return 0
+  if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+    say "giving /dev/kvm udev's permissions (group kvm, mode 0660)"
+    as_root chgrp kvm /dev/kvm && as_root chmod 660 /dev/kvm
   fi
 }
 

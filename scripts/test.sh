@@ -19,9 +19,13 @@ lint_dirs=(kopers tests)
 say "mypy"
 .venv/bin/mypy kopers
 
-say "pytest"
+# Two workers: TCG runs one vCPU per VM, so two builds use both cores. A file's
+# tests stay on one worker (--dist loadfile), so the servers and VMs a module
+# shares are shared there; each worker has its own server, ports and data dir.
+workers=${KOPERS_TEST_WORKERS:-2}
+say "pytest ($workers workers)"
 set +e
-.venv/bin/pytest -p no:cacheprovider -ra "$@"
+.venv/bin/pytest -p no:cacheprovider -ra --durations=30 -n "$workers" --dist loadfile "$@"
 status=$?
 set -e
 if [ $status -eq 5 ]; then

@@ -14,9 +14,11 @@ import asyncpg
 import pytest
 
 from kopers.db.database import embedded_dsn
+from tests import vmboots
 from tests.rpms import rpmbuild
 
 REPO = Path(__file__).resolve().parents[1]
+_BOOTS = pytest.StashKey[dict[str, int]]()
 
 
 @contextlib.contextmanager
@@ -114,3 +116,16 @@ def make_srpm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return rpmbuild(spec, base / f"{name}-{version}-{secrets.token_hex(3)}")[-1]
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Only the process that reports (not an xdist worker) counts the boots.
+    if not hasattr(config, "workerinput"):
+        config.stash[_BOOTS] = vmboots.snapshot()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    before = terminalreporter.config.stash.get(_BOOTS, None)
+    if before is not None:
+        count = vmboots.boots_since(before)
+        terminalreporter.write_line(f"builder VM boots in this run: {count}")

@@ -21,8 +21,8 @@ from kopers.config import HostConfig, VmConfig
 from kopers.errors import InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import console_log_name
-from kopers.vm.libvirt import LibvirtDriver
-from kopers.vm.probe import probe_domain_type
+from kopers.vm.libvirt import QEMU_CONF, LibvirtDriver, qemu_user
+from kopers.vm.probe import kvm_node_warning, probe_domain_type
 from kopers.vm.template import TemplateImage
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ class Host:
         elif probe_kernel is not None:
             probe = await probe_domain_type(probe_kernel)
             kind, reason = probe.domain_type, probe.reason
+            warning = kvm_node_warning(qemu_user(QEMU_CONF))
+            if warning:
+                log.warning("host %s: %s", self.name, warning)
         else:
             kind, reason = "qemu", "no template image to probe KVM with"
         self.domain_type, self.domain_type_reason = kind, reason

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import os
+import pwd
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from kopers.vm.template import TemplateImage
 
+KVM_NODE = Path("/dev/kvm")
 QEMU = "qemu-system-x86_64"
 BANNER = "Linux version"
 KVM_FAILURE = "KVM internal error"
@@ -84,3 +88,35 @@ def _verdict(output: str, returncode: int | None) -> ProbeResult:
             "qemu", f"kernel printed no banner under KVM (exit {returncode}): {last}"
         )
     return ProbeResult("kvm", "a kernel booted under KVM")
+
+
+def kvm_node_warning(user: str | None, node: Path = KVM_NODE) -> str | None:
+    """Why libvirt would re-probe QEMU at every VM start here, or None.
+
+    libvirt caches what QEMU can do, and throws the cache away whenever KVM
+    "was enabled when probing but is not available now", judged by whether its
+    qemu user may open /dev/kvm. A node that exists but is root-only (no udev,
+    as in containers) therefore costs a full re-probe, tens of seconds under
+    TCG, on every domain start, even though Kopers does not use KVM there.
+    """
+    if user is None:
+        return None
+    try:
+        st = node.stat()
+        entry = pwd.getpwnam(user)
+    except (OSError, KeyError):
+        return None
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    if st.st_uid == entry.pw_uid:
+        rw = st.st_mode & (stat.S_IRUSR | stat.S_IWUSR) == stat.S_IRUSR | stat.S_IWUSR
+    elif st.st_gid in groups:
+        rw = st.st_mode & (stat.S_IRGRP | stat.S_IWGRP) == stat.S_IRGRP | stat.S_IWGRP
+    else:
+        rw = st.st_mode & (stat.S_IROTH | stat.S_IWOTH) == stat.S_IROTH | stat.S_IWOTH
+    if rw:
+        return None
+    return (
+        f"{user} cannot open {node}, so libvirt re-probes QEMU before every VM start "
+        f"(tens of seconds each under TCG); give {node} udev's usual permissions "
+        "(group kvm, mode 0660, with the qemu user in group kvm)"
+    )

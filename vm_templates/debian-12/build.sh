@@ -5,7 +5,7 @@
 #
 # Writes into OUTDIR:
 #   base.qcow2          the root file system (ext4 on the whole disk, no partitions)
-#   vmlinuz, initrd.img the kernel and initrd for direct kernel boot
+#   vmlinuz, initrd.img the kernel and Kopers' own small initramfs (direct kernel boot)
 #   cmdline             the kernel command line to boot them with
 #   id_ed25519(.pub)    the key pair root accepts over SSH
 #   system-provides.txt the capabilities of kopers-system-provides, one a line
@@ -58,17 +58,25 @@ mmdebstrap --mode=root --variant=minbase --include="$packages" \
     "deb $mirror bookworm-updates main" \
     "deb $security bookworm-security main"
 
-echo "== kernel and initrd"
+echo "== kernel"
 kernel=$(find "$rootfs/boot" -name 'vmlinuz-*' | sort -V | tail -n 1)
-initrd=$(find "$rootfs/boot" -name 'initrd.img-*' | sort -V | tail -n 1)
-[ -n "$kernel" ] && [ -n "$initrd" ] || { echo "build.sh: no kernel/initrd in /boot" >&2; exit 1; }
+[ -n "$kernel" ] || { echo "build.sh: no kernel in /boot" >&2; exit 1; }
 # 0644: libvirt's qemu user reads them directly (direct kernel boot).
 install -m 644 "$kernel" "$out/vmlinuz"
-install -m 644 "$initrd" "$out/initrd.img"
-echo "root=/dev/vda rw console=ttyS0 net.ifnames=0" >"$out/cmdline"
 echo "$(basename "$kernel")"
 
+echo "== initramfs"
+# Our own, not Debian's: see initramfs-init for why.
+"$here/initramfs.sh" "$rootfs" "$out/initrd.img"
+chmod 644 "$out/initrd.img"
+# quiet: every byte on the emulated serial console costs; kopers-init and sshd
+# still print what a failed boot needs. panic=-1: if PID 1 dies the guest
+# reboots at once, and on_reboot=destroy ends the domain.
+echo "root=/dev/vda rw console=ttyS0 quiet panic=-1" >"$out/cmdline"
+
 echo "== disk image"
+# Debian's initramfs is never booted (initrd.img above replaces it).
+rm -f "$rootfs"/boot/initrd.img-*
 truncate -s "${KOPERS_DISK_SIZE:-8G}" "$work/disk.raw"
 mkfs.ext4 -q -F -L kopers-root -d "$rootfs" "$work/disk.raw"
 qemu-img convert -O qcow2 "$work/disk.raw" "$out/base.qcow2"

@@ -11,7 +11,7 @@ recipe=${KOPERS_RECIPE_DIR:?}
 pubkey=${KOPERS_PUBKEY:?}
 out=${KOPERS_OUT:?}
 
-echo "customize: identity, fstab, network"
+echo "customize: identity, fstab, init"
 echo kopers-builder >"$root/etc/hostname"
 cat >"$root/etc/hosts" <<'EOF'
 127.0.0.1 localhost
@@ -22,28 +22,11 @@ EOF
 # of a file system that was made seconds before the clone was taken.
 echo '/dev/vda / ext4 rw,noatime,errors=remount-ro 0 0' >"$root/etc/fstab"
 
-# QEMU user networking answers DHCP with 10.0.2.15 (the address hostfwd targets),
-# gateway 10.0.2.2 and DNS 10.0.2.3. With restrict=on nothing leaves the host
-# anyway; DNS matters only for projects that enable networking.
-mkdir -p "$root/etc/systemd/network"
-cat >"$root/etc/systemd/network/10-eth0.network" <<'EOF'
-[Match]
-Name=eth0
-
-[Network]
-DHCP=ipv4
-LinkLocalAddressing=no
-IPv6AcceptRA=no
-EOF
+# The guest boots straight into kopers-init (see that file): no systemd as
+# PID 1, no udev, no DHCP. It configures QEMU user networking's fixed
+# addresses itself; DNS matters only for projects that enable networking.
 echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
-systemctl --root="$root" enable systemd-networkd.service
-# Units that only slow a throw-away TCG boot down: nothing waits for
-# "network-online", there is no VGA console, and no VM lives long enough for
-# timers to matter.
-systemctl --root="$root" mask \
-    systemd-networkd-wait-online.service getty@tty1.service \
-    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
-    fstrim.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer man-db.timer
+install -m 755 "$recipe/kopers-init" "$root/usr/local/sbin/kopers-init"
 
 echo "customize: sshd (root by key only)"
 cat >"$root/etc/ssh/sshd_config.d/kopers.conf" <<'EOF'
