@@ -1,5 +1,14 @@
-"""How fast a submitted build starts: a warm VM pool against a cold one.
+"""How fast a builder VM boots, and how fast a submitted build starts.
 
+Part 1, boot to SSH: the builder template as it stood at an earlier commit
+(`--old-rev`, by default the last one whose image booted a full systemd
+through Debian's initramfs) is built from git into a cache of its own, and
+then that image and the current one are booted alternately, `--boots` times
+each, through Kopers' own libvirt driver, each timed from the start call to
+an accepted SSH login. Last line of the part:
+`boot old_s=<median> new_s=<median> ratio=<old/new>`.
+
+Part 2, dispatch (skipped with `--runs 0`): a warm VM pool against a cold one.
 Starts a real Kopers (embedded Postgres, real VMs) with `vm.warm = 1`, submits
 builds one after another through python-copr (what copr-cli uses), and
 measures for each the time from the submit call returning (the build is
@@ -10,7 +19,7 @@ Then the same with a second server with `vm.warm = 0`, where every build
 boots its VM on demand. Copr's dispatcher, for comparison, polls every 30 s
 before it even asks for a builder.
 
-    .venv/bin/python bench/dispatch.py [--runs N]
+    .venv/bin/python bench/dispatch.py [--boots N] [--old-rev REV] [--runs N]
 
 Last line: `dispatch warm_s=<median> cold_s=<median> ratio=<cold/warm>`.
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +40,66 @@ sys.path.insert(0, str(ROOT))
 
 from copr.v3 import Client  # noqa: E402
 
+from kopers.vm import ssh  # noqa: E402
+from kopers.vm.domain import domain_name  # noqa: E402
+from kopers.vm.libvirt import LibvirtDriver  # noqa: E402
+from kopers.vm.template import TemplateImage, build_template, default_templates_root  # noqa: E402
 from tests.e2e.server import Server  # noqa: E402
 from tests.e2e.vmhelp import CHROOT, LiveLog, ensure_project, extra_server  # noqa: E402
 from tests.rpms import noarch_srpm  # noqa: E402
 
 USER, PROJECT = "bench", "dispatch"
 STARTED = "kopers: builder started on "
+TEMPLATE = "debian-12"
+# The last commit whose builder image booted systemd through Debian's initramfs.
+OLD_REV = "4e9fb63"
+CACHE = Path("~/.cache/kopers").expanduser()
+
+
+async def old_and_new_images(rev: str, work: Path) -> tuple[TemplateImage, TemplateImage]:
+    """The template's image at `rev` (built into a cache of its own) and the current one."""
+
+    def say(line: str) -> None:
+        if line.startswith(("==", "building", "template")):
+            print(f"  {line}", flush=True)
+
+    old_root = work / "old-templates"
+    old_root.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, f"vm_templates/{TEMPLATE}"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_root)], input=archive, check=True)
+    # A separate cache: building one version removes the other versions of a cache.
+    old = await build_template(TEMPLATE, old_root / "vm_templates", CACHE / "bench-old", say)
+    new = await build_template(TEMPLATE, default_templates_root(), CACHE, say)
+    return old, new
+
+
+async def boot_to_ssh(driver: LibvirtDriver, image: TemplateImage) -> float:
+    started = time.monotonic()
+    handle = await driver.start(image, domain_name("bench", "boot"))
+    try:
+        await ssh.wait_ready(handle.ssh_host, handle.ssh_port, image.ssh_key, timeout=900)
+        return time.monotonic() - started
+    finally:
+        await driver.destroy(handle)
+
+
+async def compare_boots(rev: str, boots: int, work: Path) -> tuple[float, float]:
+    old, new = await old_and_new_images(rev, work)
+    driver = LibvirtDriver("qemu:///system", "qemu", work / "overlays", vcpus=1, memory_mib=1024)
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    try:
+        for i in range(1, boots + 1):
+            for label, image in (("old", old), ("new", new)):
+                seconds = await boot_to_ssh(driver, image)
+                times[label].append(seconds)
+                print(f"boot {i} {label} ({image.recipe_hash}): {seconds:.1f} s", flush=True)
+    finally:
+        await driver.close()
+    return statistics.median(times["old"]), statistics.median(times["new"])
 
 
 def wait_for_pool(server: Server, warm: int, timeout: float = 300) -> None:
@@ -93,10 +157,17 @@ def measure(base: Path, warm: int, runs: int, srpms: list[Path]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boots", type=int, default=3, help="boots per template (default 3)")
+    parser.add_argument("--old-rev", default=OLD_REV, help=f"the old template (default {OLD_REV})")
     parser.add_argument("--runs", type=int, default=3, help="builds per pool (default 3)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kopers-dispatch-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kopers-dispatch-", dir="/var/tmp") as tmp:
         work = Path(tmp)
+        if args.boots > 0:
+            old_s, new_s = asyncio.run(compare_boots(args.old_rev, args.boots, work))
+            print(f"boot old_s={old_s:.1f} new_s={new_s:.1f} ratio={old_s / new_s:.1f}", flush=True)
+        if args.runs <= 0:
+            return
         srpms = [noarch_srpm(work / "srpms", f"dispatch-{i}") for i in range(args.runs)]
         warm = measure(work / "warm", 1, args.runs, srpms)
         cold = measure(work / "cold", 0, args.runs, srpms)

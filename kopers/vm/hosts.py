@@ -22,7 +22,7 @@ from kopers.errors import InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import console_log_name
 from kopers.vm.libvirt import QEMU_CONF, LibvirtDriver, qemu_user
-from kopers.vm.probe import kvm_node_warning, probe_domain_type
+from kopers.vm.probe import cached_probe, kvm_node_warning
 from kopers.vm.template import TemplateImage
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class Host:
         self.name = config.name
         self.overlay_dir = config.overlay_dir or default_overlays
         self.driver = LibvirtDriver(config.uri, "qemu", self.overlay_dir, vm.vcpus, vm.memory_mib)
+        self.probe_cache = vm.cache_dir / "kvm-probe.json"
         self.domain_type: str | None = None
         self.domain_type_reason = ""
         self.online = False
@@ -107,7 +108,7 @@ class Host:
             ok, reason = await self.driver.supports_kvm()
             kind = "kvm" if ok else "qemu"
         elif probe_kernel is not None:
-            probe = await probe_domain_type(probe_kernel)
+            probe = await cached_probe(probe_kernel, self.probe_cache)
             kind, reason = probe.domain_type, probe.reason
             warning = kvm_node_warning(qemu_user(QEMU_CONF))
             if warning:

@@ -5,6 +5,12 @@ virtualisation). The probe runs qemu directly with `-accel kvm` and the
 template's kernel but no disk: a working KVM prints the kernel banner, panics
 on the missing root file system a moment later, and `-no-reboot` makes qemu
 exit. Only a banner without "KVM internal error" counts as working KVM.
+
+On some hosts broken KVM neither fails nor prints: the probe then lasts its
+whole timeout. Whether KVM works does not change while the host runs, so the
+verdict is kept in a small file keyed by the host's boot id, the /dev/kvm node
+and the qemu binary, and every later start (of any Kopers instance sharing the
+cache directory) reuses it until one of those changes.
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import json
 import os
 import pwd
 import shutil
 import stat
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kopers.vm.template import TemplateImage
 
 KVM_NODE = Path("/dev/kvm")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 QEMU = "qemu-system-x86_64"
 BANNER = "Linux version"
 KVM_FAILURE = "KVM internal error"
@@ -56,6 +65,42 @@ async def probe_domain_type(target: TemplateImage | Path, timeout: float = 60.0)
         return ProbeResult("qemu", f"cannot run {QEMU}: {exc}")
     output = await _collect(proc, timeout)
     return _verdict(output, proc.returncode)
+
+
+async def cached_probe(
+    kernel: Path,
+    cache_file: Path,
+    probe: Callable[[Path], Awaitable[ProbeResult]] | None = None,
+) -> ProbeResult:
+    """`probe` (probe_domain_type), answered from `cache_file` when this host already probed."""
+    key = _probe_key(kernel)
+    try:
+        saved = json.loads(cache_file.read_text())
+        if saved.get("key") == key and saved.get("domain_type") in ("kvm", "qemu"):
+            return ProbeResult(saved["domain_type"], f"{saved['reason']} (probed earlier)")
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no cache yet, or an unreadable one: probe afresh
+    result = await (probe or probe_domain_type)(kernel)
+    with contextlib.suppress(OSError):
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, **asdict(result)}))
+        tmp.replace(cache_file)
+    return result
+
+
+def _probe_key(kernel: Path) -> str:
+    """What the verdict depends on: this boot of the host, its KVM node, qemu, the kernel."""
+    parts = [str(kernel)]
+    with contextlib.suppress(OSError):
+        parts.append(BOOT_ID.read_text().strip())
+    for path in (KVM_NODE, Path(shutil.which(QEMU) or QEMU)):
+        try:
+            st = path.stat()
+            parts.append(f"{path}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+        except OSError:
+            parts.append(f"{path}:absent")
+    return "|".join(parts)
 
 
 async def _collect(proc: asyncio.subprocess.Process, timeout: float) -> str:

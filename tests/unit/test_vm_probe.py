@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kopers.vm.probe import kvm_node_warning
+from kopers.vm.probe import ProbeResult, cached_probe, kvm_node_warning
 
 USER = "nobody"
 
@@ -54,3 +54,45 @@ def test_the_group_kvm_name_is_not_special(node: Path) -> None:
     os.chown(node, 0, other.gr_gid)
     node.chmod(0o660)
     assert kvm_node_warning(USER, node) is not None
+
+
+class CountingProbe:
+    """Stands in for probe_domain_type: same signature, counts its calls."""
+
+    def __init__(self, verdict: str) -> None:
+        self.verdict = verdict
+        self.calls = 0
+
+    async def __call__(self, kernel: Path) -> ProbeResult:
+        self.calls += 1
+        return ProbeResult(self.verdict, f"probed {kernel.name}")
+
+
+async def test_the_verdict_is_probed_once_and_then_read_back(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "kvm-probe.json"
+    probe = CountingProbe("qemu")
+    first = await cached_probe(tmp_path / "vmlinuz", cache, probe)
+    second = await cached_probe(tmp_path / "vmlinuz", cache, probe)
+    assert probe.calls == 1
+    assert first == ProbeResult("qemu", "probed vmlinuz")
+    assert second.domain_type == "qemu" and second.reason == "probed vmlinuz (probed earlier)"
+
+
+async def test_another_kernel_or_a_broken_cache_probes_again(tmp_path: Path) -> None:
+    cache = tmp_path / "kvm-probe.json"
+    probe = CountingProbe("kvm")
+    await cached_probe(tmp_path / "a", cache, probe)
+    await cached_probe(tmp_path / "b", cache, probe)
+    assert probe.calls == 2
+    for junk in ("not json", "[1, 2]", '{"key": null, "domain_type": "xen", "reason": 1}'):
+        cache.write_text(junk)
+        assert (await cached_probe(tmp_path / "b", cache, probe)).domain_type == "kvm"
+    assert probe.calls == 5
+
+
+async def test_a_cache_that_cannot_be_written_still_gives_the_verdict(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    probe = CountingProbe("qemu")
+    result = await cached_probe(tmp_path / "k", blocker / "sub" / "kvm-probe.json", probe)
+    assert result.domain_type == "qemu" and probe.calls == 1
