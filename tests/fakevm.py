@@ -1,0 +1,145 @@
+"""A fake builder VM pool for tests below e2e: the VM protocol, without a VM.
+
+`FakeVmPool.builder()` is used exactly like `VmPool.builder()` and hands out a
+`FakeVm` with `BuilderVm`'s protocol: directories and files go in, the builder
+command runs with its output streamed line by line, files come out, ports are
+"forwarded". The VM's file system is a scratch directory on the host, and its
+builder is `rpmbuild --rebuild` of the job's SRPM with the job's macros, run
+in its own process group, which stands in for the template's builder script:
+it prints the package's own build output, says `kopers-builder: ...` and exits
+1 when the package fails, and leaves the RPMs in the job's result directory.
+
+What a real VM adds (booting, SSH, dnf builddep, isolation) is not here: the
+runner's limits, retries, cancel, failure reports and publishing are.
+`die_after_lines` makes a VM fail mid-build the way a killed qemu does (an
+InfrastructureError from the connection), for the runner's retry path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kopers.errors import InfrastructureError
+
+BUILDER = "/usr/local/bin/kopers-builder"
+
+
+@dataclass
+class FakeVm:
+    name: str
+    root: Path
+    die_after_lines: int | None = None
+    builder: str = BUILDER
+    origin: str = "cold"
+    waited_s: float = 0.0
+    host: str = "fake"
+    pid: int | None = None  # the builder's process group while it runs
+
+    def _local(self, remote: str) -> Path:
+        return self.root / remote.lstrip("/")
+
+    async def mkdirs(self, *paths: str) -> None:
+        for path in paths:
+            self._local(path).mkdir(parents=True, exist_ok=True)
+
+    async def put(self, local: Path, remote: str) -> None:
+        target = self._local(remote)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if local.is_dir():
+            shutil.copytree(local, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(local, target)
+
+    async def put_text(self, text: str, remote: str) -> None:
+        target = self._local(remote)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    async def get(self, remote: str, local_dir: Path) -> None:
+        source = self._local(remote)
+        if not source.is_dir():
+            raise InfrastructureError(f"{remote} does not exist in the builder VM")
+        shutil.copytree(source, local_dir, dirs_exist_ok=True)
+
+    async def forward(self, host: str, port: int) -> int:
+        return port  # the fake VM is the host: the address is reachable as it is
+
+    async def run(self, command: str, on_line: Callable[[str], Awaitable[None]]) -> int:
+        builder, _, job_path = command.partition(" ")
+        if builder != self.builder:
+            raise InfrastructureError(f"the fake VM runs only its builder, not {command!r}")
+        job = json.loads(self._local(job_path).read_text())
+        top = self.root / "rpmbuild"
+        argv = ["rpmbuild", "--rebuild", "--define", f"_topdir {top}"]
+        for macro, value in job["macros"].items():
+            argv += ["--define", f"{macro} {value}"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            self._local(job["srpm"]),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = proc.pid
+        assert proc.stdout is not None
+        try:
+            lines = 0
+            async for raw in proc.stdout:
+                await on_line(raw.decode(errors="replace").rstrip("\n"))
+                lines += 1
+                if self.die_after_lines is not None and lines >= self.die_after_lines:
+                    raise InfrastructureError("connection lost (the fake VM died)")
+            code = await proc.wait()
+        finally:
+            # Whatever ends the run (a limit, a cancel, a death), the VM's
+            # processes end with it, as they do when a real VM is destroyed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            # Drain the pipe: asyncio's wait() also waits for its end, which a
+            # reader paused on a full buffer would never see.
+            await proc.stdout.read()
+            await proc.wait()
+        if code != 0:
+            await on_line(f"kopers-builder: rpmbuild --rebuild failed with exit code {code}")
+            return 1
+        out = self._local(job["result_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        for rpm in sorted(top.glob("RPMS/*/*.rpm")):
+            shutil.copy2(rpm, out / rpm.name)
+        return 0
+
+
+@dataclass
+class FakeVmPool:
+    """Hands out one fresh FakeVm per task and destroys it when the task is done."""
+
+    base: Path
+    dying: list[int | None] = field(default_factory=list)  # per VM in order: die after N lines
+    started: list[FakeVm] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+
+    @asynccontextmanager
+    async def builder(
+        self, template: str, label: str, *, allow_network: bool = False
+    ) -> AsyncIterator[FakeVm]:
+        root = Path(tempfile.mkdtemp(prefix=f"{template}-{label}-", dir=self.base))
+        die = self.dying[len(self.started)] if len(self.started) < len(self.dying) else None
+        vm = FakeVm(f"fake-{template}-{len(self.started) + 1}", root, die)
+        self.started.append(vm)
+        self.running.add(vm.name)
+        try:
+            yield vm
+        finally:
+            self.running.discard(vm.name)
+            shutil.rmtree(root, ignore_errors=True)

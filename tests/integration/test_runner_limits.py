@@ -1,0 +1,166 @@
+"""The runner's limits, retries and failure reports, on a fake VM with the real rest.
+
+Real Postgres, store, log hub, publisher (gpg, rpmsign, createrepo_c) and
+Runner; the builds come in through the Copr API and run `rpmbuild --rebuild`
+on a FakeVm (tests/fakevm.py), which speaks the builder VM's protocol. What
+needs a real qemu (killing it, cancel reaching into the guest, leftovers in
+libvirt) stays in tests/e2e/test_failures.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kopers.build.runner import Runner
+from kopers.models import BuildState
+from kopers.sched.graph import TaskKey
+from tests.fakevm import FakeVmPool
+from tests.integration.conftest import CHROOT, Api, create
+
+pytestmark = pytest.mark.integration
+TICKS = 'for i in $(seq 1 {n}); do echo "tick $i of {n}"; sleep {pause}; done'
+
+
+async def submit(api: Api, srpm: Path, timeout: int | None = None) -> int:
+    status, body = await create(api, "alice", "alice", "limits")
+    assert status in (200, 400), body  # 400: the project exists from an earlier submit
+    status, body = await api.upload(
+        "alice", srpm, {"ownername": "alice", "projectname": "limits", "chroots": [CHROOT]}
+    )
+    assert status == 200, body
+    build_id = int(body["id"])
+    if timeout is not None:
+        # The API's floor is 60 s; the runner itself honours whatever the build says.
+        await api.kopers.store.pool.execute(
+            "UPDATE builds SET timeout = $2 WHERE id = $1", build_id, timeout
+        )
+    return build_id
+
+
+async def run_task(api: Api, pool: FakeVmPool, build_id: int, **build: int) -> BuildState:
+    """Run the build's task with the real Runner on `pool`; `build` overrides [build] settings."""
+    k = api.kopers
+    cfg = dataclasses.replace(k.config, build=dataclasses.replace(k.config.build, **build))
+    runner = Runner(cfg, k.paths, k.store, k.hub, k.publisher, pool)  # type: ignore[arg-type]
+    # A limit that does not fire must fail the test, not hang it.
+    async with asyncio.timeout(120):
+        return await runner.run(TaskKey(build_id, CHROOT))
+
+
+async def task(api: Api, build_id: int) -> tuple[BuildState, str, str]:
+    """The task's state and reason, and its published build.log ('' if none)."""
+    build = await api.kopers.store.get_build(build_id)
+    [t] = build.tasks
+    logs = list((api.kopers.paths.results).rglob(f"{build_id:08d}-*/build.log"))
+    return t.state, t.reason or "", logs[0].read_text() if logs else ""
+
+
+def live_log(api: Api, build_id: int) -> Path:
+    """The task's whole log as the hub wrote it, up to its last line."""
+    return api.kopers.paths.live_logs / f"{build_id:08d}" / CHROOT / "builder-live.log"
+
+
+def live_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies do not count)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def assert_vm_gone(pool: FakeVmPool) -> None:
+    """Every fake VM was destroyed, and the builder's processes with it."""
+    assert pool.running == set()
+    for vm in pool.started:
+        assert vm.pid is not None
+        assert live_members(vm.pid) == []
+
+
+async def test_a_build_past_its_timeout_fails_with_the_reason_in_its_log(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(
+        api, make_srpm("kopers-slowpoke", "1", build=TICKS.format(n=100, pause=1)), timeout=4
+    )
+    pool = FakeVmPool(tmp_path)
+    state = await run_task(api, pool, build_id)
+    reason = "the build ran longer than its timeout of 4 s"
+    assert state == BuildState.FAILED
+    assert (await task(api, build_id))[:2] == (BuildState.FAILED, reason)
+    log = (await task(api, build_id))[2]
+    assert f"kopers: {reason}; stopping the build" in log and "tick 2 of 100" in log
+    assert "tick 9 of 100" not in log
+    assert_vm_gone(pool)
+
+
+async def test_a_silent_build_fails_after_the_silence_limit(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(
+        api, make_srpm("kopers-mime", "1", build='echo "going quiet"; sleep 600')
+    )
+    pool = FakeVmPool(tmp_path)
+    await run_task(api, pool, build_id, silence_timeout_s=3)
+    state, reason, log = await task(api, build_id)
+    assert (state, reason) == (BuildState.FAILED, "the build printed nothing for 3 s")
+    assert "going quiet" in log and f"kopers: {reason}; stopping the build" in log
+    assert_vm_gone(pool)
+
+
+async def test_a_build_whose_log_grows_too_big_fails(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    line = "0123456789" * 10  # 101 bytes with its newline: 20000 lines make 2 MB
+    build_id = await submit(
+        api, make_srpm("kopers-chatty", "1", build=f"yes {line} | head -n 20000")
+    )
+    pool = FakeVmPool(tmp_path)
+    await run_task(api, pool, build_id, max_log_mib=1)
+    state, reason, _ = await task(api, build_id)
+    assert (state, reason) == (BuildState.FAILED, "the build log grew past its limit of 1 MiB")
+    live = live_log(api, build_id)
+    assert 1 << 20 <= live.stat().st_size < (1 << 20) + 64 * 1024
+    assert_vm_gone(pool)
+
+
+async def test_a_vm_that_dies_is_replaced_and_the_build_is_published(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(api, make_srpm("kopers-phoenix", "1", build=TICKS.format(n=3, pause=0)))
+    pool = FakeVmPool(tmp_path, dying=[2])  # the first VM dies after two lines
+    state = await run_task(api, pool, build_id, max_attempts=2)
+    assert state == BuildState.SUCCEEDED
+    _, _, log = await task(api, build_id)
+    assert "kopers: attempt 1 failed (infrastructure): connection lost" in log
+    assert f"builder started on {pool.started[1].name}" in log
+    assert log.splitlines().count("tick 3 of 3") == 1  # only the second attempt got there
+    built = (await api.kopers.store.get_build(build_id)).tasks[0]
+    assert built.attempts == 2
+    repo = api.kopers.paths.results / "alice" / "limits" / CHROOT
+    assert list(repo.glob(f"{build_id:08d}-kopers-phoenix/kopers-phoenix-1-1.*.noarch.rpm"))
+    assert_vm_gone(pool)
+
+
+async def test_when_every_vm_dies_the_task_fails_as_infrastructure(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(api, make_srpm("kopers-doomed", "1", build=TICKS.format(n=9, pause=0)))
+    pool = FakeVmPool(tmp_path, dying=[1, 1])
+    await run_task(api, pool, build_id, max_attempts=2)
+    state, reason, _ = await task(api, build_id)
+    assert state == BuildState.FAILED
+    assert reason.startswith("infrastructure failure, not the package: 2 attempts failed"), reason
+    log = live_log(api, build_id).read_text()
+    assert "attempt 2 failed (infrastructure)" in log and f"task ended failed: {reason}" in log
+    assert len(pool.started) == 2
+    assert_vm_gone(pool)
