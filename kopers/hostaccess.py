@@ -23,6 +23,9 @@ from pathlib import Path
 from kopers.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
+# Permission bits in the "other" position; _allows shifts them for owner and group.
+SEARCH = stat.S_IXOTH
+READ_WRITE = stat.S_IROTH | stat.S_IWOTH
 
 
 def ensure_traversable(folder: Path, user: str, done: set[Path]) -> list[Path]:
@@ -30,19 +33,18 @@ def ensure_traversable(folder: Path, user: str, done: set[Path]) -> list[Path]:
 
     Returns the directories that were changed. `done` caches checked folders.
     """
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
+    identity = _identity(user)
+    if identity is None:
         log.warning("user %s does not exist; not adjusting permissions", user)
         return []
-    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    uid, groups = identity
     changed = []
     folder = folder.absolute()
     for path in [*reversed(folder.parents), folder]:
         if path in done:
             continue
         st = path.stat()
-        if not _can_traverse(st, entry.pw_uid, groups) and not _acl_grants(path, user):
+        if not _allows(st, uid, groups, SEARCH) and not _acl_grants(path, user):
             if shutil.which("setfacl") is None:
                 raise InfrastructureError(
                     f"{user} cannot reach {path} and setfacl is missing (apt install acl)"
@@ -59,13 +61,40 @@ def ensure_traversable(folder: Path, user: str, done: set[Path]) -> list[Path]:
     return changed
 
 
-def _can_traverse(st: os.stat_result, uid: int, groups: set[int]) -> bool:
+def may_read_write(path: Path, user: str) -> bool | None:
+    """Whether `user`'s mode bits let it open `path` for reading and writing.
+
+    None when the user or the path does not exist. ACLs are not consulted.
+    """
+    identity = _identity(user)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if identity is None:
+        return None
+    return _allows(st, *identity, READ_WRITE)
+
+
+def _identity(user: str) -> tuple[int, set[int]] | None:
+    """The user's uid and all its group ids, or None if there is no such user."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    return entry.pw_uid, {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+
+
+def _allows(st: os.stat_result, uid: int, groups: set[int], want: int) -> bool:
+    """Whether the owner, group or other bits that apply to uid/groups hold all of `want`."""
     if st.st_uid == uid:
-        return bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid in groups:
+        shift = 6
+    elif st.st_gid in groups:
         # With an ACL the group bits are the mask; a named-user entry may still help.
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
+        shift = 3
+    else:
+        shift = 0
+    return (st.st_mode >> shift) & want == want
 
 
 def _acl_grants(path: Path, user: str) -> bool:

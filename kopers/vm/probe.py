@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import json
 import os
-import pwd
 import shutil
-import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kopers.hostaccess import may_read_write
 from kopers.vm.template import TemplateImage
 
 KVM_NODE = Path("/dev/kvm")
@@ -144,21 +142,7 @@ def kvm_node_warning(user: str | None, node: Path = KVM_NODE) -> str | None:
     as in containers) therefore costs a full re-probe, tens of seconds under
     TCG, on every domain start, even though Kopers does not use KVM there.
     """
-    if user is None:
-        return None
-    try:
-        st = node.stat()
-        entry = pwd.getpwnam(user)
-    except (OSError, KeyError):
-        return None
-    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-    if st.st_uid == entry.pw_uid:
-        rw = st.st_mode & (stat.S_IRUSR | stat.S_IWUSR) == stat.S_IRUSR | stat.S_IWUSR
-    elif st.st_gid in groups:
-        rw = st.st_mode & (stat.S_IRGRP | stat.S_IWGRP) == stat.S_IRGRP | stat.S_IWGRP
-    else:
-        rw = st.st_mode & (stat.S_IROTH | stat.S_IWOTH) == stat.S_IROTH | stat.S_IWOTH
-    if rw:
+    if user is None or may_read_write(node, user) in (True, None):
         return None
     return (
         f"{user} cannot open {node}, so libvirt re-probes QEMU before every VM start "
