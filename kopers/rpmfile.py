@@ -3,11 +3,17 @@
 Uploads are checked with this before any row is written, and built packages
 are recorded with it. It runs `rpm -qp` as a subprocess: rpm is the reference
 parser, and a malformed file makes it fail rather than mislead.
+
+rpm reports whatever a header says, and header fields become file names and
+URLs (`<name>-<version>-<release>.<arch>.rpm`, `<build>-<name>/`), so this is
+also the one validator of those fields: every RPM Kopers reads, uploaded,
+fetched, made from git or built, passes `parse_query_line`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +21,13 @@ from kopers.errors import BadRequest
 from kopers.models import Nevra
 
 _LEAD_MAGIC = b"\xed\xab\xee\xdb"
+# The characters rpmbuild accepts in a name, version and release, less the
+# macro characters (%, {, }) that no built package keeps; an arch is a word.
+# No leading "." or "-": a field must never read as a path part or an option.
+_FIELD = re.compile(r"[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]*\Z")
+_ARCH = re.compile(r"[A-Za-z0-9_]+\Z")
+MAX_FIELD = 128
+MAX_FILENAME = 255  # NAME_MAX of common file systems
 _QF = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{VENDOR}\\n"
 
 
@@ -37,11 +50,29 @@ def parse_query_line(line: str) -> RpmInfo:
         raise BadRequest(f"unexpected rpm query output: {line!r}")
     name, epoch, version, release, arch, sourcerpm, vendor = fields
     is_source = sourcerpm == "(none)"
-    return RpmInfo(
-        nevra=Nevra(name, int(epoch), version, release, "src" if is_source else arch),
-        is_source=is_source,
-        vendor="" if vendor == "(none)" else vendor,
-    )
+    for label, value in (("name", name), ("version", version), ("release", release)):
+        _check(label, value, _FIELD)
+    _check("arch", arch, _ARCH)
+    if not epoch.isascii() or not epoch.isdigit() or len(epoch) > 10:
+        raise BadRequest(f"the RPM header's epoch {_shown(epoch)} is not a number")
+    nevra = Nevra(name, int(epoch), version, release, "src" if is_source else arch)
+    if len(nevra.filename) > MAX_FILENAME:
+        raise BadRequest("the RPM header's name, version and release are too long together")
+    return RpmInfo(nevra=nevra, is_source=is_source, vendor="" if vendor == "(none)" else vendor)
+
+
+def _check(label: str, value: str, pattern: re.Pattern[str]) -> None:
+    if len(value) > MAX_FIELD or not pattern.match(value):
+        raise BadRequest(
+            f"the RPM header's {label} {_shown(value)} is not allowed: at most {MAX_FIELD} "
+            "letters, digits and ._+~^- (not first: . or -)"
+        )
+
+
+def _shown(value: str) -> str:
+    """A header value fit for a one-line message: printable, and short."""
+    text = value.encode("unicode_escape").decode("ascii")
+    return repr(text if len(text) <= 64 else text[:61] + "...")
 
 
 async def read_rpm(path: Path) -> RpmInfo:

@@ -12,7 +12,8 @@ it prints the package's own build output, says `kopers-builder: ...` and exits
 What a real VM adds (booting, SSH, dnf builddep, isolation) is not here: the
 runner's limits, retries, cancel, failure reports and publishing are.
 `die_after_lines` makes a VM fail mid-build the way a killed qemu does (an
-InfrastructureError from the connection), for the runner's retry path.
+InfrastructureError from the connection), for the runner's retry path, and
+`tamper` changes the results the way a hostile build could.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FakeVm:
     name: str
     root: Path
     die_after_lines: int | None = None
+    tamper: Callable[[Path], None] | None = None  # changes the results before they go out
     builder: str = BUILDER
     origin: str = "cold"
     waited_s: float = 0.0
@@ -117,6 +119,8 @@ class FakeVm:
         out.mkdir(parents=True, exist_ok=True)
         for rpm in sorted(top.glob("RPMS/*/*.rpm")):
             shutil.copy2(rpm, out / rpm.name)
+        if self.tamper is not None:
+            self.tamper(out)
         return 0
 
 
@@ -126,6 +130,7 @@ class FakeVmPool:
 
     base: Path
     dying: list[int | None] = field(default_factory=list)  # per VM in order: die after N lines
+    tamper: Callable[[Path], None] | None = None  # given to every VM
     started: list[FakeVm] = field(default_factory=list)
     running: set[str] = field(default_factory=set)
 
@@ -135,7 +140,7 @@ class FakeVmPool:
     ) -> AsyncIterator[FakeVm]:
         root = Path(tempfile.mkdtemp(prefix=f"{template}-{label}-", dir=self.base))
         die = self.dying[len(self.started)] if len(self.started) < len(self.dying) else None
-        vm = FakeVm(f"fake-{template}-{len(self.started) + 1}", root, die)
+        vm = FakeVm(f"fake-{template}-{len(self.started) + 1}", root, die, self.tamper)
         self.started.append(vm)
         self.running.add(vm.name)
         try:

@@ -54,3 +54,20 @@ def noarch_srpm(workdir: Path, name: str, version: str = "1", requires: str = ""
     """A tiny noarch source package; `requires` is e.g. "BuildRequires: other"."""
     spec = NOARCH_SPEC.format(name=name, version=version, release=1, requires=requires)
     return rpmbuild(spec, workdir / f"{name}-{version}")[-1]
+
+
+def srpm_with_header_name(workdir: Path, header_name: str) -> Path:
+    """A source RPM whose header claims the Name `header_name`, whatever it holds.
+
+    rpmbuild refuses such names, so a package is built under a placeholder of
+    the same length and the placeholder's bytes are replaced in the (uncompressed)
+    header, the way an attacker would. `rpm -qp --nosignature --nodigest` reads
+    it back as is.
+    """
+    placeholder = "k" * len(header_name)
+    srpm = noarch_srpm(workdir, placeholder)
+    data = srpm.read_bytes()
+    assert placeholder.encode() in data
+    hostile = workdir / "hostile.src.rpm"
+    hostile.write_bytes(data.replace(placeholder.encode(), header_name.encode()))
+    return hostile

@@ -22,7 +22,7 @@ from kopers.build.importer import fetch_srpm
 from kopers.build.repos import forward_repos, plan_repos
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
-from kopers.errors import BuildFailed, InfrastructureError, KopersError
+from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
 from kopers.logs.hub import LogChannel, LogHub
 from kopers.logs.watchdog import Limits, Watchdog
 from kopers.models import Build, BuildState, Nevra, SourceType
@@ -293,7 +293,12 @@ class Runner:
         rpms = sorted(out.glob("*.rpm"))
         if not any(not p.name.endswith(".src.rpm") for p in rpms):
             raise BuildFailed("the builder reported success but produced no binary RPM")
-        built = [(await read_rpm(p)).nevra for p in rpms]
+        try:
+            built = [(await read_rpm(p)).nevra for p in rpms]
+        except BadRequest as exc:
+            # The VM made these files: a header the host refuses is the build's fault.
+            reason = f"the builder returned an RPM the host refuses: {exc.message}"
+            raise BuildFailed(reason) from exc
         manifest_file = out / "manifest.txt"
         manifest = manifest_file.read_text().split() if manifest_file.exists() else []
         logs = await self._collect_logs(channel, workdir)

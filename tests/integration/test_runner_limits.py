@@ -164,3 +164,22 @@ async def test_when_every_vm_dies_the_task_fails_as_infrastructure(
     assert "attempt 2 failed (infrastructure)" in log and f"task ended failed: {reason}" in log
     assert len(pool.started) == 2
     assert_vm_gone(pool)
+
+
+async def test_a_built_rpm_with_a_hostile_header_name_fails_the_build(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    def rename_in_header(out: Path) -> None:
+        for rpm in out.glob("kopers-evil-*.rpm"):
+            rpm.write_bytes(rpm.read_bytes().replace(b"kopers-evil", b"../kopersev"))
+
+    build_id = await submit(api, make_srpm("kopers-evil", "1"))
+    pool = FakeVmPool(tmp_path, tamper=rename_in_header)
+    state = await run_task(api, pool, build_id)
+    assert state == BuildState.FAILED
+    _, reason, _ = await task(api, build_id)
+    assert "name '../kopersev' is not allowed" in reason, reason
+    results = api.kopers.paths.results
+    assert not [p for p in results.rglob("*.rpm")], "nothing is published"
+    assert not (results / "alice" / "kopersev").exists()
+    assert_vm_gone(pool)

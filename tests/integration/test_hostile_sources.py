@@ -1,0 +1,79 @@
+"""SRPMs whose header fields are hostile: refused at the gate, nothing stored.
+
+rpm reports a header Name such as `../00000057/hello` as it is, and Kopers
+names stored sources after the header. Every path that reads an SRPM (upload,
+URL import, the SRPM made from git, and the built results) goes through
+`rpmfile.read_rpm`, whose field validator is what these tests aim at.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kopers.build.importer import fetch_srpm
+from kopers.errors import BadRequest
+from tests.integration.conftest import CHROOT, Api, create
+from tests.rpms import srpm_with_header_name
+
+pytestmark = pytest.mark.integration
+HOSTILE = ["../00000057/hello", "../../../../x", ".kopers", "-rf"]
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "web"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_an_upload_with_a_hostile_header_name_is_refused(
+    api: Api, tmp_path: Path, name: str
+) -> None:
+    assert (await create(api, "alice", "alice", "tools"))[0] == 200
+    srpm = srpm_with_header_name(tmp_path / "srpm", name)
+    status, body = await api.upload(
+        "alice", srpm, {"ownername": "alice", "projectname": "tools", "chroots": [CHROOT]}
+    )
+    assert status == 400, body
+    message = body["error"]
+    assert "name" in message and "\n" not in message
+    assert str(api.kopers.paths.root) not in message  # no host path in the answer
+    assert await api.count("builds") == 0
+    assert files_under(api.kopers.paths.sources) == []
+    assert files_under(api.kopers.paths.incoming) == []
+    # Nothing landed next to the data directory either.
+    assert sorted(p.name for p in api.kopers.paths.root.parent.iterdir()) == ["data", "srpm"]
+
+
+@pytest.mark.parametrize("name", HOSTILE[:2])
+async def test_a_url_import_with_a_hostile_header_name_is_refused(
+    web: tuple[str, Path], tmp_path: Path, name: str
+) -> None:
+    base, root = web
+    srpm = srpm_with_header_name(tmp_path / "srpm", name)
+    (root / "x.src.rpm").write_bytes(srpm.read_bytes())
+    dest = tmp_path / "sources" / "00000001"
+    with pytest.raises(BadRequest, match="name"):
+        await fetch_srpm(f"{base}/x.src.rpm", dest, 1 << 20)
+    assert files_under(tmp_path / "sources") == []
