@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from kopers import access
-from kopers.build.scm import check_clone_url, relative
+from kopers.build.scm import check_clone_url, check_committish, relative
 from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
-from kopers.errors import BadRequest
+from kopers.errors import BadRequest, Forbidden, NotFound
 from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
@@ -114,9 +114,37 @@ class Submissions:
         """Copr's check-before-build: project exists, user may build, options are valid."""
         project = await self.store.get_project(owner, name)
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
-        self._options(data, project)
+        options = self._options(data, project)
+        await self._check_batch(user, project, options.chain)
         await self._check_quota(project)
         return project
+
+    async def _check_batch(self, user: User, project: Project, chain: ChainSpec) -> None:
+        """A batch joins or follows only builds the submitter may build next to.
+
+        Joining another project's batch would change when its builds run, and a
+        failure on this side would skip them; so the other build must be in this
+        project, or in one where the user may build anyway.
+        """
+        for other_id in (chain.after_build_id, chain.with_build_id):
+            if other_id is None:
+                continue
+            try:
+                other = await self.store.get_build(other_id)
+            except NotFound:
+                raise BadRequest(f"build {other_id} does not exist") from None
+            if other.project_id == project.id:
+                continue
+            theirs = await self.store.project_by_id(other.project_id)
+            try:
+                await access.authorize(
+                    self.store, user, access.Action.BUILD, access.Target.of(theirs)
+                )
+            except Forbidden:
+                raise BadRequest(
+                    f"build {other_id} belongs to {theirs.full_name}, where you may not build; "
+                    "a batch stays inside projects you build in"
+                ) from None
 
     def _options(self, data: Mapping[str, Any], project: Project) -> BuildOptions:
         """Build options, the timeout defaulting to the project's, then the server's."""
@@ -195,7 +223,9 @@ class Submissions:
             value = data.get(key) or ""
             if not isinstance(value, str):
                 raise BadRequest(f"{key} must be a string")
-            if key != "committish":
+            if key == "committish":
+                check_committish(value)
+            else:
                 relative(value, key)
             source[key] = value
         return await self._deferred(user, project, options, SourceType.SCM, source)

@@ -4,7 +4,9 @@ Kopers clones the repository itself (the builder VM has no network) and
 uploads the chosen subdirectory, without .git, to the VM, which makes the
 SRPM there with the template's builder (`rpmbuild -bs`, or `mock --buildsrpm`).
 Accepted URLs are http(s), git and ssh: a `file://` URL would let any user
-read repositories on the Kopers host.
+read repositories on the Kopers host. User text reaches git only as data: a
+committish must not look like an option (`--pathspec-from-file=...` would make
+git read a host file as root), and a URL comes after `--`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from kopers.errors import BadRequest, BuildFailed
 
 ALLOWED_SCHEMES = ("https", "http", "git", "ssh")
 CLONE_TIMEOUT = 600
+MAX_COMMITTISH = 255
 
 
 def check_clone_url(url: str) -> str:
@@ -26,6 +29,17 @@ def check_clone_url(url: str) -> str:
     if scheme not in ALLOWED_SCHEMES:
         raise BadRequest(f"clone_url must be a {', '.join(ALLOWED_SCHEMES)} URL, got {url!r}")
     return url
+
+
+def check_committish(committish: str) -> str:
+    """Reject a branch, tag or commit that git could read as anything else. Pure."""
+    if len(committish) > MAX_COMMITTISH:
+        raise BadRequest(f"committish is longer than {MAX_COMMITTISH} characters")
+    if committish.startswith("-"):
+        raise BadRequest("committish must not start with '-'")
+    if any(c.isspace() or not c.isprintable() for c in committish):
+        raise BadRequest("committish must not contain spaces or control characters")
+    return committish
 
 
 def relative(path: str, what: str) -> PurePosixPath:
@@ -77,11 +91,14 @@ async def _git(*args: str, cwd: Path | None = None) -> str:
 
 async def checkout(url: str, committish: str, dest: Path) -> str:
     """Clone `url` at `committish` into dest (without .git); return the commit id."""
+    check_clone_url(url)
+    check_committish(committish)
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    await _git("clone", "--quiet", check_clone_url(url), str(dest))
+    await _git("clone", "--quiet", "--", url, str(dest))
     if committish:
-        await _git("checkout", "--quiet", committish, cwd=dest)
+        # check_committish keeps it from reading as an option; "--" ends the paths.
+        await _git("checkout", "--quiet", committish, "--", cwd=dest)
     commit = (await _git("rev-parse", "HEAD", cwd=dest)).strip()
     shutil.rmtree(dest / ".git")
     return commit
