@@ -54,6 +54,9 @@ class BuildConfig:
     # size, ends failed like one that runs past its timeout.
     silence_timeout_s: int = 3600
     max_log_mib: int = 256
+    # What one build may hand back out of its VM (see kopers/build/results.py).
+    max_result_mib: int = 4096
+    max_result_files: int = 1000
     # Tasks one owner may run at once (0: no cap beyond the slots).
     owner_max_concurrent: int = 0
 
@@ -166,6 +169,8 @@ DEFAULTS: dict[str, Any] = {
         "max_attempts": 3,
         "silence_timeout": 3600,
         "max_log_mib": 256,
+        "max_result_mib": 4096,
+        "max_result_files": 1000,
         "owner_max_concurrent": 0,
     },
     "vm": {
@@ -252,6 +257,8 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             max_attempts=_positive(build, "max_attempts"),
             silence_timeout_s=_positive(build, "silence_timeout"),
             max_log_mib=_positive(build, "max_log_mib"),
+            max_result_mib=_positive(build, "max_result_mib"),
+            max_result_files=_positive(build, "max_result_files"),
             owner_max_concurrent=_natural(build, "owner_max_concurrent"),
         ),
         vm=VmConfig(

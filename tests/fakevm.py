@@ -2,12 +2,13 @@
 
 `FakeVmPool.builder()` is used exactly like `VmPool.builder()` and hands out a
 `FakeVm` with `BuilderVm`'s protocol: directories and files go in, the builder
-command runs with its output streamed line by line, files come out, ports are
-"forwarded". The VM's file system is a scratch directory on the host, and its
-builder is `rpmbuild --rebuild` of the job's SRPM with the job's macros, run
-in its own process group, which stands in for the template's builder script:
-it prints the package's own build output, says `kopers-builder: ...` and exits
-1 when the package fails, and leaves the RPMs in the job's result directory.
+command runs with its output streamed line by line, the result directory is
+listed and its files fetched one by one, ports are "forwarded". The VM's file
+system is a scratch directory on the host. Its builder is `rpmbuild --rebuild`
+of the job's SRPM with the job's macros, in its own process group, standing in
+for the template's builder script: it prints the package's own build output,
+says `kopers-builder: ...` and exits 1 when the package fails, and leaves the
+RPMs in the job's result directory.
 
 What a real VM adds (booting, SSH, dnf builddep, isolation) is not here: the
 runner's limits, retries, cancel, failure reports and publishing are.
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopers.errors import InfrastructureError
+from kopers.vm.ssh import RemoteEntry
 
 BUILDER = "/usr/local/bin/kopers-builder"
 
@@ -67,11 +70,45 @@ class FakeVm:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
 
-    async def get(self, remote: str, local_dir: Path) -> None:
-        source = self._local(remote)
-        if not source.is_dir():
-            raise InfrastructureError(f"{remote} does not exist in the builder VM")
-        shutil.copytree(source, local_dir, dirs_exist_ok=True)
+    async def list_dir(self, remote: str) -> list[RemoteEntry]:
+        """Like sftp-server's readdir: lstat attributes, links not followed."""
+        entries = []
+        with os.scandir(self._local(remote)) as listing:
+            for entry in listing:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                kind = (
+                    "link" if stat.S_ISLNK(mode)
+                    else "dir" if stat.S_ISDIR(mode)
+                    else "file" if stat.S_ISREG(mode)
+                    else "other"
+                )  # fmt: skip
+                entries.append(
+                    RemoteEntry(entry.name, kind, entry.stat(follow_symlinks=False).st_size)
+                )
+        return entries
+
+    async def fetch(self, remote: str, local: Path, max_bytes: int) -> int:
+        """Like SshSession.fetch. The far side opens without following links: on
+        this fake the "VM" is the host, where a link must lead nowhere."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        out = os.open(local, flags, 0o600)
+        try:
+            src = os.open(self._local(remote), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            os.close(out)
+            raise InfrastructureError(f"download of {remote} failed: {exc}") from exc
+        total = 0
+        try:
+            while total <= max_bytes:
+                chunk = os.read(src, min(1 << 16, max_bytes + 1 - total))
+                if not chunk:
+                    break
+                total += len(chunk)
+                os.write(out, chunk)
+        finally:
+            os.close(src)
+            os.close(out)
+        return total
 
     async def forward(self, host: str, port: int) -> int:
         return port  # the fake VM is the host: the address is reachable as it is

@@ -20,6 +20,7 @@ from kopers.build import job as jobs
 from kopers.build import scm
 from kopers.build.importer import fetch_srpm
 from kopers.build.repos import forward_repos, plan_repos
+from kopers.build.results import MANIFEST, ResultLimits, read_manifest, take_results
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
@@ -130,7 +131,8 @@ class Runner:
                 await vm.put(sources, jobs.SRC_DIR)
                 await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
                 status = await self._run_builder(vm, channel, build.timeout)
-                await vm.get(jobs.OUT_DIR, workdir / "out")
+                if status == 0:
+                    await take_results(vm, jobs.OUT_DIR, workdir / "out", self._result_limits())
             srpms = sorted((workdir / "out").glob("*.src.rpm"))
             if status != 0 or len(srpms) != 1:
                 raise BuildFailed(self._failure_reason(channel))
@@ -243,12 +245,20 @@ class Runner:
             await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
             status = await self._run_builder(vm, channel, build.timeout)
             out = workdir / "out"
-            await vm.get(jobs.OUT_DIR, out)  # copies the directory's contents into `out`
+            if status == 0:
+                await take_results(vm, jobs.OUT_DIR, out, self._result_limits())
         if status == EXIT_BUILD_FAILED:
             raise BuildFailed(self._failure_reason(channel))
         if status != 0:
             raise BuildFailed(f"the builder exited with status {status}")
         return await self._read_outcome(out, channel, workdir)
+
+    def _result_limits(self) -> ResultLimits:
+        cfg = self.config.build
+        # Copying runs at disk or loopback speed; a deadline of a second per
+        # 8 MiB (and at least ten minutes) stops only a stuck or endless copy.
+        deadline = max(600.0, cfg.max_result_mib / 8)
+        return ResultLimits(cfg.max_result_files, cfg.max_result_mib << 20, deadline)
 
     def _repo_server(self) -> tuple[str, int]:
         """Where this Kopers serves /results/, as seen from this host."""
@@ -299,8 +309,7 @@ class Runner:
             # The VM made these files: a header the host refuses is the build's fault.
             reason = f"the builder returned an RPM the host refuses: {exc.message}"
             raise BuildFailed(reason) from exc
-        manifest_file = out / "manifest.txt"
-        manifest = manifest_file.read_text().split() if manifest_file.exists() else []
+        manifest = await read_manifest(out / MANIFEST)
         logs = await self._collect_logs(channel, workdir)
         return Outcome(files=rpms + logs, built=built, manifest=manifest)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kopers.errors import InfrastructureError
-from kopers.vm.ssh import SshSession
+from kopers.vm.ssh import RemoteEntry, SshSession
 
 
 @dataclass
@@ -36,8 +36,11 @@ class BuilderVm:
             path.write_text(text)
             await self.conn.put(path, remote)
 
-    async def get(self, remote: str, local_dir: Path) -> None:
-        await self.conn.get(remote, local_dir)
+    async def list_dir(self, remote: str) -> list[RemoteEntry]:
+        return await self.conn.list_dir(remote)
+
+    async def fetch(self, remote: str, local: Path, max_bytes: int) -> int:
+        return await self.conn.fetch(remote, local, max_bytes)
 
     async def run(self, command: str, on_line: Callable[[str], Awaitable[None]]) -> int:
         return await self.conn.run(command, on_line)

@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import signal
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
@@ -32,6 +35,7 @@ Tunnel = asyncssh.SSHClientConnection
 KEEPALIVE_INTERVAL_S = 30
 KEEPALIVE_COUNT_MAX = 3
 CLOSE_WAIT_S = 5.0
+FETCH_CHUNK = 1 << 16
 
 
 def _options(key: Path, user: str, timeout: float, tunnel: Tunnel | None) -> dict[str, object]:
@@ -83,6 +87,29 @@ async def wait_ready(
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             last = exc
         await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """One directory entry on the far side, as its lstat described it (untrusted)."""
+
+    name: str
+    kind: str  # "file", "dir", "link" or "other"
+    size: int
+
+
+def _text(name: bytes | str) -> str:
+    return name if isinstance(name, str) else name.decode(errors="replace")
+
+
+def _kind(mode: int | None) -> str:
+    if mode is None:
+        return "other"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "link" if stat.S_ISLNK(mode) else "other"
 
 
 class SshSession:
@@ -139,25 +166,44 @@ class SshSession:
                 f"ssh {self.target}: upload of {local} failed: {exc}"
             ) from exc
 
-    async def get(self, remote: str, local_dir: Path) -> list[Path]:
-        """Download a remote file into local_dir, or a directory's contents, recursively.
-
-        Returns the local paths of the top-level items downloaded.
-        """
-        local_dir.mkdir(parents=True, exist_ok=True)
+    async def list_dir(self, remote: str) -> list[RemoteEntry]:
+        """The entries of a remote directory, as lstat sees them (links are not followed)."""
         try:
             async with self._conn.start_sftp_client() as sftp:
-                if not await sftp.isdir(remote):
-                    await sftp.get(remote, str(local_dir))
-                    return [local_dir / Path(remote).name]
-                names = sorted(n for n in await sftp.listdir(remote) if n not in (".", ".."))
-                for name in names:
-                    await sftp.get(f"{remote.rstrip('/')}/{name}", str(local_dir), recurse=True)
-                return [local_dir / name for name in names]
+                names = await sftp.readdir(remote)
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: listing {remote} failed: {exc}") from exc
+        return [
+            RemoteEntry(_text(n.filename), _kind(n.attrs.permissions), n.attrs.size or 0)
+            for n in names
+            if n.filename not in (".", "..")
+        ]
+
+    async def fetch(self, remote: str, local: Path, max_bytes: int) -> int:
+        """Copy one remote file to `local`, a new file, reading at most max_bytes + 1 bytes.
+
+        Returns the bytes read: more than max_bytes means the copy was cut short.
+        `local` is created exclusively and without following links, so nothing
+        the remote side does can make this write anywhere else.
+        """
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        total = 0
+        try:
+            async with self._conn.start_sftp_client() as sftp, sftp.open(remote, "rb") as src:
+                while total <= max_bytes:
+                    chunk = await src.read(min(FETCH_CHUNK, max_bytes + 1 - total))
+                    if not chunk:
+                        break
+                    assert isinstance(chunk, bytes)  # "rb": asyncssh's AnyStr is bytes here
+                    total += len(chunk)
+                    await asyncio.to_thread(os.write, fd, chunk)
         except (OSError, asyncssh.Error) as exc:
             raise InfrastructureError(
                 f"ssh {self.target}: download of {remote} failed: {exc}"
             ) from exc
+        finally:
+            os.close(fd)
+        return total
 
     async def forward_remote(self, remote_port: int, local_host: str, local_port: int) -> int:
         """Make VM's 127.0.0.1:remote_port (0 = any) reach local_host:local_port.

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from kopers.errors import InfrastructureError
+from kopers.build.results import ResultLimits, take_results
+from kopers.errors import BuildFailed, InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import domain_name, domain_prefix
 from kopers.vm.libvirt import LibvirtDriver, VmHandle
@@ -154,7 +155,8 @@ async def build_in_vm(
         started = time.monotonic()
         code = await session.run(f"{vm.image.builder} /build/job.json", lines.append)
         vm.timings[srpm.name] = time.monotonic() - started
-        await session.get("/build/out", results)
+        # Through the result boundary, as the runner copies results.
+        await take_results(session, "/build/out", results, ResultLimits(100, 1 << 30, 600))
     print("\n".join(lines))
     return code, lines, results
 
@@ -268,6 +270,23 @@ async def test_failed_build_names_the_command(vm: Vm, tmp_path: Path) -> None:
     assert code == 1
     assert lines[-1].startswith("kopers-builder: rpmbuild -ba ")
     assert lines[-1].endswith("failed with exit code 1")
+
+
+async def test_links_planted_in_the_results_stay_in_the_vm(vm: Vm, tmp_path: Path) -> None:
+    """A spec (root in the VM) links host-looking paths into the result directory:
+    the result boundary refuses them, and no byte of what they point at leaves."""
+    planting = NOARCH_SPEC.replace(
+        "%install\n",
+        "%install\n"
+        "ln -s /etc/shadow /build/out/stolen-1-1.noarch.rpm\n"
+        "ln -s ../../../../../.. /build/out/d\n",
+    )
+    srpm = make_srpm(tmp_path, planting, {"hello.sh": "#!/bin/sh\necho hello\n"})
+    with pytest.raises(BuildFailed, match=r"'(stolen-1-1\.noarch\.rpm|d)' is a link"):
+        await build_in_vm(vm, tmp_path, srpm)
+    copied = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    assert not any(b"root:" in p.read_bytes() for p in copied)
+    assert not any(p.is_symlink() for p in (tmp_path / "results").rglob("*"))
 
 
 @pytest.fixture

@@ -1,0 +1,123 @@
+"""The result boundary: the one way files come out of a builder VM.
+
+The spec runs as root in the VM, so the VM's result directory holds whatever
+the build chose to put there: links to host-looking paths, directories named
+like RPMs, devices, thousands of files, sparse files of any apparent size.
+Nothing in it is trusted. This module:
+
+- lists the directory once (lstat, never following links) and accepts only
+  regular files whose names are RPM-shaped or `manifest.txt`, at most
+  `max_files` of them and `max_bytes` in all, as the listing states them;
+- copies each file on its own into a new local directory, creating every
+  file exclusively and without following links, and stops reading a file at
+  the byte budget that is left (a file may grow after it was listed);
+- does all of it within a deadline;
+- reads the manifest with a byte cap, in a thread.
+
+Anything else ends the task failed, with a reason that names the entry.
+The VM side speaks `list_dir` and `fetch` (kopers.vm.builder.BuilderVm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kopers.errors import BuildFailed
+from kopers.vm.ssh import RemoteEntry
+
+MANIFEST = "manifest.txt"
+# An RPM's file name: the characters rpmfile accepts in its fields, ".rpm" at the end.
+_RPM_NAME = re.compile(r"[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]{0,250}\.rpm\Z")
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_MANIFEST_ENTRY = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLimits:
+    max_files: int
+    max_bytes: int
+    deadline_s: float
+
+
+class ResultSource(Protocol):
+    """What the boundary needs of a VM."""
+
+    async def list_dir(self, remote: str) -> list[RemoteEntry]: ...
+
+    async def fetch(self, remote: str, local: Path, max_bytes: int) -> int: ...
+
+
+def check_listing(entries: list[RemoteEntry], limits: ResultLimits) -> list[RemoteEntry]:
+    """The entries to copy, in name order; BuildFailed for anything else. Pure."""
+    if len(entries) > limits.max_files:
+        raise BuildFailed(
+            f"the build left {len(entries)} entries in its result directory; "
+            f"at most {limits.max_files} are taken"
+        )
+    for entry in entries:
+        shown = _shown(entry.name)
+        if entry.kind != "file":
+            raise BuildFailed(f"the build's result {shown} is a {entry.kind}, not a regular file")
+        if entry.name != MANIFEST and not _RPM_NAME.match(entry.name):
+            raise BuildFailed(f"the build's result {shown} is neither an RPM nor {MANIFEST}")
+    total = sum(max(e.size, 0) for e in entries)
+    if total > limits.max_bytes:
+        raise BuildFailed(
+            f"the build's results are {total} bytes; at most {limits.max_bytes} are taken"
+        )
+    return sorted(entries, key=lambda e: e.name)
+
+
+async def take_results(
+    vm: ResultSource, remote_dir: str, local_dir: Path, limits: ResultLimits
+) -> list[Path]:
+    """Copy the VM's result directory into `local_dir` (which must not exist yet)."""
+    local_dir.mkdir(mode=0o700)
+    copied = []
+    try:
+        async with asyncio.timeout(limits.deadline_s):
+            entries = check_listing(await vm.list_dir(remote_dir), limits)
+            budget = limits.max_bytes
+            for entry in entries:
+                local = local_dir / entry.name
+                got = await vm.fetch(f"{remote_dir.rstrip('/')}/{entry.name}", local, budget)
+                if got > budget:
+                    raise BuildFailed(
+                        f"the build's result {_shown(entry.name)} grew past the "
+                        f"{limits.max_bytes} bytes the results may take"
+                    )
+                budget -= got
+                copied.append(local)
+    except TimeoutError:
+        raise BuildFailed(
+            f"the build's results took longer than {limits.deadline_s:.0f} s to copy"
+        ) from None
+    return copied
+
+
+async def read_manifest(path: Path) -> list[str]:
+    """The buildroot manifest's entries (package NEVRAs), read with a byte cap."""
+    if not path.is_file() or path.is_symlink():
+        return []
+    data = await asyncio.to_thread(_read_capped, path, MAX_MANIFEST_BYTES)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise BuildFailed(f"the build's {MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
+    entries = data.decode(errors="replace").split()
+    if any(len(e) > MAX_MANIFEST_ENTRY or not e.isprintable() for e in entries):
+        raise BuildFailed(f"the build's {MANIFEST} holds an entry that is no package name")
+    return entries
+
+
+def _read_capped(path: Path, cap: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(cap + 1)
+
+
+def _shown(name: str) -> str:
+    """A VM-chosen name, fit for a one-line reason."""
+    text = name.encode("unicode_escape", errors="replace").decode("ascii")
+    return repr(text if len(text) <= 80 else text[:77] + "...")
