@@ -167,15 +167,23 @@ class Runner:
                     f"chroot {chroot_name} is not configured on this server",
                 )
             outcome = await self._attempts(build, chroot, channel, workdir)
-            await self._publish(build, chroot_name, outcome)
+            try:
+                await self._publish(build, chroot_name, outcome)
+            except Exception as exc:
+                log.exception("task %d/%s: publishing failed", build_id, chroot_name)
+                raise BuildFailed(f"the results could not be published ({_cause(exc)})") from exc
             return await self._finish(
                 build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome
             )
         except BuildFailed as exc:
-            files = await self._collect_logs(channel, workdir)
-            await self.publisher.publish_logs(
-                build.owner, build.project, chroot_name, build.id, self._package(build), files
-            )
+            try:
+                files = await self._collect_logs(channel, workdir)
+                await self.publisher.publish_logs(
+                    build.owner, build.project, chroot_name, build.id, self._package(build), files
+                )
+            except Exception:
+                # The task still ends; its log stays readable from the live log.
+                log.exception("task %d/%s: publishing the logs failed", build_id, chroot_name)
             return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
         except asyncio.CancelledError:
             # Either the user canceled (the store already says so) or Kopers is
@@ -186,6 +194,12 @@ class Runner:
             else:
                 await channel.append("kopers: Kopers is stopping; this task runs again at start")
             raise
+        except Exception as exc:
+            # Anything else (a bug, the store, the disk): the task must still end,
+            # failed in Postgres with its viewers told, not stay running forever.
+            log.exception("task %d/%s crashed", build_id, chroot_name)
+            reason = f"Kopers failed while running this task ({_cause(exc)})"
+            return await self._finish(build, chroot_name, channel, BuildState.FAILED, reason)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -378,3 +392,11 @@ class Runner:
             if line.startswith("kopers-builder:"):
                 return line.removeprefix("kopers-builder:").strip()
         return "the package failed to build; see build.log"
+
+
+def _cause(exc: BaseException) -> str:
+    """A one-line cause fit for a public reason: Kopers' own message, or only the
+    exception's type (an OSError's text would show host paths)."""
+    if isinstance(exc, KopersError):
+        return exc.message
+    return f"{type(exc).__name__}; see the server log"

@@ -60,6 +60,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     # called by the API -----------------------------------------------------
 
@@ -111,6 +112,7 @@ class Scheduler:
     # the loop ----------------------------------------------------------------
 
     async def run(self) -> None:
+        self._stopping = False
         await self._load()
         try:
             while True:
@@ -119,6 +121,9 @@ class Scheduler:
                 self._dispatch()
                 await self._wake.wait()
         finally:
+            # Stopping is not canceling: the interrupted tasks and their
+            # dependents stay as Postgres has them and resume at the next start.
+            self._stopping = True
             self._loaded.clear()
             for task in self.running.values():
                 task.cancel()
@@ -196,6 +201,8 @@ class Scheduler:
 
     def _finished(self, key: TaskKey, task: asyncio.Task[BuildState]) -> None:
         self.running.pop(key, None)
+        if task.cancelled() and self._stopping:
+            return
         if task.cancelled():
             state = BuildState.CANCELED
         elif task.exception() is not None:

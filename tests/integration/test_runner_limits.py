@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,4 +183,24 @@ async def test_a_built_rpm_with_a_hostile_header_name_fails_the_build(
     results = api.kopers.paths.results
     assert not [p for p in results.rglob("*.rpm")], "nothing is published"
     assert not (results / "alice" / "kopersev").exists()
+    assert_vm_gone(pool)
+
+
+async def test_an_error_while_publishing_still_ends_the_task(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(api, make_srpm("kopers-unsigned", "1"))
+    # The project's GnuPG home turns into a file: signing fails with an OSError.
+    home = api.kopers.paths.keys / "alice" / "limits"
+    shutil.rmtree(home)
+    home.write_text("not a directory\n")
+    pool = FakeVmPool(tmp_path)
+    state = await run_task(api, pool, build_id)
+    assert state == BuildState.FAILED
+    task_state, reason, _ = await task(api, build_id)
+    assert task_state == BuildState.FAILED
+    assert reason.startswith("the results could not be published"), reason
+    channel = api.kopers.hub.get(build_id, CHROOT)
+    assert channel is None or channel.ended_at is not None  # viewers got their end
+    assert "kopers: task ended failed" in live_log(api, build_id).read_text()
     assert_vm_gone(pool)

@@ -194,3 +194,34 @@ async def test_a_single_build_is_not_starved_by_300(store: Store) -> None:
     # registration awaits one query, during which one more turnover may happen:
     # that is the "one slot turnover" the policy allows. Unfair would be ~300.
     assert position <= started_before + 1, (position, started_before)
+
+
+async def test_stopping_is_not_canceling_the_chain_resumes_at_the_next_start(
+    store: Store,
+) -> None:
+    pid = await project(store, "alice")
+    uid = (await store.get_user("alice")).id
+    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    b = await submit(store, pid, uid, ChainSpec(after_build_id=a), chroots=("debian-12-x86_64",))
+    runner = FakeRunner(store, hold=600)
+    sched = Scheduler(store, runner, slots=1)
+    loop = asyncio.create_task(sched.run())
+    async with asyncio.timeout(30):
+        while TaskKey(a, "debian-12-x86_64") not in runner.started:
+            await asyncio.sleep(0.01)
+    loop.cancel()  # what SIGTERM does to the scheduler: stop, not cancel builds
+    await asyncio.gather(loop, return_exceptions=True)
+    await asyncio.sleep(0.2)  # anything the stop would still settle, settles now
+
+    waiting = (await store.get_build(b)).tasks[0]
+    assert waiting.state == BuildState.WAITING, waiting.reason
+    assert (await store.get_build(a)).tasks[0].state == BuildState.RUNNING
+
+    again = FakeRunner(store)
+    restarted = asyncio.create_task(Scheduler(store, again, slots=1).run())
+    try:
+        await wait_all_finished(store, [a, b])
+    finally:
+        restarted.cancel()
+    assert [(await store.get_build(i)).state for i in (a, b)] == [BuildState.SUCCEEDED] * 2
+    assert again.started == [TaskKey(a, "debian-12-x86_64"), TaskKey(b, "debian-12-x86_64")]
