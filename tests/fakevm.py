@@ -4,9 +4,10 @@
 `FakeVm` with `BuilderVm`'s protocol: directories and files go in, the builder
 command runs with its output streamed line by line, the result directory is
 listed and its files fetched one by one, ports are "forwarded". The VM's file
-system is a scratch directory on the host. Its builder is `rpmbuild --rebuild`
-of the job's SRPM with the job's macros, in its own process group, standing in
-for the template's builder script: it prints the package's own build output,
+system is a scratch directory on the host. Its builder unpacks the job's SRPM,
+drops the spec's Vendor, Packager and dist lines and runs `rpmbuild -bb` with
+the job's macros, in its own process group, standing in for the template's
+builder script: it prints the package's own build output,
 says `kopers-builder: ...` and exits 1 when the package fails, and leaves the
 RPMs in the job's result directory.
 
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -119,12 +121,21 @@ class FakeVm:
             raise InfrastructureError(f"the fake VM runs only its builder, not {command!r}")
         job = json.loads(self._local(job_path).read_text())
         top = self.root / "rpmbuild"
-        argv = ["rpmbuild", "--rebuild", "--define", f"_topdir {top}"]
-        for macro, value in job["macros"].items():
-            argv += ["--define", f"{macro} {value}"]
+        defines = [f"--define={macro} {value}" for macro, value in job["macros"].items()]
+        # Unpack, drop the lines that would override the forced identity (as the
+        # template's builder does), build the binaries with the job's macros.
+        srpm = shlex.quote(str(self._local(job["srpm"])))
+        script = f"""set -e
+            rpm -i --force-debian --define "_topdir {top}" {srpm}
+            sed -i -E '/^\\s*(vendor|packager)\\s*:/Id; /^\\s*%(define|global)\\s+dist\\s/d' \\
+                {top}/SPECS/*.spec
+            rpmbuild -bb --define "_topdir {top}" {" ".join(map(shlex.quote, defines))} \\
+                {top}/SPECS/*.spec
+        """
         proc = await asyncio.create_subprocess_exec(
-            *argv,
-            self._local(job["srpm"]),
+            "bash",
+            "-c",
+            script,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -150,7 +161,7 @@ class FakeVm:
             await proc.stdout.read()
             await proc.wait()
         if code != 0:
-            await on_line(f"kopers-builder: rpmbuild --rebuild failed with exit code {code}")
+            await on_line(f"kopers-builder: rpmbuild -bb failed with exit code {code}")
             return 1
         out = self._local(job["result_dir"])
         out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ Nothing in it is trusted. This module:
   file exclusively and without following links, and stops reading a file at
   the byte budget that is left (a file may grow after it was listed);
 - does all of it within a deadline;
-- reads the manifest with a byte cap, in a thread.
+- reads the manifest with a byte cap, in a thread;
+- checks that every RPM carries the identity Kopers forced (`check_identity`).
 
 Anything else ends the task failed, with a reason that names the entry.
 The VM side speaks `list_dir` and `fetch` (kopers.vm.builder.BuilderVm).
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kopers.errors import BuildFailed
+from kopers.rpmfile import RpmInfo
 from kopers.vm.ssh import RemoteEntry
 
 MANIFEST = "manifest.txt"
@@ -41,6 +43,15 @@ class ResultLimits:
     max_files: int
     max_bytes: int
     deadline_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What every RPM of a build must say about itself."""
+
+    dist: str  # the forced %dist, which every Release ends with
+    vendor: str
+    package: str  # the source package's name
 
 
 class ResultSource(Protocol):
@@ -97,6 +108,25 @@ async def take_results(
             f"the build's results took longer than {limits.deadline_s:.0f} s to copy"
         ) from None
     return copied
+
+
+def check_identity(infos: list[RpmInfo], identity: Identity) -> None:
+    """BuildFailed unless every RPM carries the forced dist and Vendor. Pure."""
+    for info in infos:
+        nevra = info.nevra
+        if not nevra.release.endswith(identity.dist):
+            raise BuildFailed(
+                f"{nevra.filename}: its Release {nevra.release!r} does not end in {identity.dist}"
+            )
+        if info.vendor != identity.vendor:
+            raise BuildFailed(
+                f"{nevra.filename}: its Vendor is {info.vendor!r}, not {identity.vendor!r}"
+            )
+        if info.is_source and nevra.name != identity.package:
+            raise BuildFailed(
+                f"{nevra.filename}: the build returned a source package other than "
+                f"{identity.package}"
+            )
 
 
 async def read_manifest(path: Path) -> list[str]:

@@ -20,7 +20,14 @@ from kopers.build import job as jobs
 from kopers.build import scm
 from kopers.build.importer import fetch_srpm
 from kopers.build.repos import forward_repos, plan_repos
-from kopers.build.results import MANIFEST, ResultLimits, read_manifest, take_results
+from kopers.build.results import (
+    MANIFEST,
+    Identity,
+    ResultLimits,
+    check_identity,
+    read_manifest,
+    take_results,
+)
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
@@ -265,7 +272,12 @@ class Runner:
             raise BuildFailed(self._failure_reason(channel))
         if status != 0:
             raise BuildFailed(f"the builder exited with status {status}")
-        return await self._read_outcome(out, channel, workdir)
+        identity = Identity(
+            jobs.forced_dist(chroot, self.config.build.repo_tag),
+            jobs.vendor(build.owner, build.project),
+            self._package(build),
+        )
+        return await self._read_outcome(out, channel, workdir, identity)
 
     def _result_limits(self) -> ResultLimits:
         cfg = self.config.build
@@ -313,16 +325,20 @@ class Runner:
             await channel.append(f"kopers: {reason}; stopping the build")
             raise BuildFailed(reason) from None
 
-    async def _read_outcome(self, out: Path, channel: LogChannel, workdir: Path) -> Outcome:
+    async def _read_outcome(
+        self, out: Path, channel: LogChannel, workdir: Path, identity: Identity
+    ) -> Outcome:
         rpms = sorted(out.glob("*.rpm"))
         if not any(not p.name.endswith(".src.rpm") for p in rpms):
             raise BuildFailed("the builder reported success but produced no binary RPM")
         try:
-            built = [(await read_rpm(p)).nevra for p in rpms]
+            infos = [await read_rpm(p) for p in rpms]
         except BadRequest as exc:
             # The VM made these files: a header the host refuses is the build's fault.
             reason = f"the builder returned an RPM the host refuses: {exc.message}"
             raise BuildFailed(reason) from exc
+        check_identity(infos, identity)
+        built = [info.nevra for info in infos]
         manifest = await read_manifest(out / MANIFEST)
         logs = await self._collect_logs(channel, workdir)
         return Outcome(files=rpms + logs, built=built, manifest=manifest)

@@ -250,6 +250,19 @@ async def test_noarch_build_forces_identity(vm: Vm, tmp_path: Path) -> None:
     vm.built["noarch"] = rpm
 
 
+async def test_a_spec_without_dist_still_gets_the_forced_one(vm: Vm, tmp_path: Path) -> None:
+    spec = NOARCH_SPEC.replace("Release: 3%{?dist}", "Release: 4").replace(
+        "Name: kopers-e2e-noarch", "Name: kopers-e2e-nodist"
+    )
+    srpm = make_srpm(tmp_path, spec, {"hello.sh": "#!/bin/sh\necho hello\n"})
+    code, lines, results = await build_in_vm(vm, tmp_path, srpm)
+    assert code == 0, lines[-5:]
+    assert any("lacks %{?dist}; it gets .deb12.kopers" in line for line in lines)
+    (rpm,) = results.glob("kopers-e2e-nodist-*.noarch.rpm")
+    assert rpm_query(rpm, "%{RELEASE}") == f"4{DIST}"
+    assert list(results.glob(f"kopers-e2e-nodist-1.0-4{DIST}.src.rpm"))
+
+
 async def test_gcc_build_uses_system_provides(vm: Vm, tmp_path: Path) -> None:
     srpm = make_srpm(tmp_path, GCC_SPEC, {"hello.c": HELLO_C})
     code, lines, results = await build_in_vm(vm, tmp_path, srpm)

@@ -22,6 +22,7 @@ from kopers.models import BuildState
 from kopers.sched.graph import TaskKey
 from tests.fakevm import FakeVmPool
 from tests.integration.conftest import CHROOT, Api, create
+from tests.rpms import noarch_srpm
 
 pytestmark = pytest.mark.integration
 TICKS = 'for i in $(seq 1 {n}); do echo "tick $i of {n}"; sleep {pause}; done'
@@ -204,3 +205,17 @@ async def test_an_error_while_publishing_still_ends_the_task(
     assert channel is None or channel.ended_at is not None  # viewers got their end
     assert "kopers: task ended failed" in live_log(api, build_id).read_text()
     assert_vm_gone(pool)
+
+
+async def test_an_rpm_without_the_forced_dist_is_not_published(api: Api, tmp_path: Path) -> None:
+    # tests.rpms' spec says `Release: 1`, without %{?dist}. The template's builder
+    # appends it; this fake VM does not, so the host's own check must catch it.
+    build_id = await submit(api, noarch_srpm(tmp_path / "srpm", "kopers-nodist"))
+    (tmp_path / "vms").mkdir()
+    pool = FakeVmPool(tmp_path / "vms")
+    assert await run_task(api, pool, build_id) == BuildState.FAILED
+    _, reason, _ = await task(api, build_id)
+    assert reason == (
+        "kopers-nodist-1-1.noarch.rpm: its Release '1' does not end in .deb12.kopers"
+    ), reason
+    assert not list(api.kopers.paths.results.rglob("*.rpm"))

@@ -16,7 +16,8 @@ Job file (written by the Kopers host; this is the contract):
      "enable_net": false}
 
 Steps: install the SRPM into a fresh topdir; remove Vendor:, Packager: and
-%define/%global dist from the spec so the forced macros win; `dnf builddep`
+%define/%global dist from the spec so the forced macros win, and append
+%{?dist} to a Release that would not end in the forced dist; `dnf builddep`
 against the job's repos (when there are any); `rpmbuild -ba`; copy the RPMs and
 the rebuilt SRPM to result_dir with manifest.txt (the buildroot's packages).
 
@@ -50,6 +51,7 @@ MACROS = ("dist", "vendor", "packager")
 # Lines the packager may not set: they would override the identity Kopers forces.
 FORCED_LINE = re.compile(r"^\s*(?:(?:vendor|packager)\s*:|%(?:define|global)\s+dist\s)", re.I)
 REPO_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+RELEASE_LINE = re.compile(r"^(\s*release\s*:\s*)(\S.*?)(\s*)$", re.I)
 
 
 class JobError(Exception):
@@ -172,6 +174,33 @@ def force_identity(spec: Path) -> None:
         say(f"removed from {spec.name}: {line.strip()}")
 
 
+def force_dist(job: dict, spec: Path) -> None:
+    """Make the Release carry the forced dist even when the spec leaves out %{?dist}."""
+    dist = job["macros"]["dist"]
+    if not dist or spec_release(job, spec).endswith(dist):
+        return
+    lines = spec.read_text(errors="surrogateescape").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        match = RELEASE_LINE.match(line)
+        if match:
+            head, value, tail = match.groups()
+            lines[i] = f"{head}{value}%{{?dist}}{tail or chr(10)}"
+            spec.write_text("".join(lines), errors="surrogateescape")
+            say(f"{spec.name}: Release {value!r} lacks %{{?dist}}; it gets {dist}")
+            return
+    say(f"{spec.name} has no Release line to add {dist} to")
+
+
+def spec_release(job: dict, spec: Path) -> str:
+    """The Release the spec gives with the forced macros ('' if rpmspec cannot tell)."""
+    result = subprocess.run(
+        ["rpmspec", "-q", "--srpm", "--queryformat", "%{release}\n", *defines(job), str(spec)],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout else ""
+
+
 def write_repos(job: dict) -> None:
     shutil.rmtree(REPOSDIR, ignore_errors=True)
     REPOSDIR.mkdir(parents=True)
@@ -237,6 +266,7 @@ def build(job: dict) -> None:
     say(f"build {job['build_id']} for {job['chroot']}, network {network}")
     spec = install_srpm(job)
     force_identity(spec)
+    force_dist(job, spec)
     if job["repos"]:
         write_repos(job)
         builddep(job, spec)
