@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.server import Server  # noqa: E402
-from tests.e2e.webroot import WebRoot  # noqa: E402
 from tests.rpms import noarch_srpm  # noqa: E402
+from tests.webroot import WebRoot  # noqa: E402
 
 
 def when(text: str) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import service_dir
 from tests.e2e.server import Server
-from tests.e2e.webroot import WebRoot
+from tests.webroot import WebRoot
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ import pytest
 
 from tests.dnfroot import dnf
 from tests.e2e.server import CHROOT, Server
-from tests.e2e.webroot import WebRoot
 from tests.rpms import rpmbuild
+from tests.webroot import WebRoot
 
 pytestmark = pytest.mark.e2e
 

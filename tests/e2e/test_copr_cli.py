@@ -8,11 +8,9 @@ server and run in order; each VM boot is a real TCG (or KVM) boot.
 
 from __future__ import annotations
 
-import http.server
 import re
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import createrepo_c as cr
@@ -20,6 +18,7 @@ import pytest
 
 from tests.dnfroot import dnf
 from tests.e2e.server import CHROOT, Server
+from tests.webroot import WebRoot
 
 pytestmark = pytest.mark.e2e
 PROJECT = "skeleton"
@@ -45,24 +44,6 @@ def rpm_query(path: Path, fmt: str) -> str:
         text=True,
         check=True,
     ).stdout
-
-
-@pytest.fixture(scope="module")
-def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A plain HTTP server on 127.0.0.1 for SRPM-by-URL builds."""
-    root = tmp_path_factory.mktemp("http")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
 
 
 def test_create_list_get(server: Server, alice: str) -> None:
@@ -164,12 +145,10 @@ def test_failing_build_ends_failed_with_a_log_and_leaves_no_vm(
 
 
 def test_build_from_url(
-    server: Server, alice: str, make_srpm: Callable[..., Path], file_server: tuple[str, Path]
+    server: Server, alice: str, make_srpm: Callable[..., Path], webroot: WebRoot
 ) -> None:
-    base, root = file_server
-    srpm = make_srpm("kopers-fromurl", "2.0")
-    (root / srpm.name).write_bytes(srpm.read_bytes())
-    r = server.copr(alice, "build", PROJECT, f"{base}/{srpm.name}", "--nowait")
+    url = webroot.add(make_srpm("kopers-fromurl", "2.0"))
+    r = server.copr(alice, "build", PROJECT, url, "--nowait")
     assert r.returncode == 0, r.stderr
     build = server.wait_build(build_id_of(r.stdout))
     assert build["state"] == "succeeded", build

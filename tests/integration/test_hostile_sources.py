@@ -8,8 +8,6 @@ URL import, the SRPM made from git, and the built results) goes through
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from kopers.build.scm import checkout
 from kopers.errors import BadRequest
 from tests.integration.conftest import CHROOT, Api, create
 from tests.rpms import srpm_with_header_name
+from tests.webroot import WebRoot
 
 pytestmark = pytest.mark.integration
 HOSTILE = ["../00000057/hello", "../../../../x", ".kopers", "-rf"]
@@ -30,21 +29,11 @@ def files_under(root: Path) -> list[Path]:
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "web"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
+def web(tmp_path: Path) -> Iterator[WebRoot]:
+    (tmp_path / "web").mkdir()
+    root = WebRoot(tmp_path / "web")
+    yield root
+    root.close()
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -69,14 +58,12 @@ async def test_an_upload_with_a_hostile_header_name_is_refused(
 
 @pytest.mark.parametrize("name", HOSTILE[:2])
 async def test_a_url_import_with_a_hostile_header_name_is_refused(
-    web: tuple[str, Path], tmp_path: Path, name: str
+    web: WebRoot, tmp_path: Path, name: str
 ) -> None:
-    base, root = web
-    srpm = srpm_with_header_name(tmp_path / "srpm", name)
-    (root / "x.src.rpm").write_bytes(srpm.read_bytes())
+    url = web.add(srpm_with_header_name(tmp_path / "srpm", name))
     dest = tmp_path / "sources" / "00000001"
     with pytest.raises(BadRequest, match="name"):
-        await fetch_srpm(f"{base}/x.src.rpm", dest, 1 << 20)
+        await fetch_srpm(url, dest, 1 << 20)
     assert files_under(tmp_path / "sources") == []
 
 
