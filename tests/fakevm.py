@@ -129,7 +129,9 @@ class FakeVm:
             rpm -i --force-debian --define "_topdir {top}" {srpm}
             sed -i -E '/^\\s*(vendor|packager)\\s*:/Id; /^\\s*%(define|global)\\s+dist\\s/d' \\
                 {top}/SPECS/*.spec
-            rpmbuild -bb --define "_topdir {top}" {" ".join(map(shlex.quote, defines))} \\
+            mkdir -p {top}/tmp
+            rpmbuild -bb --define "_topdir {top}" --define "_tmppath {top}/tmp" \\
+                {" ".join(map(shlex.quote, defines))} \\
                 {top}/SPECS/*.spec
         """
         proc = await asyncio.create_subprocess_exec(
