@@ -54,7 +54,7 @@ def parse_query_line(line: str) -> RpmInfo:
         _check(label, value, _FIELD)
     _check("arch", arch, _ARCH)
     if not epoch.isascii() or not epoch.isdigit() or len(epoch) > 10:
-        raise BadRequest(f"the RPM header's epoch {_shown(epoch)} is not a number")
+        raise BadRequest(f"the RPM header's epoch {shown(epoch)} is not a number")
     nevra = Nevra(name, int(epoch), version, release, "src" if is_source else arch)
     if len(nevra.filename) > MAX_FILENAME:
         raise BadRequest("the RPM header's name, version and release are too long together")
@@ -64,15 +64,15 @@ def parse_query_line(line: str) -> RpmInfo:
 def _check(label: str, value: str, pattern: re.Pattern[str]) -> None:
     if len(value) > MAX_FIELD or not pattern.match(value):
         raise BadRequest(
-            f"the RPM header's {label} {_shown(value)} is not allowed: at most {MAX_FIELD} "
+            f"the RPM header's {label} {shown(value)} is not allowed: at most {MAX_FIELD} "
             "letters, digits and ._+~^- (not first: . or -)"
         )
 
 
-def _shown(value: str) -> str:
-    """A header value fit for a one-line message: printable, and short."""
+def shown(value: str, limit: int = 64) -> str:
+    """Untrusted text (a header field, a name a VM chose) fit for a one-line message."""
     text = value.encode("unicode_escape").decode("ascii")
-    return repr(text if len(text) <= 64 else text[:61] + "...")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 async def read_rpm(path: Path) -> RpmInfo:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kopers.errors import BuildFailed
-from kopers.rpmfile import RpmInfo
+from kopers.rpmfile import RpmInfo, shown
 from kopers.vm.ssh import RemoteEntry
 
 MANIFEST = "manifest.txt"
@@ -70,11 +70,11 @@ def check_listing(entries: list[RemoteEntry], limits: ResultLimits) -> list[Remo
             f"at most {limits.max_files} are taken"
         )
     for entry in entries:
-        shown = _shown(entry.name)
+        name = shown(entry.name, 80)
         if entry.kind != "file":
-            raise BuildFailed(f"the build's result {shown} is a {entry.kind}, not a regular file")
+            raise BuildFailed(f"the build's result {name} is a {entry.kind}, not a regular file")
         if entry.name != MANIFEST and not _RPM_NAME.match(entry.name):
-            raise BuildFailed(f"the build's result {shown} is neither an RPM nor {MANIFEST}")
+            raise BuildFailed(f"the build's result {name} is neither an RPM nor {MANIFEST}")
     total = sum(max(e.size, 0) for e in entries)
     if total > limits.max_bytes:
         raise BuildFailed(
@@ -98,7 +98,7 @@ async def take_results(
                 got = await vm.fetch(f"{remote_dir.rstrip('/')}/{entry.name}", local, budget)
                 if got > budget:
                     raise BuildFailed(
-                        f"the build's result {_shown(entry.name)} grew past the "
+                        f"the build's result {shown(entry.name, 80)} grew past the "
                         f"{limits.max_bytes} bytes the results may take"
                     )
                 budget -= got
@@ -145,9 +145,3 @@ async def read_manifest(path: Path) -> list[str]:
 def _read_capped(path: Path, cap: int) -> bytes:
     with path.open("rb") as handle:
         return handle.read(cap + 1)
-
-
-def _shown(name: str) -> str:
-    """A VM-chosen name, fit for a one-line reason."""
-    text = name.encode("unicode_escape", errors="replace").decode("ascii")
-    return repr(text if len(text) <= 80 else text[:77] + "...")
