@@ -9,6 +9,7 @@ and `KOPERS_PUBLIC_URL`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -54,11 +55,22 @@ class BuildConfig:
     # size, ends failed like one that runs past its timeout.
     silence_timeout_s: int = 3600
     max_log_mib: int = 256
-    # What one build may hand back out of its VM (see kopers/build/results.py).
+    # What one build may hand back out of its VM (see kopers/worker/results.py).
     max_result_mib: int = 4096
     max_result_files: int = 1000
     # Tasks one owner may run at once (0: no cap beyond the slots).
     owner_max_concurrent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    """Where builds and the host's fetches on a user's behalf may connect.
+
+    Loopback, link-local, private and the host's own addresses are refused
+    unless a network here allow-lists them (see kopers/net/policy.py).
+    """
+
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +157,7 @@ class Config:
     vm: VmConfig
     chroots: tuple[ChrootConfig, ...]
     source: Path | None  # the file it was read from, if any
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -186,6 +199,7 @@ DEFAULTS: dict[str, Any] = {
         "pools": [],
         "hosts": [],
     },
+    "network": {"allow": []},
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
     ],
@@ -276,7 +290,18 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         ),
         chroots=chroots,
         source=source,
+        network=_parse_network(data["network"]),
     )
+
+
+def _parse_network(section: Mapping[str, Any]) -> NetworkConfig:
+    allow = section.get("allow")
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise ConfigError('network.allow must be a list of networks such as "10.1.0.0/16"')
+    try:
+        return NetworkConfig(tuple(ipaddress.ip_network(a, strict=False) for a in allow))
+    except ValueError as exc:
+        raise ConfigError(f"network.allow: {exc}") from exc
 
 
 def default_data_dir() -> str:

@@ -114,5 +114,3 @@ def _acl_grants(path: Path, user: str) -> bool:
         perms = comment.split(":", 1)[1] if comment.startswith("effective:") else entry
         return perms.strip().endswith("x")
     return False
-
-

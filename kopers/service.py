@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from kopers.api.app import create_app
-from kopers.build.runner import Runner
 from kopers.builds import Builds
 from kopers.config import Config
 from kopers.db.database import Database, open_database
@@ -34,6 +33,7 @@ from kopers.publish.signing import Signer
 from kopers.sched.scheduler import Scheduler
 from kopers.submission import Submissions
 from kopers.vm.pool import VmPool
+from kopers.worker.runner import Runner
 
 log = logging.getLogger(__name__)
 

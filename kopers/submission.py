@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from kopers import access
-from kopers.build.scm import check_clone_url, check_committish, relative
 from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
@@ -25,6 +24,7 @@ from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.rpmfile import read_srpm
+from kopers.worker.scm import check_clone_url, check_committish, relative
 
 MAX_TIMEOUT = 48 * 3600
 

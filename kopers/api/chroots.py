@@ -18,9 +18,9 @@ from kopers import access
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
 from kopers.api.params import need
-from kopers.build.repos import plan_repos
 from kopers.errors import BadRequest
 from kopers.models import Project
+from kopers.worker.repos import plan_repos
 
 routes = web.RouteTableDef()
 

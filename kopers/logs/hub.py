@@ -89,6 +89,10 @@ class LogChannel:
                 await fh.write(text + "\n")
         self._fan_out(LogLine(number, text))
 
+    async def say(self, text: str) -> None:
+        """Append a line of Kopers' own (not the build's)."""
+        await self.append(f"kopers: {text}")
+
     def subscribe(self, from_line: int = 1) -> tuple[list[LogLine], Viewer | None]:
         """Backlog from `from_line`, plus a viewer for what comes next (None if ended).
 

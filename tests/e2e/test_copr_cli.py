@@ -236,9 +236,7 @@ def test_everything_survives_a_restart(server: Server, alice: str) -> None:
     assert r.returncode == 0 and "kopers-hello" in r.stdout
 
 
-def test_delete_build_takes_its_packages_out_of_the_repository(
-    server: Server, alice: str
-) -> None:
+def test_delete_build_takes_its_packages_out_of_the_repository(server: Server, alice: str) -> None:
     # The URL build above is the victim: one VM boot fewer than building another.
     builds = server.get(f"/api_3/build/list?ownername=alice&projectname={PROJECT}")["items"]
     build_id = next(

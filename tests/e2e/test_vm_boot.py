@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from kopers.build.results import ResultLimits, take_results
 from kopers.errors import BuildFailed, InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import domain_name, domain_prefix
 from kopers.vm.libvirt import LibvirtDriver, VmHandle
 from kopers.vm.probe import probe_domain_type
 from kopers.vm.template import TemplateImage, build_template, default_templates_root
+from kopers.worker.results import ResultLimits, take_results
 
 pytestmark = pytest.mark.e2e
 

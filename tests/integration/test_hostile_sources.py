@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kopers.build.importer import fetch_srpm
-from kopers.build.scm import checkout
 from kopers.errors import BadRequest
+from kopers.worker.importer import fetch_srpm
+from kopers.worker.scm import checkout
 from tests.integration.conftest import CHROOT, Api, create
 from tests.rpms import srpm_with_header_name
 from tests.webroot import WebRoot

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kopers.build.runner import Runner
 from kopers.models import BuildState
 from kopers.sched.graph import TaskKey
+from kopers.worker.runner import Runner
 from tests.fakevm import FakeVmPool
 from tests.integration.conftest import CHROOT, Api, create
 from tests.rpms import noarch_srpm

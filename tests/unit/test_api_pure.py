@@ -8,10 +8,10 @@ from kopers import tokens
 from kopers.api.auth import parse_basic
 from kopers.api.dnfrepo import pick_chroot
 from kopers.api.results import listing
-from kopers.build.job import RepoRef, render_job
 from kopers.config import ChrootConfig
 from kopers.models import Build, BuildState, SourceType
 from kopers.rpmfile import looks_like_rpm, parse_query_line
+from kopers.worker.job import RepoRef, render_job
 
 
 def test_parse_basic() -> None:

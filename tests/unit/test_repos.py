@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kopers.build.repos import forward_repos, plan_repos
 from kopers.errors import BadRequest
 from kopers.models import Project
 from kopers.submission import parse_chain
+from kopers.worker.repos import forward_repos, plan_repos
 
 
 def project(repos: tuple[str, ...]) -> Project:

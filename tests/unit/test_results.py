@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kopers.build.results import Identity, ResultLimits, check_identity, check_listing
 from kopers.errors import BuildFailed
 from kopers.models import Nevra
 from kopers.rpmfile import RpmInfo
 from kopers.vm.ssh import RemoteEntry
+from kopers.worker.results import Identity, ResultLimits, check_identity, check_listing
 
 LIMITS = ResultLimits(max_files=3, max_bytes=1000, deadline_s=60)
 IDENTITY = Identity(".deb12.kopers", "Kopers alice/tools", "hello")

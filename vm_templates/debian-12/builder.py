@@ -13,7 +13,11 @@ Job file (written by the Kopers host; this is the contract):
                 "packager": "alice via Kopers"},
      "repos": [{"id": "copr_base", "name": "alice/proj", "baseurl": "http://...",
                 "gpgcheck": false, "gpgkey": "optional URL"}],
-     "enable_net": false}
+     "enable_net": false, "proxy": null}
+
+With "enable_net", "proxy" is the URL of Kopers' egress proxy as the VM sees
+it (forwarded over the build's SSH connection): the VM has no other way out,
+and the build gets it as http_proxy/https_proxy.
 
 Steps: install the SRPM into a fresh topdir; remove Vendor:, Packager: and
 %define/%global dist from the spec so the forced macros win, and append
@@ -264,6 +268,11 @@ def build(job: dict) -> None:
     result_dir.mkdir(parents=True, exist_ok=True)
     network = "on" if job["enable_net"] else "off"
     say(f"build {job['build_id']} for {job['chroot']}, network {network}")
+    proxy = job.get("proxy")
+    if job["enable_net"] and isinstance(proxy, str) and proxy:
+        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            os.environ[name] = proxy
+        os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     spec = install_srpm(job)
     force_identity(spec)
     force_dist(job, spec)

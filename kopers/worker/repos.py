@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from kopers.build.job import RepoRef
 from kopers.models import Project
+from kopers.worker.job import RepoRef
 
 _COPR = re.compile(r"^copr://(@?[A-Za-z0-9_.-]+)/([A-Za-z0-9_.+-]+)/?$")
 

@@ -1,9 +1,10 @@
-"""The per-task pipeline: one chroot of one build, in one fresh VM.
+"""The per-chroot pipeline: one chroot of one build, in one fresh VM.
 
 Written as a straight script of steps. Retry, cancel and failure travel as
 exceptions: an InfrastructureError (VM, SSH, host) is retried on a fresh VM,
 BuildFailed (the package's own fault) is final, and cancellation arrives as
-asyncio.CancelledError. The VM is destroyed on every path.
+asyncio.CancelledError. The VM is destroyed on every path, and every path
+ends the task: in Postgres, in its log channel, and for its viewers.
 """
 
 from __future__ import annotations
@@ -16,33 +17,22 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopers.build import job as jobs
-from kopers.build import scm
-from kopers.build.importer import fetch_srpm
-from kopers.build.repos import forward_repos, plan_repos
-from kopers.build.results import (
-    MANIFEST,
-    Identity,
-    ResultLimits,
-    check_identity,
-    read_manifest,
-    take_results,
-)
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
 from kopers.logs.hub import LogChannel, LogHub
-from kopers.logs.watchdog import Limits, Watchdog
-from kopers.models import Build, BuildState, Nevra, SourceType
+from kopers.models import Build, BuildState, Nevra
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
-from kopers.rpmfile import RpmInfo, read_rpm, read_srpm
-from kopers.sched.graph import SOURCE, TaskKey
-from kopers.vm.pool import BuilderVm, VmPool
+from kopers.rpmfile import read_rpm
+from kopers.vm.pool import VmPool
+from kopers.worker import job as jobs
+from kopers.worker.repos import forward_repos, plan_repos
+from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest, take_results
+from kopers.worker.session import failure_reason, result_limits, run_builder
 
 log = logging.getLogger(__name__)
 
-EXIT_BUILD_FAILED = 1
 RETRY_PAUSE_S = 3
 
 
@@ -53,7 +43,7 @@ class Outcome:
     manifest: list[str]
 
 
-class Runner:
+class ChrootPipeline:
     def __init__(
         self,
         config: Config,
@@ -70,96 +60,7 @@ class Runner:
         self.publisher = publisher
         self.vms = vms
 
-    async def run(self, key: TaskKey) -> BuildState:
-        if key.is_source:
-            return await self._import_source(key.build_id)
-        return await self._build_chroot(key.build_id, key.chroot)
-
-    # the source step ---------------------------------------------------------
-
-    async def _import_source(self, build_id: int) -> BuildState:
-        build = await self.store.get_build(build_id)
-        url = str(build.source.get("url") or build.source.get("clone_url", ""))
-        try:
-            if build.source_type == SourceType.SCM:
-                await self.store.set_source_state(build_id, BuildState.RUNNING)
-                path, info = await self._srpm_from_git(build)
-            else:
-                await self.store.set_source_state(build_id, BuildState.IMPORTING)
-                path, info = await fetch_srpm(
-                    url, self.paths.source_dir(build_id), self.config.server.max_upload_mib << 20
-                )
-        except KopersError as exc:
-            log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
-            await self.store.set_source_state(build_id, BuildState.FAILED)
-            for task in build.tasks:
-                await self.store.skip_task(
-                    build_id, task.chroot, f"source import failed: {exc.message}"
-                )
-            return BuildState.FAILED
-        await self.store.set_source(
-            build_id,
-            info.nevra.name,
-            f"{info.nevra.version}-{info.nevra.release}",
-            path.name,
-            BuildState.SUCCEEDED,
-        )
-        return BuildState.SUCCEEDED
-
-    async def _srpm_from_git(self, build: Build) -> tuple[Path, RpmInfo]:
-        """Clone on the host, make the SRPM in a builder VM of the build's first chroot."""
-        src = build.source
-        chroot = self.config.chroot(build.tasks[0].chroot) if build.tasks else None
-        if chroot is None or not chroot.enabled:
-            raise BuildFailed("the build has no chroot this server can build in")
-        channel = self.hub.open(build.id, SOURCE)
-        workdir = self.paths.work / f"{build.id:08d}-source"
-        try:
-            await channel.append(
-                f"kopers: cloning {src['clone_url']} {src.get('committish') or ''}"
-            )
-            commit = await scm.checkout(
-                str(src["clone_url"]), str(src.get("committish") or ""), workdir / "tree"
-            )
-            await channel.append(f"kopers: checked out commit {commit}")
-            sources, spec = scm.locate_spec(
-                workdir / "tree", str(src.get("subdirectory") or ""), str(src.get("spec") or "")
-            )
-            job = {
-                "mode": "srpm",
-                "build_id": build.id,
-                "chroot": chroot.name,
-                "spec": f"{jobs.SRC_DIR}/{spec.relative_to(sources)}",
-                "sources": jobs.SRC_DIR,
-                "result_dir": jobs.OUT_DIR,
-            }
-            async with self.vms.builder(chroot.template, f"{build.id}-source") as vm:
-                await vm.mkdirs(jobs.OUT_DIR)
-                await vm.put(sources, jobs.SRC_DIR)
-                await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
-                status = await self._run_builder(vm, channel, build.timeout)
-                if status == 0:
-                    await take_results(vm, jobs.OUT_DIR, workdir / "out", self._result_limits())
-            srpms = sorted((workdir / "out").glob("*.src.rpm"))
-            if status != 0 or len(srpms) != 1:
-                raise BuildFailed(self._failure_reason(channel))
-            info = await read_srpm(srpms[0])
-            dest = self.paths.source_dir(build.id)
-            dest.mkdir(parents=True, exist_ok=True)
-            final = dest / info.nevra.filename
-            shutil.move(srpms[0], final)
-            channel.close(BuildState.SUCCEEDED, None)
-            return final, info
-        except KopersError as exc:
-            await channel.append(f"kopers: the source build failed: {exc.message}")
-            channel.close(BuildState.FAILED, exc.message)
-            raise
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    # a chroot task -----------------------------------------------------------
-
-    async def _build_chroot(self, build_id: int, chroot_name: str) -> BuildState:
+    async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
         chroot = self.config.chroot(chroot_name)
         channel = self.hub.open(build_id, chroot_name)
@@ -196,10 +97,10 @@ class Runner:
             # Either the user canceled (the store already says so) or Kopers is
             # stopping: then the task runs again at the next start, continuing this log.
             if await self._canceled(build_id):
-                await channel.append("kopers: build canceled by the user; its VM is destroyed")
+                await channel.say("build canceled by the user; its VM is destroyed")
                 channel.close(BuildState.CANCELED, "canceled by the user")
             else:
-                await channel.append("kopers: Kopers is stopping; this task runs again at start")
+                await channel.say("Kopers is stopping; this task runs again at start")
             raise
         except Exception as exc:
             # Anything else (a bug, the store, the disk): the task must still end,
@@ -217,15 +118,11 @@ class Runner:
         limit = self.config.build.max_attempts
         for attempt in range(1, limit + 1):
             await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
-            await channel.append(
-                f"kopers: attempt {attempt} of {limit} on a fresh {chroot.template} VM"
-            )
+            await channel.say(f"attempt {attempt} of {limit} on a fresh {chroot.template} VM")
             try:
                 return await self._attempt(build, chroot, channel, workdir)
             except InfrastructureError as exc:
-                await channel.append(
-                    f"kopers: attempt {attempt} failed (infrastructure): {exc.message}"
-                )
+                await channel.say(f"attempt {attempt} failed (infrastructure): {exc.message}")
                 log.warning(
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
                 )
@@ -247,7 +144,7 @@ class Runner:
         extra = await self.store.chroot_repos(project.id, chroot.name)
         plans, notes = plan_repos(project, chroot.name, self._repo_server(), extra)
         for note in notes:
-            await channel.append(f"kopers: repository {note.url} left out: {note.reason}")
+            await channel.say(f"repository {note.url} left out: {note.reason}")
         async with self.vms.builder(
             chroot.template, f"{build.id}-{chroot.name}", allow_network=project.enable_net
         ) as vm:
@@ -264,14 +161,12 @@ class Runner:
             await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
             await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
             await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
-            status = await self._run_builder(vm, channel, build.timeout)
+            status = await run_builder(vm, channel, build.timeout, self.config.build)
             out = workdir / "out"
             if status == 0:
-                await take_results(vm, jobs.OUT_DIR, out, self._result_limits())
-        if status == EXIT_BUILD_FAILED:
-            raise BuildFailed(self._failure_reason(channel))
+                await take_results(vm, jobs.OUT_DIR, out, result_limits(self.config.build))
         if status != 0:
-            raise BuildFailed(f"the builder exited with status {status}")
+            raise BuildFailed(failure_reason(status))
         identity = Identity(
             jobs.forced_dist(chroot, self.config.build.repo_tag),
             jobs.vendor(build.owner, build.project),
@@ -279,51 +174,10 @@ class Runner:
         )
         return await self._read_outcome(out, channel, workdir, identity)
 
-    def _result_limits(self) -> ResultLimits:
-        cfg = self.config.build
-        # Copying runs at disk or loopback speed; a deadline of a second per
-        # 8 MiB (and at least ten minutes) stops only a stuck or endless copy.
-        deadline = max(600.0, cfg.max_result_mib / 8)
-        return ResultLimits(cfg.max_result_files, cfg.max_result_mib << 20, deadline)
-
     def _repo_server(self) -> tuple[str, int]:
         """Where this Kopers serves /results/, as seen from this host."""
         host = self.config.server.host
         return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, self.config.server.port)
-
-    async def _run_builder(self, vm: BuilderVm, channel: LogChannel, timeout: int) -> int:
-        """Run the builder, streaming its lines, within its time, silence and size limits.
-
-        A breached limit ends the build failed (BuildFailed): the caller leaves
-        the VM's context, which destroys the VM and the builder with it.
-        """
-        loop = asyncio.get_running_loop()
-        cfg = self.config.build
-        limits = Limits(timeout, cfg.silence_timeout_s, cfg.max_log_mib << 20)
-        watch = Watchdog(limits, loop.time())
-        await channel.append(
-            f"kopers: builder started on {vm.name} ({vm.origin} VM, ready {vm.waited_s:.1f} s "
-            f"after it was asked for); timeout {timeout} s, silence limit "
-            f"{cfg.silence_timeout_s} s, log limit {cfg.max_log_mib} MiB"
-        )
-        try:
-            async with asyncio.timeout_at(watch.deadline()) as scope:
-
-                async def on_line(line: str) -> None:
-                    breach = watch.saw(line, loop.time())
-                    if breach is not None:
-                        await channel.append(f"kopers: {breach.reason}; stopping the build")
-                        raise BuildFailed(breach.reason)
-                    await channel.append(line)
-                    scope.reschedule(watch.deadline())
-
-                return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
-        except TimeoutError:
-            # The timer fired at the deadline (give or take the clock's resolution).
-            breach = watch.breach_at(max(loop.time(), watch.deadline()))
-            reason = breach.reason if breach else f"the build ran past its limits ({timeout} s)"
-            await channel.append(f"kopers: {reason}; stopping the build")
-            raise BuildFailed(reason) from None
 
     async def _read_outcome(
         self, out: Path, channel: LogChannel, workdir: Path, identity: Identity
@@ -378,7 +232,7 @@ class Runner:
         result_dir = self.publisher.layout.build_dir(
             build.owner, build.project, chroot, build.id, self._package(build)
         )
-        await channel.append(f"kopers: task ended {state}" + (f": {reason}" if reason else ""))
+        await channel.say(f"task ended {state}" + (f": {reason}" if reason else ""))
         await self.store.finish_task(
             build.id,
             chroot,
@@ -400,14 +254,6 @@ class Runner:
     @staticmethod
     def _package(build: Build) -> str:
         return build.package_name or "unknown"
-
-    @staticmethod
-    def _failure_reason(channel: LogChannel) -> str:
-        """The builder's last line names the failing command; use it as the reason."""
-        for line in reversed(channel.lines):
-            if line.startswith("kopers-builder:"):
-                return line.removeprefix("kopers-builder:").strip()
-        return "the package failed to build; see build.log"
 
 
 def _cause(exc: BaseException) -> str:

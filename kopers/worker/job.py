@@ -61,6 +61,7 @@ def render_job(
     srpm_name: str,
     repos: tuple[RepoRef, ...] = (),
     enable_net: bool = False,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
     return {
         "build_id": build.id,
@@ -74,4 +75,6 @@ def render_job(
         },
         "repos": [repo_json(r) for r in repos],
         "enable_net": enable_net,
+        # The egress proxy as the VM sees it; the VM has no other way out.
+        "proxy": proxy if enable_net else None,
     }

@@ -1,0 +1,70 @@
+"""One run of the builder in a VM, held to its limits: time, silence, log size.
+
+Shared by the source step and the per-chroot pipeline. The builder's lines go
+to the task's log channel as the build's own; Kopers' notes about the run go
+in as Kopers' lines. A breached limit raises BuildFailed: the caller leaves the
+VM's context, which destroys the VM and the builder with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kopers.config import BuildConfig
+from kopers.errors import BuildFailed
+from kopers.logs.hub import LogChannel
+from kopers.logs.watchdog import Limits, Watchdog
+from kopers.vm.pool import BuilderVm
+from kopers.worker import job as jobs
+from kopers.worker.results import ResultLimits
+
+
+async def run_builder(vm: BuilderVm, channel: LogChannel, timeout: int, cfg: BuildConfig) -> int:
+    """The builder's exit status; BuildFailed when it breaches a limit."""
+    loop = asyncio.get_running_loop()
+    limits = Limits(timeout, cfg.silence_timeout_s, cfg.max_log_mib << 20)
+    watch = Watchdog(limits, loop.time())
+    await channel.say(
+        f"builder started on {vm.name} ({vm.origin} VM, ready {vm.waited_s:.1f} s "
+        f"after it was asked for); timeout {timeout} s, silence limit "
+        f"{cfg.silence_timeout_s} s, log limit {cfg.max_log_mib} MiB"
+    )
+    try:
+        async with asyncio.timeout_at(watch.deadline()) as scope:
+
+            async def on_line(line: str) -> None:
+                breach = watch.saw(line, loop.time())
+                if breach is not None:
+                    await channel.say(f"{breach.reason}; stopping the build")
+                    raise BuildFailed(breach.reason)
+                await channel.append(line)
+                scope.reschedule(watch.deadline())
+
+            return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
+    except TimeoutError:
+        # The timer fired at the deadline (give or take the clock's resolution).
+        breach = watch.breach_at(max(loop.time(), watch.deadline()))
+        reason = breach.reason if breach else f"the build ran past its limits ({timeout} s)"
+        await channel.say(f"{reason}; stopping the build")
+        raise BuildFailed(reason) from None
+
+
+def result_limits(cfg: BuildConfig) -> ResultLimits:
+    """What one run may hand back, from the [build] settings."""
+    # Copying runs at disk or loopback speed; a deadline of a second per
+    # 8 MiB (and at least ten minutes) stops only a stuck or endless copy.
+    deadline = max(600.0, cfg.max_result_mib / 8)
+    return ResultLimits(cfg.max_result_files, cfg.max_result_mib << 20, deadline)
+
+
+def failure_reason(status: int) -> str:
+    """The reason of a failed run, from the builder's exit status alone.
+
+    The build runs as root and can print anything, so nothing it prints
+    becomes the reason.
+    """
+    if status == 1:
+        return "the package failed to build; see build.log"
+    if status == 2:
+        return "the builder refused its job file (a Kopers or template bug)"
+    return f"the builder exited with status {status}"
