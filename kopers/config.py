@@ -475,6 +475,9 @@ def _env_value(text: str, current: Any) -> Any:
         if text.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"expected a boolean, got {text!r}")
+    if isinstance(current, list):
+        # KOPERS_NETWORK_ALLOW="10.1.0.0/16,192.168.5.0/24"
+        return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(current, int):
         try:
             return int(text)

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kopers import access
+from kopers.builds import remove_sources
 from kopers.config import Config
 from kopers.db.store import Store
 from kopers.errors import BadRequest
 from kopers.models import Project, User
+from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.submission import MAX_TIMEOUT
 
@@ -136,8 +138,9 @@ class Projects:
 
     async def expire(self, project: Project) -> None:
         """Delete a temporary project whose time is up (no user: the server does it)."""
-        await self.store.delete_project(project.id)
+        gone = await self.store.delete_project(project.id)
         await self.publisher.remove_project(project.owner, project.name)
+        await remove_sources(DataPaths(self.config.data_dir), gone)
 
     async def delete(
         self,
@@ -151,5 +154,6 @@ class Projects:
         )
         if before is not None:
             await before()
-        await self.store.delete_project(project.id)
+        gone = await self.store.delete_project(project.id)
         await self.publisher.remove_project(project.owner, project.name)
+        await remove_sources(DataPaths(self.config.data_dir), gone)

@@ -47,7 +47,7 @@ def parse_query_line(line: str) -> RpmInfo:
     """Parse one line of `_QF` output (pure; split out for unit tests)."""
     fields = line.rstrip("\n").split("\t")
     if len(fields) != 7:
-        raise BadRequest(f"unexpected rpm query output: {line!r}")
+        raise BadRequest(f"unexpected rpm query output: {shown(line)}")
     name, epoch, version, release, arch, sourcerpm, vendor = fields
     is_source = sourcerpm == "(none)"
     for label, value in (("name", name), ("version", version), ("release", release)):

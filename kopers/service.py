@@ -17,13 +17,16 @@ from typing import Any
 from aiohttp import web
 
 from kopers.api.app import create_app
-from kopers.builds import Builds
+from kopers.builds import Builds, sweep_orphan_sources
 from kopers.config import Config
 from kopers.db.database import Database, open_database
 from kopers.db.migrations import migrate
 from kopers.db.store import Store
+from kopers.db.transitions import TransitionRefused
 from kopers.logs.hub import LogHub
 from kopers.models import Build, User
+from kopers.net.local import address_policy
+from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.projects import Projects
 from kopers.publish.layout import Layout
@@ -54,6 +57,7 @@ class Kopers:
     projects: Projects
     builds: Builds
     submissions: Submissions
+    proxy: EgressProxy  # the way out for builds with network access
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def audit(
@@ -91,7 +95,8 @@ class Kopers:
             log.info("deleting temporary project %s: it expired", project.full_name)
             for build in await self.store.list_builds(project.id, None, None, 0):
                 if not build.state.finished:
-                    await self.store.cancel_build(build.id)
+                    with contextlib.suppress(TransitionRefused):  # it ended meanwhile
+                        await self.store.cancel_build(build.id)
                     await self.scheduler.cancel(build.id)
             await self.projects.expire(project)
             await self.audit(None, None, "project.expire", project.full_name, {})
@@ -107,6 +112,8 @@ class Kopers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        # After the loops: the scheduler's builds are gone, so are their exchanges.
+        await self.proxy.close()
         await self.vms.close()
         await self.db.close()
 
@@ -136,7 +143,8 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     publisher = Publisher(layout, Signer(paths.keys), RepoUpdater())
     hub = LogHub(paths.live_logs)
     vms = VmPool(config, paths, enabled=with_vms)
-    runner = Runner(config, paths, store, hub, publisher, vms)
+    proxy = EgressProxy(address_policy(config.network))
+    runner = Runner(config, paths, store, hub, publisher, vms, proxy)
     scheduler = Scheduler(
         store, runner, vms.capacity, owner_cap=config.build.owner_max_concurrent or None
     )
@@ -151,8 +159,9 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         vms=vms,
         scheduler=scheduler,
         projects=Projects(config, store, publisher),
-        builds=Builds(store, scheduler, publisher),
+        builds=Builds(store, scheduler, publisher, paths),
         submissions=Submissions(config, paths, store, publisher),
+        proxy=proxy,
     )
 
 
@@ -160,9 +169,13 @@ async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -
     """Run Kopers until cancelled (SIGINT/SIGTERM in the CLI)."""
     kopers = await open_kopers(config)
     kopers.paths.clear_scratch()  # only this process writes there, and it is just starting
+    await sweep_orphan_sources(kopers.store, kopers.paths)  # before any submission
     runner = web.AppRunner(create_app(kopers), access_log=None)
     try:
         await kopers.vms.start()
+        # Listening before the scheduler runs, so the first build finds it.
+        await kopers.proxy.start()
+        kopers.supervise("egress-proxy", kopers.proxy.serve)
         kopers.supervise("vm-pool-refill", kopers.vms.refill)
         kopers.supervise("scheduler", kopers.scheduler.run)
         kopers.supervise("project-reaper", kopers.reap_expired_projects)

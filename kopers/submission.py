@@ -3,6 +3,10 @@
 Everything that can be wrong with a submission is found before a row is
 written, and the rows and the stored source package commit together, so a
 rejected or failed submission leaves nothing behind.
+
+A project's storage quota covers its results and its builds' stored source
+packages (`usage`). A submission is refused when the project is at its quota,
+or when the uploaded source package would take it over.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from kopers.errors import BadRequest, Forbidden, NotFound
 from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
+from kopers.publish.usage import SourceSizes, StorageUsage
 from kopers.rpmfile import read_srpm
 from kopers.worker.scm import check_clone_url, check_committish, relative
 
 MAX_TIMEOUT = 48 * 3600
+# Source states after which nothing writes to a build's source directory. Not
+# canceled: a canceled source step may still be stopping.
+_SOURCE_ENDED = frozenset({BuildState.SUCCEEDED, BuildState.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +117,36 @@ class Submissions:
         self.paths = paths
         self.store = store
         self.publisher = publisher
+        self.source_sizes = SourceSizes(paths.source_dir)
 
-    async def check(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Project:
-        """Copr's check-before-build: project exists, user may build, options are valid."""
+    async def check(
+        self,
+        user: User,
+        owner: str,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        incoming_bytes: int = 0,
+    ) -> Project:
+        """Copr's check-before-build: project exists, user may build, options are valid.
+
+        The project must also have room for `incoming_bytes` (an uploaded source).
+        """
         project = await self.store.get_project(owner, name)
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
         options = self._options(data, project)
         await self._check_batch(user, project, options.chain)
-        await self._check_quota(project)
+        await self._check_quota(project, incoming_bytes)
         return project
+
+    async def usage(self, project: Project) -> StorageUsage:
+        """The bytes a project stores: its results tree and its builds' sources."""
+        results = await self.publisher.usage(project.owner, project.name)
+        builds = await self.store.sources_of_project(project.id)
+        sources = await self.source_sizes.total(
+            project.id, [(b, state in _SOURCE_ENDED) for b, state in builds]
+        )
+        return StorageUsage(results, sources)
 
     async def _check_batch(self, user: User, project: Project, chain: ChainSpec) -> None:
         """A batch joins or follows only builds the submitter may build next to.
@@ -150,15 +179,28 @@ class Submissions:
         """Build options, the timeout defaulting to the project's, then the server's."""
         return parse_options(data, project, project.build_timeout or self.config.build.timeout_s)
 
-    async def _check_quota(self, project: Project) -> None:
+    async def _check_quota(self, project: Project, incoming: int) -> None:
+        """Refuse a build the project has no room for.
+
+        A source fetched from a URL or made from git has no size yet (0): it is
+        refused only when the project is already at its quota, since it adds
+        bytes of its own. Its step is bounded by the server's upload limit.
+        """
         if project.quota_mib is None:
             return
-        used = await self.publisher.usage(project.owner, project.name)
-        if used > project.quota_mib << 20:
+        limit = project.quota_mib << 20
+        used = (await self.usage(project)).total
+        advice = "delete builds or raise the quota before building again."
+        if used >= limit:
             raise BadRequest(
                 f"Project {project.full_name} is over its storage quota "
-                f"({used / 2**20:.1f} MiB used of {project.quota_mib} MiB); "
-                "delete builds or raise the quota before building again."
+                f"({_mib(used)} MiB used of {project.quota_mib} MiB); {advice}"
+            )
+        if used + incoming > limit:
+            raise BadRequest(
+                f"This build would take project {project.full_name} over its storage quota: "
+                f"its source package takes {_mib(incoming)} MiB and "
+                f"{_mib(used)} MiB of {project.quota_mib} MiB are used; {advice}"
             )
 
     async def from_upload(
@@ -166,7 +208,8 @@ class Submissions:
     ) -> Build:
         """A build from an uploaded SRPM that has been spooled to `spooled`."""
         try:
-            project = await self.check(user, owner, name, data)
+            size = spooled.stat().st_size
+            project = await self.check(user, owner, name, data, incoming_bytes=size)
             options = self._options(data, project)
             info = await read_srpm(spooled)
             new = NewBuild(
@@ -302,6 +345,10 @@ class Submissions:
             is_background=options.background,
         )
         return await self.store.create_build(new)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f}"
 
 
 @dataclass(frozen=True, slots=True)

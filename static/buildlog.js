@@ -3,8 +3,11 @@
 // Each chroot's <section class="live-log"> follows /ws/builds/<id>/<chroot>/log
 // (protocol: kopers/api/websocket.py). Lines are numbered; after a dropped
 // connection the viewer reconnects with ?from=<next line>, so the log has no
-// gap and no duplicate. It scrolls along while the view is at the bottom and
-// "follow" is ticked; scrolling up stops that until you scroll back down.
+// gap and no duplicate. Kopers' own lines are shown apart (class "kopers-line")
+// because the server says they are Kopers' ("kopers" in each message), never
+// because of what their text looks like: the build can print anything. It
+// scrolls along while the view is at the bottom and "follow" is ticked;
+// scrolling up stops that until you scroll back down.
 // The chroot and build states are refreshed from the Copr API until the end.
 "use strict";
 
@@ -32,13 +35,30 @@
       return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     }
 
-    function addLines(first, lines) {
+    function addLines(first, lines, kopers) {
       // Skip anything already shown (a resumed stream never repeats, but be safe).
       const skip = Math.max(0, next - first);
       const fresh = lines.slice(skip);
       if (!fresh.length) return;
       const stick = followBox.checked && atBottom();
-      pre.appendChild(document.createTextNode(fresh.join("\n") + "\n"));
+      const own = new Set((kopers || []).map(function (i) { return i - skip; }));
+      const part = document.createDocumentFragment();
+      let plain = [];
+      fresh.forEach(function (text, i) {
+        if (!own.has(i)) {
+          plain.push(text);
+          return;
+        }
+        if (plain.length) part.appendChild(document.createTextNode(plain.join("\n") + "\n"));
+        plain = [];
+        const span = document.createElement("span");
+        span.className = "kopers-line";
+        span.textContent = text;
+        part.appendChild(span);
+        part.appendChild(document.createTextNode("\n"));
+      });
+      if (plain.length) part.appendChild(document.createTextNode(plain.join("\n") + "\n"));
+      pre.appendChild(part);
       next = first + skip + fresh.length;
       count.textContent = (next - 1) + " lines";
       if (stick) pre.scrollTop = pre.scrollHeight;
@@ -60,7 +80,7 @@
       ws.onmessage = function (event) {
         const msg = JSON.parse(event.data);
         if (msg.type === "lines") {
-          addLines(msg.first, msg.lines);
+          addLines(msg.first, msg.lines, msg.kopers);
         } else if (msg.type === "waiting") {
           showStatus("waiting for the build to start (" + msg.state + ")");
         } else if (msg.type === "end") {
@@ -72,7 +92,7 @@
       };
       ws.onclose = function (event) {
         if (ended) return;
-        // 4000: we were too slow; anything else: the server restarted or the network blinked.
+        // The server restarted or the network blinked: resume after the last line shown.
         showStatus("reconnecting" + (event.reason ? " (" + event.reason + ")" : ""));
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);

@@ -7,9 +7,11 @@ listed and its files fetched one by one, ports are "forwarded". The VM's file
 system is a scratch directory on the host. Its builder unpacks the job's SRPM,
 drops the spec's Vendor, Packager and dist lines and runs `rpmbuild -bb` with
 the job's macros, in its own process group, standing in for the template's
-builder script: it prints the package's own build output,
-says `kopers-builder: ...` and exits 1 when the package fails, and leaves the
-RPMs in the job's result directory.
+builder script: it prints the package's own build output, says
+`kopers-builder: ...` and ends with the builder's status for the step that
+failed (BuilderStatus), and leaves the RPMs in the job's result directory.
+Like SshSession.run, its run ends with the builder's exit status, whatever
+the build left running with the output still open.
 
 What a real VM adds (booting, SSH, dnf builddep, isolation) is not here: the
 runner's limits, retries, cancel, failure reports and publishing are.
@@ -28,6 +30,7 @@ import shlex
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopers.errors import InfrastructureError
-from kopers.vm.ssh import RemoteEntry
+from kopers.vm.ssh import LineSplitter, RemoteEntry
+from kopers.worker.session import BuilderStatus
 
 BUILDER = "/usr/local/bin/kopers-builder"
 
@@ -124,47 +128,48 @@ class FakeVm:
         defines = [f"--define={macro} {value}" for macro, value in job["macros"].items()]
         # Unpack, drop the lines that would override the forced identity (as the
         # template's builder does), build the binaries with the job's macros.
+        # Each step that fails ends the script with the builder's status for it.
         srpm = shlex.quote(str(self._local(job["srpm"])))
-        script = f"""set -e
-            rpm -i --force-debian --define "_topdir {top}" {srpm}
+        script = f"""
+            rpm -i --force-debian --define "_topdir {top}" {srpm} \\
+                || exit {BuilderStatus.UNPACK_FAILED:d}
             sed -i -E '/^\\s*(vendor|packager)\\s*:/Id; /^\\s*%(define|global)\\s+dist\\s/d' \\
-                {top}/SPECS/*.spec
+                {top}/SPECS/*.spec || exit {BuilderStatus.FAILED:d}
             mkdir -p {top}/tmp
             rpmbuild -bb --define "_topdir {top}" --define "_tmppath {top}/tmp" \\
                 {" ".join(map(shlex.quote, defines))} \\
-                {top}/SPECS/*.spec
+                {top}/SPECS/*.spec || {{
+                echo "kopers-builder: rpmbuild -bb failed with exit code $?"
+                exit {BuilderStatus.RPMBUILD_FAILED:d}
+            }}
         """
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            script,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid = proc.pid
-        assert proc.stdout is not None
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
         try:
-            lines = 0
-            async for raw in proc.stdout:
-                await on_line(raw.decode(errors="replace").rstrip("\n"))
-                lines += 1
-                if self.die_after_lines is not None and lines >= self.die_after_lines:
-                    raise InfrastructureError("connection lost (the fake VM died)")
-            code = await proc.wait()
+            proc = subprocess.Popen(
+                ["bash", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         finally:
-            # Whatever ends the run (a limit, a cancel, a death), the VM's
-            # processes end with it, as they do when a real VM is destroyed.
+            os.close(write_fd)
+        self.pid = proc.pid
+        # Not reaped until waited for, so the pidfd cannot name another process.
+        exited = os.pidfd_open(proc.pid)
+        try:
+            code = await self._relay(proc, exited, read_fd, on_line)
+        finally:
+            # Whatever ends the run (the status, a limit, a cancel, a death), the
+            # VM's processes end with it, as they do when a real VM is destroyed.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            # Drain the pipe: asyncio's wait() also waits for its end, which a
-            # reader paused on a full buffer would never see.
-            await proc.stdout.read()
-            await proc.wait()
+            proc.wait()
+            os.close(exited)
+            os.close(read_fd)
         if code != 0:
-            await on_line(f"kopers-builder: rpmbuild -bb failed with exit code {code}")
-            return 1
+            return code if code > 0 else 128 - code  # killed by a signal: as ssh.run says it
         out = self._local(job["result_dir"])
         out.mkdir(parents=True, exist_ok=True)
         for rpm in sorted(top.glob("RPMS/*/*.rpm")):
@@ -172,6 +177,60 @@ class FakeVm:
         if self.tamper is not None:
             self.tamper(out)
         return 0
+
+    async def _relay(
+        self,
+        proc: subprocess.Popen[bytes],
+        exited: int,
+        read_fd: int,
+        on_line: Callable[[str], Awaitable[None]],
+    ) -> int:
+        """Pass the output on until the script exits; then what it left in the pipe."""
+        splitter, lines, eof = LineSplitter(), 0, False
+        while True:
+            done = proc.poll() is not None
+            if done:
+                # What the script wrote is in the pipe; a writer it left
+                # behind (the same group) goes with the group, which is
+                # killed before the rest is read.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                chunk = b"" if eof else os.read(read_fd, 1 << 16)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                for line in splitter.feed(chunk):
+                    await on_line(line)
+                    lines += 1
+                    if self.die_after_lines is not None and lines >= self.die_after_lines:
+                        raise InfrastructureError("connection lost (the fake VM died)")
+                continue
+            eof = eof or chunk == b""
+            if done and (eof or chunk is None):
+                for line in splitter.flush():
+                    await on_line(line)
+                assert proc.returncode is not None
+                return proc.returncode
+            await _readable(*([exited] if eof else [exited, read_fd]))
+
+
+async def _readable(*fds: int) -> None:
+    """Wait until one of the file descriptors can be read (or a pidfd's process exited)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
 
 
 @dataclass
@@ -185,9 +244,7 @@ class FakeVmPool:
     running: set[str] = field(default_factory=set)
 
     @asynccontextmanager
-    async def builder(
-        self, template: str, label: str, *, allow_network: bool = False
-    ) -> AsyncIterator[FakeVm]:
+    async def builder(self, template: str, label: str) -> AsyncIterator[FakeVm]:
         root = Path(tempfile.mkdtemp(prefix=f"{template}-{label}-", dir=self.base))
         die = self.dying[len(self.started)] if len(self.started) < len(self.dying) else None
         vm = FakeVm(f"fake-{template}-{len(self.started) + 1}", root, die, self.tamper)

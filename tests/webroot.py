@@ -1,4 +1,9 @@
-"""A plain HTTP server on 127.0.0.1 serving files for SRPM-by-URL builds."""
+"""A plain HTTP server on a loopback address serving files for SRPM-by-URL builds.
+
+Kopers refuses loopback addresses to URL imports unless they are allow-listed
+(`[network] allow`), so a test server that Kopers should reach listens on an
+address of its own (such as 127.0.0.2) and only that address is allowed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from typing import Any
 
 
 class WebRoot:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -21,12 +27,12 @@ class WebRoot:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"http://{self.host}:{self.httpd.server_address[1]}"
 
     def add(self, path: Path) -> str:
         """Serve a copy of `path`; return its URL."""

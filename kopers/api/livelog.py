@@ -5,7 +5,8 @@ A build's result directory only appears when its results are published, but
 `curl` users and Copr habits expect). So for that one name, a result URL is
 mapped to the task's live log file in the hub, which also keeps serving it
 after the build has ended. Range requests work (`curl -r N-`), so a client
-can fetch only what is new.
+can fetch only what is new. The file is served as it is: a line in it starts
+with "kopers: " if and only if Kopers wrote it (kopers.logs.logfile).
 """
 
 from __future__ import annotations

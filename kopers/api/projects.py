@@ -29,7 +29,7 @@ async def settings_json(kopers: Kopers, project: Project) -> dict[str, Any]:
         "quota_mib": project.quota_mib,
         "delete_after": project.delete_after.isoformat() if project.delete_after else None,
         "build_timeout": project.build_timeout,
-        "storage_bytes": await kopers.publisher.usage(project.owner, project.name),
+        "storage_bytes": (await kopers.submissions.usage(project)).total,
     }
 
 

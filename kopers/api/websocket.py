@@ -4,37 +4,47 @@ The server sends JSON text messages; the client sends nothing.
 
     {"type": "hello", "build_id": 7, "chroot": "...", "from": N}
     {"type": "waiting", "state": "pending"}        the task has not started yet
-    {"type": "lines", "first": N, "lines": [...]}  lines N, N+1, ... (1-based)
+    {"type": "lines", "first": N, "lines": [...], "kopers": [i, ...]}
+                                                   lines N, N+1, ... (1-based); "kopers"
+                                                   lists the indexes in "lines" of
+                                                   Kopers' own lines (the rest are the build's)
     {"type": "end", "state": "succeeded", "reason": null, "next": M}
 
-The backlog comes first, from line 1 or from `?from=N`, then live lines as
-the builder prints them; the numbers continue across attempts (and across a
-restart of Kopers), so a client that reconnects with `?from=<last + 1>` gets
-no gap and no duplicate. After "end" the server closes with 1000. A client
-that cannot keep up is dropped with close code 4000 and the reason
-"too slow; resume with ?from=M"; a late joiner after the end gets the whole
-log from the task's file, then "end".
+A line's text is as the log file holds it (kopers.logs.logfile explains how a
+build line that could pass for Kopers' is stored); the "kopers" list, not the
+text, says whose a line is. The backlog comes first, from line 1 or from
+`?from=N`, paged from the task's file, then live lines as the builder prints
+them; the numbers continue across attempts (and across a restart of Kopers),
+so a client that reconnects with `?from=<last + 1>` gets no gap and no
+duplicate. A client that falls behind is not dropped: it reads on at its own
+pace (from the file once its place has left the hub's memory). After "end"
+the server closes with 1000; a late joiner after the end gets the whole log
+from the task's file, then "end".
+
+Messages are not compressed: permessage-deflate would keep a zlib state of
+some hundreds of KiB per viewer and compress every message once per viewer,
+while an uncompressed message is encoded once for all the viewers at the
+same place in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
+import weakref
 
 from aiohttp import WSCloseCode, web
 
 from kopers.api.app import KOPERS
 from kopers.errors import BadRequest, KopersError, NotFound
-from kopers.logs.hub import LogChannel, LogEnd, LogLine, SlowViewer
+from kopers.logs.hub import LogEnd, LogPage, LogReader
 from kopers.models import BuildState
 from kopers.sched.graph import SOURCE
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-CLOSE_TOO_SLOW = 4000
-BATCH = 500  # lines per message of backlog
 WAIT_POLL_S = 1.0  # how often a viewer of a task that has not started looks again
 HEARTBEAT_S = 30.0
 
@@ -48,7 +58,7 @@ async def build_log(request: web.Request) -> web.StreamResponse:
     build = await k.store.get_build(build_id)  # 404 before the upgrade
     if chroot != SOURCE and chroot not in build.chroots:
         raise NotFound(f"build {build_id} has no chroot {chroot}")
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False)
     await ws.prepare(request)
     sender = asyncio.create_task(_send_log(request, ws, build_id, chroot, first))
     try:
@@ -94,55 +104,50 @@ async def _stream(
         state, reason = await _task_state(request, build_id, chroot)
         if state.finished:
             # Ended, and the hub no longer holds it (or it never ran): the file is the log.
-            lines = await k.hub.read_lines(build_id, chroot, first)
-            await _send_lines(ws, lines, first)
-            await _end(ws, str(state), reason, first + len(lines))
+            reader = k.hub.replay(build_id, chroot, first)
+            while isinstance(page := await reader.read(), LogPage):
+                await ws.send_str(_message(page))
+            await _end(ws, str(state), reason, reader.next)
             return
         if not waiting_sent:
             await ws.send_json({"type": "waiting", "state": str(state)})
             waiting_sent = True
         await asyncio.sleep(WAIT_POLL_S)
-    await _follow(ws, channel, first)
+    await _follow(ws, channel.follow(first))
 
 
-async def _follow(ws: web.WebSocketResponse, channel: LogChannel, first: int) -> None:
-    """Backlog from `first`, then live lines until the end or until the client is too slow."""
-    backlog, viewer = channel.subscribe(first)
-    next_line = await _send_lines(ws, backlog, first)
-    if viewer is None:
-        assert channel.end is not None
-        await _end(ws, channel.end.state, channel.end.reason, next_line)
-        return
-    try:
-        while True:
-            items = [await viewer.next(), *viewer.pending()]
-            lines = [i for i in items if isinstance(i, LogLine)]
-            next_line = await _send_lines(ws, lines, next_line)
-            end = next((i for i in items if isinstance(i, LogEnd)), None)
-            if end is not None:
-                await _end(ws, end.state, end.reason, next_line)
-                return
-    except SlowViewer:
-        await ws.close(
-            code=CLOSE_TOO_SLOW, message=f"too slow; resume with ?from={next_line}".encode()
+async def _follow(ws: web.WebSocketResponse, reader: LogReader) -> None:
+    """The backlog, then live lines, until the end.
+
+    A slow client only holds up its own sends (each waits for the socket to
+    drain), and the reader keeps its place in the log, not the lines.
+    """
+    while True:
+        item = await reader.read()
+        if isinstance(item, LogEnd):
+            await _end(ws, item.state, item.reason, reader.next)
+            return
+        assert item is not None  # a channel's reader ends with LogEnd
+        await ws.send_str(_message(item))
+
+
+# A page's message, for as long as the page is in use: readers at the same
+# place in a log get the same page, and its message is encoded once for all.
+_messages: weakref.WeakKeyDictionary[LogPage, str] = weakref.WeakKeyDictionary()
+
+
+def _message(page: LogPage) -> str:
+    message = _messages.get(page)
+    if message is None:
+        message = _messages[page] = json.dumps(
+            {
+                "type": "lines",
+                "first": page.first,
+                "lines": [ln.text for ln in page.lines],
+                "kopers": [i for i, ln in enumerate(page.lines) if ln.kopers],
+            }
         )
-    finally:
-        channel.unsubscribe(viewer)
-
-
-async def _send_lines(ws: web.WebSocketResponse, lines: list[LogLine], next_line: int) -> int:
-    """Send the lines numbered next_line and up, in batches; return the next number."""
-    fresh = [ln for ln in lines if ln.number >= next_line]
-    for start in range(0, len(fresh), BATCH):
-        batch = fresh[start : start + BATCH]
-        message: dict[str, Any] = {
-            "type": "lines",
-            "first": batch[0].number,
-            "lines": [ln.text for ln in batch],
-        }
-        await ws.send_json(message)
-        next_line = batch[-1].number + 1
-    return next_line
+    return message
 
 
 async def _end(ws: web.WebSocketResponse, state: str, reason: str | None, next_line: int) -> None:

@@ -1,4 +1,11 @@
-"""Builds, their per-chroot tasks, built packages and buildroot manifests."""
+"""Builds, their per-chroot tasks, built packages and buildroot manifests.
+
+Every state change is guarded by the table in `transitions`: a method that
+changes a state returns whether it applied, and leaves the row as it was when
+the row's state does not allow it (a task the user canceled stays canceled).
+`start_task` and `cancel_build` raise `TransitionRefused` instead, since their
+callers must not go on as if they had applied.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from kopers.db.chains import ChainSpec, ChainStore, start_state
+from kopers.db.transitions import ATTEMPT_STATES, TransitionRefused, source_from, task_from
 from kopers.errors import NotFound
 from kopers.models import Build, BuildState, BuildTask, Nevra, SourceType
 
@@ -63,12 +71,18 @@ class BuildStore(ChainStore):
                 for chroot, chroot_deps in deps.items():
                     start = start_state(new.task_state, chroot, chroot_deps)
                     if start.state == BuildState.SKIPPED:
-                        await conn.execute(self.q.skip_task, build_id, chroot, start.reason)
+                        await conn.execute(
+                            self.q.skip_task, build_id, chroot, start.reason, task_from(start.state)
+                        )
                     elif start.state != new.task_state:
                         await conn.execute(
-                            self.q.set_task_state, build_id, chroot, str(start.state)
+                            self.q.set_task_state,
+                            build_id,
+                            chroot,
+                            str(start.state),
+                            task_from(start.state),
                         )
-                await conn.execute(self.q.finish_build_if_done, build_id)
+                await self._end_if_done(conn, build_id)
             if on_created is not None:
                 await on_created(build_id)
         return await self.get_build(build_id)
@@ -97,26 +111,56 @@ class BuildStore(ChainStore):
         """Every unfinished task with its owner and source state, for the scheduler."""
         return list(await self.pool.fetch(self.q.unfinished_graph))
 
-    async def skip_task(self, build_id: int, chroot: str, reason: str) -> None:
+    async def skip_task(self, build_id: int, chroot: str, reason: str) -> bool:
+        """Skip a task that has not started; False if it had (or had ended)."""
+        skipped = BuildState.SKIPPED
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q.skip_task, build_id, chroot, reason)
-            await conn.execute(self.q.finish_build_if_done, build_id)
+            done = await conn.fetchval(
+                self.q.skip_task, build_id, chroot, reason, task_from(skipped)
+            )
+            if done is None:
+                return False
+            await self._end_if_done(conn, build_id)
+        return True
 
     async def set_source(
         self, build_id: int, name: str, version: str, srpm_name: str, state: BuildState
-    ) -> None:
-        await self.pool.execute(self.q.set_source, build_id, name, version, srpm_name, str(state))
+    ) -> bool:
+        """Record the source package the source step made; False if the step was ended."""
+        done = await self.pool.fetchval(
+            self.q.set_source, build_id, name, version, srpm_name, str(state), source_from(state)
+        )
+        return done is not None
 
-    async def set_source_state(self, build_id: int, state: BuildState) -> None:
-        await self.pool.execute(self.q.set_source_state, build_id, str(state))
+    async def set_source_state(self, build_id: int, state: BuildState) -> bool:
+        """Move the source step on; False if its current state does not allow `state`."""
+        done = await self.pool.fetchval(
+            self.q.set_source_state, build_id, str(state), source_from(state)
+        )
+        return done is not None
 
     async def start_task(self, build_id: int, chroot: str, state: BuildState) -> None:
+        """Begin an attempt: `state` is starting, or running for a runner that says so at once.
+
+        Raises TransitionRefused when the task may not start: it was canceled,
+        skipped or has ended. No attempt may then run for it.
+        """
+        if state not in ATTEMPT_STATES:
+            raise ValueError(f"an attempt does not begin {state}")
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q.start_task, build_id, chroot, str(state))
+            done = await conn.fetchval(
+                self.q.start_task, build_id, chroot, str(state), task_from(state)
+            )
+            if done is None:
+                raise await self._refused(conn, build_id, chroot, state)
             await conn.execute(self.q.mark_build_started, build_id)
 
-    async def set_task_state(self, build_id: int, chroot: str, state: BuildState) -> None:
-        await self.pool.execute(self.q.set_task_state, build_id, chroot, str(state))
+    async def set_task_state(self, build_id: int, chroot: str, state: BuildState) -> bool:
+        """Move a task on (waiting, pending, running); False if its state does not allow it."""
+        done = await self.pool.fetchval(
+            self.q.set_task_state, build_id, chroot, str(state), task_from(state)
+        )
+        return done is not None
 
     async def finish_task(
         self,
@@ -127,9 +171,26 @@ class BuildStore(ChainStore):
         result_dir: str | None,
         built: Sequence[Nevra] = (),
         manifest: Sequence[str] = (),
-    ) -> None:
-        """Record a task's end, its packages and its buildroot manifest, atomically."""
+    ) -> bool:
+        """Record a task's end, its packages and its buildroot manifest, atomically.
+
+        False, and nothing recorded, when the task had already ended: above all
+        when the user canceled it while it ran.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
+            # The guarded update first: it locks the row, so a cancel running
+            # at the same moment either lands before (and this refuses) or waits.
+            done = await conn.fetchval(
+                self.q.finish_task,
+                build_id,
+                chroot,
+                str(state),
+                reason,
+                result_dir,
+                task_from(state),
+            )
+            if done is None:
+                return False
             await conn.execute(self.q.clear_task_results, build_id, chroot)
             await conn.execute(self.q.clear_task_manifest, build_id, chroot)
             for n in built:
@@ -147,20 +208,62 @@ class BuildStore(ChainStore):
                 await conn.executemany(
                     self.q.add_buildroot_package, [(build_id, chroot, m) for m in manifest]
                 )
-            await conn.execute(self.q.finish_task, build_id, chroot, str(state), reason, result_dir)
-            await conn.execute(self.q.finish_build_if_done, build_id)
+            await self._end_if_done(conn, build_id)
+        return True
 
     async def cancel_build(self, build_id: int) -> list[str]:
-        """Mark a build canceled; return the chroots whose tasks were still unfinished."""
+        """Cancel a build's unfinished tasks and mark it canceled; return their chroots.
+
+        Raises TransitionRefused when no task was left to cancel (the build
+        ended, or was canceled, first: it keeps that result), NotFound when
+        there is no such build.
+        """
+        canceled = BuildState.CANCELED
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q.cancel_build, build_id)
-            rows = await conn.fetch(self.q.cancel_unfinished_tasks, build_id)
-            await conn.execute(self.q.finish_build_if_done, build_id)
+            await conn.execute(self.q.lock_tasks, build_id)
+            rows = await conn.fetch(self.q.cancel_unfinished_tasks, build_id, task_from(canceled))
+            if not rows:
+                if not await conn.fetch(self.q.existing_builds, [build_id]):
+                    raise NotFound(f"Build {build_id} does not exist.")
+                raise TransitionRefused(f"Cannot cancel build {build_id}: it has already ended.")
+            await conn.execute(self.q.cancel_build, build_id, source_from(canceled))
+            await self._end_if_done(conn, build_id)
         return [r["chroot"] for r in rows]
+
+    async def _end_if_done(self, conn: asyncpg.Connection, build_id: int) -> None:
+        """Set the build's end once all its tasks have ended (in `conn`'s transaction).
+
+        The build row is locked first, after this transaction's task update: the
+        check then runs on a snapshot taken after any other transaction that
+        ended a task of this build has committed.
+        """
+        await conn.execute(self.q.lock_build, build_id)
+        await conn.execute(self.q.finish_build_if_done, build_id)
+
+    async def _refused(
+        self, conn: asyncpg.Connection, build_id: int, chroot: str, target: BuildState
+    ) -> TransitionRefused | NotFound:
+        """The error for a task update the table refused, naming the task's state."""
+        current = await conn.fetchval(self.q.task_state, build_id, chroot)
+        if current is None:
+            return NotFound(f"Build {build_id} has no task for chroot {chroot}.")
+        return TransitionRefused(
+            f"Task {build_id}/{chroot} is {current}; it cannot become {target}."
+        )
 
     async def delete_builds(self, build_ids: Sequence[int]) -> list[int]:
         rows = await self.pool.fetch(self.q.delete_builds, list(build_ids))
         return [r["id"] for r in rows]
+
+    async def existing_builds(self, build_ids: Sequence[int]) -> set[int]:
+        """Which of `build_ids` still have a row."""
+        rows = await self.pool.fetch(self.q.existing_builds, list(build_ids))
+        return {r["id"] for r in rows}
+
+    async def sources_of_project(self, project_id: int) -> list[tuple[int, BuildState]]:
+        """(build id, source state) of every build of a project, for storage accounting."""
+        rows = await self.pool.fetch(self.q.sources_of_project, project_id)
+        return [(r["id"], BuildState(r["source_state"])) for r in rows]
 
     async def built_packages(self, build_id: int) -> dict[str, list[Nevra]]:
         out: dict[str, list[Nevra]] = {}

@@ -100,8 +100,16 @@ class ProjectStore(StoreBase):
             for r in await self.pool.fetch(self.q.expired_projects)
         ]
 
-    async def delete_project(self, project_id: int) -> None:
-        await self.pool.execute(self.q.delete_project, project_id)
+    async def delete_project(self, project_id: int) -> list[int]:
+        """Delete a project and its builds; return the ids of the builds deleted.
+
+        The caller removes what those builds keep outside Postgres (their
+        stored sources, see `kopers.builds.remove_sources`).
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(self.q.delete_builds_of_project, project_id)
+            await conn.execute(self.q.delete_project, project_id)
+        return [r["id"] for r in rows]
 
 
 def _project(row: asyncpg.Record) -> Project:

@@ -1,4 +1,4 @@
-"""Storage accounting: bytes a project's results tree takes, cached.
+"""Storage accounting: bytes a project's results tree and stored sources take, cached.
 
 Usage is the apparent size (`st_size`) of every regular file below the
 project directory, hidden ones included: the package index, staging and
@@ -10,6 +10,10 @@ directory (each chroot, plus the loose files such as `pubkey.gpg`). The
 publisher invalidates a chroot whenever it changes it; an entry also
 expires after `ttl` seconds, which covers changes made behind Kopers' back.
 A cache hit costs one `scandir` of the project directory.
+
+A project also stores the source package of each of its builds, outside the
+results tree (`DataPaths.source_dir`). `SourceSizes` counts those; together
+they are the project's `StorageUsage`, which its quota limits.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import os
 import stat
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,45 @@ from pathlib import Path
 class _Entry:
     size: int
     at: float  # monotonic time of the walk's start
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUsage:
+    """What a project stores: its results tree and its builds' source packages."""
+
+    results: int
+    sources: int
+
+    @property
+    def total(self) -> int:
+        return self.results + self.sources
+
+
+class SourceSizes:
+    """Bytes of the source packages stored for each build, cached per project.
+
+    A build's stored source never changes once its source step has ended (an
+    upload's is in place before its row commits), so it is walked once and
+    kept. One still being fetched or made is walked on every count. Each count
+    replaces the project's entries, so deleted builds drop out of the cache
+    (a deleted project's few entries stay until restart: ids are not reused).
+    """
+
+    def __init__(self, source_dir: Callable[[int], Path]) -> None:
+        self._source_dir = source_dir
+        self._known: dict[int, dict[int, int]] = {}  # project id -> build id -> bytes
+
+    async def total(self, project_id: int, builds: Iterable[tuple[int, bool]]) -> int:
+        """Bytes below the source directories of `builds`: (build id, source is final)."""
+        builds = list(builds)
+        known = self._known.get(project_id, {})
+        walk = [build_id for build_id, final in builds if not (final and build_id in known)]
+        sizes = {b: known[b] for b, _ in builds if b in known}
+        if walk:
+            walked = await asyncio.to_thread(lambda: [tree_size(self._source_dir(b)) for b in walk])
+            sizes.update(zip(walk, walked, strict=True))
+        self._known[project_id] = {b: sizes[b] for b, final in builds if final}
+        return sum(sizes.values())
 
 
 class UsageCache:

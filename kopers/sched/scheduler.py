@@ -149,12 +149,14 @@ class Scheduler:
         for row in rows:
             key = TaskKey(row["build_id"], row["chroot"])
             state = BuildState(row["state"])
-            if key in dead:
-                await self.store.skip_task(key.build_id, key.chroot, dead[key])
+            if key in dead and await self.store.skip_task(key.build_id, key.chroot, dead[key]):
                 continue
             if state in (BuildState.STARTING, BuildState.RUNNING, BuildState.IMPORTING):
                 log.info("task %s was %s when Kopers stopped; it runs again", key, state)
-                await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING)
+                if not await self.store.set_task_state(
+                    key.build_id, key.chroot, BuildState.PENDING
+                ):
+                    continue  # it ended meanwhile (a cancel): nothing to resume
                 state = BuildState.PENDING
             node_deps = set(deps.get(key, ()))
             if (
@@ -174,8 +176,11 @@ class Scheduler:
     async def _promote(self) -> None:
         """Waiting tasks whose dependencies have all succeeded become pending."""
         for key in self.graph.promotable():
-            await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING)
-            self.graph.set_state(key, BuildState.PENDING)
+            if await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING):
+                self.graph.set_state(key, BuildState.PENDING)
+            else:
+                # Canceled while it waited: the stored state wins; forget the node.
+                self.graph.remove(key)
 
     def _dispatch(self) -> None:
         ready = [n for n in self.graph.ready() if n.key not in self.running]

@@ -112,13 +112,15 @@ class DomainSpec:
     console_log: Path
     ssh_port: int
     cmdline: str = DEFAULT_CMDLINE
-    # Only for projects that explicitly enable networking: lifts restrict=on.
-    allow_network: bool = False
 
 
-def netdev_arg(ssh_port: int, allow_network: bool = False) -> str:
-    restrict = "off" if allow_network else "on"
-    return f"user,id=n0,restrict={restrict},hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+def netdev_arg(ssh_port: int) -> str:
+    """QEMU user networking that lets the guest open no connection out.
+
+    restrict=off would make the guest's 10.0.2.2 the host's loopback, and every
+    service bound there reachable from a build; it is never used.
+    """
+    return f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
 
 
 def nic_arg() -> str:
@@ -163,7 +165,7 @@ def render_domain_xml(spec: DomainSpec) -> str:
     _text(rng, "backend", "/dev/urandom", model="random")
     ET.SubElement(devices, "memballoon", {"model": "none"})
     cmdline = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
-    for value in ("-netdev", netdev_arg(spec.ssh_port, spec.allow_network), "-device", nic_arg()):
+    for value in ("-netdev", netdev_arg(spec.ssh_port), "-device", nic_arg()):
         ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", {"value": value})
     return ET.tostring(dom, encoding="unicode")
 

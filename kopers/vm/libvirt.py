@@ -11,6 +11,12 @@ For a local qemu:///system URI, qemu runs as an unprivileged user (libvirt-qemu
 on Debian) that must be able to traverse every ancestor of the template and
 overlay directories. /root is mode 700, so the driver adds the POSIX ACL
 `u:<qemu user>:x` where that access is missing, and logs each change.
+
+The overlay's virtual size caps what a build can write to the host's disk, so
+it is always given: the pool's `disk_gib`, or the template's own size when
+`disk_gib` is 0 or below it (a smaller disk would cut off the guest's
+filesystem). The guest cannot write past its disk's end, so the overlay file
+never grows past that size plus qcow2's own tables (well under 1 %).
 """
 
 from __future__ import annotations
@@ -113,14 +119,14 @@ class LibvirtDriver:
         self,
         image: TemplateImage,
         name: str,
-        allow_network: bool = False,
         *,
         size: VmSize | None = None,
     ) -> VmHandle:
         """Create an overlay of the image and boot a transient domain from it.
 
-        The guest can open no connection at all unless allow_network is set
-        (projects that enable networking); SSH always comes in on 127.0.0.1.
+        The guest can open no connection at all (a network-enabled build goes
+        out through the egress proxy, forwarded over SSH); SSH always comes in
+        on 127.0.0.1.
         `size` defaults to the driver's vcpus and memory and the image's disk size.
         """
         size = size or VmSize(self.vcpus, self.memory_mib)
@@ -129,13 +135,15 @@ class LibvirtDriver:
             await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
         overlay = self.overlay_dir / overlay_volume_name(name)
         console = self.overlay_dir / console_log_name(name)
+        image_bytes = await asyncio.to_thread(qcow2_virtual_size, image.base_image)
+        capacity = max(image_bytes, size.disk_bytes or 0)  # see the module's docstring
         async with self._pool_lock:
             pool = await self._call(self._ensure_pool)
-            xml = render_volume_xml(overlay.name, image.base_image, size.disk_bytes)
+            xml = render_volume_xml(overlay.name, image.base_image, capacity)
             vol = await self._call(pool.createXML, xml, 0)
             overlay = Path(vol.path())
         try:
-            port = await self._create_domain(image, name, overlay, console, allow_network, size)
+            port = await self._create_domain(image, name, overlay, console, size)
         except BaseException:
             # Shielded so a cancelled start still cleans up. A createXML that
             # completes in its thread after this is left to autodestroy and reap().
@@ -213,7 +221,6 @@ class LibvirtDriver:
         name: str,
         overlay: Path,
         console: Path,
-        allow_network: bool,
         size: VmSize,
     ) -> int:
         """Boot the domain on a free loopback port; retry if qemu could not bind it."""
@@ -232,7 +239,6 @@ class LibvirtDriver:
                 disk=overlay,
                 console_log=console,
                 ssh_port=port,
-                allow_network=allow_network,
             )
             try:
                 await asyncio.to_thread(conn.createXML, render_domain_xml(spec), flags)
@@ -326,6 +332,22 @@ class LibvirtDriver:
             # a chmod) may take the permission away while Kopers runs.
             for changed in ensure_traversable(folder, user, set()):
                 log.warning("added ACL u:%s:x to %s so qemu can reach its images", user, changed)
+
+
+def qcow2_virtual_size(image: Path) -> int:
+    """The virtual disk size a qcow2 image's header declares (blocking).
+
+    Read from the local copy of the template; a remote host's copy is the same
+    image (the same recipe hash). Bytes 24-31 of the header are its size.
+    """
+    try:
+        with open(image, "rb") as handle:
+            header = handle.read(32)
+    except OSError as exc:
+        raise InfrastructureError(f"cannot read template image {image}: {exc}") from exc
+    if len(header) < 32 or header[:4] != b"QFI\xfb":
+        raise InfrastructureError(f"template image {image} is not a qcow2 image")
+    return int.from_bytes(header[24:32], "big")
 
 
 def qemu_user(conf: Path) -> str | None:

@@ -127,13 +127,11 @@ class VmPool:
                     await self._refill_wake.wait()
 
     @contextlib.asynccontextmanager
-    async def builder(
-        self, template: str, label: str, *, allow_network: bool = False
-    ) -> AsyncIterator[BuilderVm]:
+    async def builder(self, template: str, label: str) -> AsyncIterator[BuilderVm]:
         """A booted clone for one task, destroyed on exit whatever happens inside.
 
-        A project with network access gets a clone booted for it: warm clones
-        are booted with networking cut off, and that cannot change later.
+        Every clone has networking cut off, so any task can take a warm one; a
+        network-enabled build gets the egress proxy forwarded over SSH instead.
         """
         if not self._started:
             raise InfrastructureError("the VM pool is not running")
@@ -141,7 +139,7 @@ class VmPool:
         if image is None:
             raise ConfigError(f"template {template} is not available")
         asked = asyncio.get_running_loop().time()
-        vm, origin = await self._acquire(template, label, allow_network)
+        vm, origin = await self._acquire(template, label)
         try:
             assert vm.handle is not None
             tunnel = await vm.host.tunnel()
@@ -191,13 +189,13 @@ class VmPool:
 
     # -- handing out clones ----------------------------------------------------
 
-    async def _acquire(self, template: str, label: str, allow_network: bool) -> tuple[PoolVm, str]:
+    async def _acquire(self, template: str, label: str) -> tuple[PoolVm, str]:
         """Claim a clone (warm, else booting, else a new one) and wait until it is up."""
         pool = self._pool_view(template)
         self.waiting[template] += 1
         try:
             while True:
-                vm = None if allow_network else self._take_spare(template)
+                vm = self._take_spare(template)
                 if vm is not None:
                     origin = "warm" if vm.state == VmState.WARM else "booting"
                     if origin == "booting" or await self._alive(vm):
@@ -205,7 +203,7 @@ class VmPool:
                     continue
                 host = capacity.boot_host(pool, self._host_views(), self._views())
                 if host is not None:
-                    vm, origin = self._boot(template, self._host(host), True, allow_network), "cold"
+                    vm, origin = self._boot(template, self._host(host), True), "cold"
                     break
                 victim = capacity.eviction(
                     template, self._pool_views(), self._host_views(), self._views()
@@ -252,24 +250,22 @@ class VmPool:
 
     # -- booting and destroying ------------------------------------------------
 
-    def _boot(
-        self, template: str, host: Host, claimed: bool, allow_network: bool = False
-    ) -> PoolVm:
+    def _boot(self, template: str, host: Host, claimed: bool) -> PoolVm:
         vm = PoolVm(domains.domain_name(self.instance, template), template, host, claimed=claimed)
         self.vms[vm.name] = vm
-        vm.boot = asyncio.create_task(self._boot_vm(vm, allow_network), name=f"boot {vm.name}")
+        vm.boot = asyncio.create_task(self._boot_vm(vm), name=f"boot {vm.name}")
         vm.boot.add_done_callback(lambda task: self._boot_done(vm, task))
         self._changed()
         return vm
 
-    async def _boot_vm(self, vm: PoolVm, allow_network: bool) -> VmHandle:
+    async def _boot_vm(self, vm: PoolVm) -> VmHandle:
         image = self.images[vm.template]
         pool = self.config.vm.pool(vm.template)
         size = VmSize(pool.vcpus, pool.memory_mib, pool.disk_gib)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            vm.handle = await vm.host.driver.start(image, vm.name, allow_network, size=size)
+            vm.handle = await vm.host.driver.start(image, vm.name, size=size)
             await self._wait_ready(vm, vm.handle, image)
         except InfrastructureError as exc:
             tail = await vm.host.console_tail(vm.name)

@@ -19,12 +19,17 @@ from pathlib import Path
 
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
+from kopers.db.transitions import TransitionRefused
 from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
 from kopers.logs.hub import LogChannel, LogHub
 from kopers.models import Build, BuildState, Nevra
+from kopers.net.connect import resolve_checked
+from kopers.net.local import address_policy
+from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.rpmfile import read_rpm
+from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
 from kopers.worker.repos import forward_repos, plan_repos
@@ -52,6 +57,7 @@ class ChrootPipeline:
         hub: LogHub,
         publisher: Publisher,
         vms: VmPool,
+        proxy: EgressProxy | None = None,
     ) -> None:
         self.config = config
         self.paths = paths
@@ -59,6 +65,9 @@ class ChrootPipeline:
         self.hub = hub
         self.publisher = publisher
         self.vms = vms
+        # The way out for builds with network access; without it they cannot run.
+        self.proxy = proxy
+        self.policy = proxy.policy if proxy is not None else address_policy(config.network)
 
     async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
@@ -93,6 +102,13 @@ class ChrootPipeline:
                 # The task still ends; its log stays readable from the live log.
                 log.exception("task %d/%s: publishing the logs failed", build_id, chroot_name)
             return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
+        except TransitionRefused:
+            # The stored task moved on without this run (a cancel won the race):
+            # Postgres keeps its state; the viewers are told that one.
+            state = await self._stored_state(build_id, chroot_name)
+            await channel.say(f"the task is {state} already; this run stops")
+            channel.close(state, None)
+            return state
         except asyncio.CancelledError:
             # Either the user canceled (the store already says so) or Kopers is
             # stopping: then the task runs again at the next start, continuing this log.
@@ -145,18 +161,26 @@ class ChrootPipeline:
         plans, notes = plan_repos(project, chroot.name, self._repo_server(), extra)
         for note in notes:
             await channel.say(f"repository {note.url} left out: {note.reason}")
-        async with self.vms.builder(
-            chroot.template, f"{build.id}-{chroot.name}", allow_network=project.enable_net
-        ) as vm:
-            await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING)
+        if project.enable_net and self.proxy is None:
+            raise BuildFailed(
+                "the project allows network access, but this server runs no egress "
+                "proxy for builds to reach it through"
+            )
+        async with self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm:
+            if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
+                raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
+            repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
+            for note in refused:
+                await channel.say(f"repository {note.url} left out: {note.reason}")
             job = jobs.render_job(
                 build,
                 chroot,
                 repo_tag=self.config.build.repo_tag,
                 public_url=self.config.server.public_url,
                 srpm_name=srpm.name,
-                repos=await forward_repos(plans, vm.forward),
+                repos=repos,
                 enable_net=project.enable_net,
+                proxy=await self._forward_proxy(vm, channel) if project.enable_net else None,
             )
             await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
             await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
@@ -173,6 +197,20 @@ class ChrootPipeline:
             self._package(build),
         )
         return await self._read_outcome(out, channel, workdir, identity)
+
+    async def _resolve_repo(self, host: str, port: int) -> str:
+        """A user repository's host, resolved once and checked: the address to forward to."""
+        return str((await resolve_checked(host, port, self.policy))[0])
+
+    async def _forward_proxy(self, vm: BuilderVm, channel: LogChannel) -> str:
+        """Forward the egress proxy into the VM; its URL as the VM sees it."""
+        assert self.proxy is not None
+        port = await vm.forward(*self.proxy.address)
+        await channel.say(
+            "network access goes through Kopers' egress proxy, which refuses "
+            "local, private and this host's own addresses"
+        )
+        return f"http://127.0.0.1:{port}"
 
     def _repo_server(self) -> tuple[str, int]:
         """Where this Kopers serves /results/, as seen from this host."""
@@ -232,8 +270,7 @@ class ChrootPipeline:
         result_dir = self.publisher.layout.build_dir(
             build.owner, build.project, chroot, build.id, self._package(build)
         )
-        await channel.say(f"task ended {state}" + (f": {reason}" if reason else ""))
-        await self.store.finish_task(
+        finished = await self.store.finish_task(
             build.id,
             chroot,
             state,
@@ -242,8 +279,23 @@ class ChrootPipeline:
             outcome.built if outcome else (),
             outcome.manifest if outcome else (),
         )
+        if not finished:
+            # A cancel got there first and stands; what this run published goes again.
+            stored = await self._stored_state(build.id, chroot)
+            if state == BuildState.SUCCEEDED:
+                await self.publisher.remove_build(
+                    build.owner, build.project, build.id, chroot, self._package(build)
+                )
+            await channel.say(f"task ended {stored}; this run's {state} came too late")
+            channel.close(stored, None)
+            return stored
+        await channel.say(f"task ended {state}" + (f": {reason}" if reason else ""))
         channel.close(state, reason)
         return state
+
+    async def _stored_state(self, build_id: int, chroot: str) -> BuildState:
+        build = await self.store.get_build(build_id)
+        return next((t.state for t in build.tasks if t.chroot == chroot), BuildState.CANCELED)
 
     async def _canceled(self, build_id: int) -> bool:
         try:

@@ -10,7 +10,13 @@ forward of its own. HTTPS repositories cannot be rewritten this way (the
 certificate names the real host): they need the project to allow network
 access, and are left out otherwise, with a note in the build log.
 
-`plan_repos` is pure; `forward_repos` does the forwarding.
+A user's `http://` repository is a place the host connects to on the user's
+behalf, so it obeys the address policy (kopers.net.policy): its host is
+resolved once when the forward is opened, the forward targets the checked
+address, and a refused one is left out with a note. Kopers' own repositories
+are internal and exempt (they are served by this host, on loopback).
+
+`plan_repos` is pure; `forward_repos` does the resolving and forwarding.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from kopers.errors import KopersError
 from kopers.models import Project
 from kopers.worker.job import RepoRef
 
@@ -36,6 +43,8 @@ class RepoPlan:
     port: int
     path: str  # URL path (and query) below host:port
     gpgkey_path: str | None = None  # on the same host; set for Kopers' signed repositories
+    internal: bool = False  # served by Kopers itself: not subject to the address policy
+    url: str = ""  # as the user wrote it, for notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,7 @@ def _kopers_repo(owner: str, project: str, chroot: str, host: str, port: int) ->
         port=port,
         path=f"/results/{owner}/{project}/{chroot}/",
         gpgkey_path=f"/results/{owner}/{project}/pubkey.gpg",
+        internal=True,
     )
 
 
@@ -91,23 +101,42 @@ def plan_repos(
                 host=parts.hostname,
                 port=parts.port or 80,
                 path=path,
+                url=raw,
             )
         )
     return plans, notes
 
 
 Forward = Callable[[str, int], Awaitable[int]]
+# Resolve a user repository's host once and check it: the address to connect to,
+# or a KopersError (refused by the policy) / OSError (does not resolve).
+Resolve = Callable[[str, int], Awaitable[str]]
 
 
-async def forward_repos(plans: Sequence[RepoPlan], forward: Forward) -> tuple[RepoRef, ...]:
+async def forward_repos(
+    plans: Sequence[RepoPlan], forward: Forward, resolve: Resolve
+) -> tuple[tuple[RepoRef, ...], list[RepoNote]]:
     """Open one forward per distinct server and rewrite each baseurl onto it.
 
-    `forward(host, port)` opens a remote forward and returns the port inside the VM.
+    `forward(host, port)` opens a remote forward and returns the port inside
+    the VM. A user repository whose host the policy refuses, or that does not
+    resolve, is left out with a note, and the build goes on without it.
     """
     ports: dict[tuple[str, int], int] = {}
     refs = []
+    notes = []
     for plan in plans:
-        target = (plan.host, plan.port)
+        host = plan.host
+        if not plan.internal:
+            try:
+                host = await resolve(plan.host, plan.port)
+            except KopersError as exc:
+                notes.append(RepoNote(plan.url, exc.message))
+                continue
+            except OSError:
+                notes.append(RepoNote(plan.url, f"{plan.host} does not resolve"))
+                continue
+        target = (host, plan.port)
         if target not in ports:
             ports[target] = await forward(*target)
         base = f"http://127.0.0.1:{ports[target]}"
@@ -120,4 +149,4 @@ async def forward_repos(plans: Sequence[RepoPlan], forward: Forward) -> tuple[Re
                 gpgkey=base + plan.gpgkey_path if plan.gpgkey_path else None,
             )
         )
-    return tuple(refs)
+    return tuple(refs), notes

@@ -11,6 +11,7 @@ from kopers.config import Config
 from kopers.db.store import Store
 from kopers.logs.hub import LogHub
 from kopers.models import BuildState
+from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.sched.graph import TaskKey
@@ -28,9 +29,10 @@ class Runner:
         hub: LogHub,
         publisher: Publisher,
         vms: VmPool,
+        proxy: EgressProxy | None = None,
     ) -> None:
         self.source = SourceStep(config, paths, store, hub, vms)
-        self.pipeline = ChrootPipeline(config, paths, store, hub, publisher, vms)
+        self.pipeline = ChrootPipeline(config, paths, store, hub, publisher, vms, proxy)
 
     async def run(self, key: TaskKey) -> BuildState:
         if key.is_source:

@@ -7,18 +7,30 @@ Accepted URLs are http(s), git and ssh: a `file://` URL would let any user
 read repositories on the Kopers host. User text reaches git only as data: a
 committish must not look like an option (`--pathspec-from-file=...` would make
 git read a host file as root), and a URL comes after `--`.
+
+The clone goes through the address policy like every other fetch made for a
+user (kopers/net/policy.py): the URL's host is resolved once and checked, and
+git is pinned to the checked address (http.curloptResolve for http(s); the
+address itself in a git:// or ssh:// URL), so a second lookup cannot point
+it elsewhere. A failed clone says so without echoing what the remote said.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from kopers.errors import BadRequest, BuildFailed
+from kopers.net.connect import resolve_checked
+from kopers.net.policy import AddressPolicy
+
+log = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("https", "http", "git", "ssh")
+DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418, "ssh": 22}
 CLONE_TIMEOUT = 600
 MAX_COMMITTISH = 255
 
@@ -67,6 +79,31 @@ def locate_spec(tree: Path, subdirectory: str, spec: str) -> tuple[Path, Path]:
     return sub, specs[0]
 
 
+async def pinned(url: str, policy: AddressPolicy) -> tuple[str, list[str]]:
+    """(URL, git -c options) that reach only the address the policy checked."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise BadRequest("clone_url has no host")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise BadRequest("clone_url has an invalid port") from None
+    try:
+        address = (await resolve_checked(host, port, policy))[0]
+    except OSError:
+        raise BuildFailed(f"cannot clone {url}: the name {host} does not resolve") from None
+    if parts.scheme in ("http", "https"):
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        return url, ["-c", f"http.curloptResolve={host}:{port}:{shown}"]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (
+        (f"{userinfo}@" if userinfo else "") + literal + (f":{parts.port}" if parts.port else "")
+    )
+    return urlunsplit(parts._replace(netloc=netloc)), []
+
+
 async def _git(*args: str, cwd: Path | None = None) -> str:
     proc = await asyncio.create_subprocess_exec(
         "git",
@@ -84,18 +121,37 @@ async def _git(*args: str, cwd: Path | None = None) -> str:
         raise BuildFailed(f"git {args[0]} took longer than {CLONE_TIMEOUT} s") from None
     text = out.decode(errors="replace")
     if proc.returncode != 0:
-        last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
-        raise BuildFailed(f"git {args[0]} failed: {last}")
+        # The remote (or the repository) wrote this text: it goes to the server
+        # log only, never into the public reason.
+        log.info("git %s failed (exit %s): %s", args[0], proc.returncode, text[-2000:])
+        raise BuildFailed(f"git {_verb(args)} failed (exit status {proc.returncode})")
     return text
 
 
-async def checkout(url: str, committish: str, dest: Path) -> str:
-    """Clone `url` at `committish` into dest (without .git); return the commit id."""
+def _verb(args: tuple[str, ...]) -> str:
+    """The git subcommand, skipping `-c name=value` options."""
+    rest = list(args)
+    while rest[:1] == ["-c"]:
+        rest = rest[2:]
+    return rest[0] if rest else "git"
+
+
+async def checkout(
+    url: str, committish: str, dest: Path, policy: AddressPolicy | None = None
+) -> str:
+    """Clone `url` at `committish` into dest (without .git); return the commit id.
+
+    Without a policy, the strict one applies (nothing allow-listed).
+    """
     check_clone_url(url)
     check_committish(committish)
+    target, options = await pinned(url, policy or AddressPolicy())
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    await _git("clone", "--quiet", "--", url, str(dest))
+    # Redirects could lead to another host, which the pin does not cover.
+    await _git(
+        *options, "-c", "http.followRedirects=false", "clone", "--quiet", "--", target, str(dest)
+    )
     if committish:
         # check_committish keeps it from reading as an option; "--" ends the paths.
         await _git("checkout", "--quiet", committish, "--", cwd=dest)

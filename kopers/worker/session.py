@@ -4,11 +4,19 @@ Shared by the source step and the per-chroot pipeline. The builder's lines go
 to the task's log channel as the build's own; Kopers' notes about the run go
 in as Kopers' lines. A breached limit raises BuildFailed: the caller leaves the
 VM's context, which destroys the VM and the builder with it.
+
+A failed run's reason comes from the builder's exit status alone (BuilderStatus,
+the contract with every template's builder script), never from its output.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Mapping
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Final
 
 from kopers.config import BuildConfig
 from kopers.errors import BuildFailed
@@ -57,14 +65,52 @@ def result_limits(cfg: BuildConfig) -> ResultLimits:
     return ResultLimits(cfg.max_result_files, cfg.max_result_mib << 20, deadline)
 
 
+class BuilderStatus(IntEnum):
+    """The builder script's exit statuses: vm_templates/*/builder.py document the same."""
+
+    BUILT = 0
+    FAILED = 1  # the package failed at a step without a status of its own
+    INVALID_JOB = 2  # the job file is unusable
+    UNPACK_FAILED = 3  # rpm -i could not unpack the source package
+    KEY_FAILED = 4  # an additional repository's key could not be fetched or imported
+    BUILDDEP_FAILED = 5  # dnf builddep could not install the build dependencies
+    RPMBUILD_FAILED = 6  # rpmbuild (or mock) failed to build the package
+    SRPM_FAILED = 7  # rpmbuild -bs could not make the source package (builds from git)
+
+
+_REASONS: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        BuilderStatus.FAILED: "the package failed to build; see build.log",
+        BuilderStatus.INVALID_JOB: "the builder refused its job file (a Kopers or template bug)",
+        BuilderStatus.UNPACK_FAILED: (
+            "the source package could not be unpacked (rpm -i); see build.log"
+        ),
+        BuilderStatus.KEY_FAILED: (
+            "an additional repository's key could not be fetched; see build.log"
+        ),
+        BuilderStatus.BUILDDEP_FAILED: (
+            "the build dependencies could not be installed (dnf builddep); see build.log"
+        ),
+        BuilderStatus.RPMBUILD_FAILED: "rpmbuild failed to build the package; see build.log",
+        BuilderStatus.SRPM_FAILED: (
+            "making the source package failed (rpmbuild -bs); see build.log"
+        ),
+        127: "the builder script was not found (a template bug)",
+    }
+)
+
+
 def failure_reason(status: int) -> str:
     """The reason of a failed run, from the builder's exit status alone.
 
     The build runs as root and can print anything, so nothing it prints
     becomes the reason.
     """
-    if status == 1:
-        return "the package failed to build; see build.log"
-    if status == 2:
-        return "the builder refused its job file (a Kopers or template bug)"
+    if status in _REASONS:
+        return _REASONS[status]
+    if 128 < status < 128 + signal.NSIG:
+        # The shell's (and ssh.run's) way of saying that a signal ended it.
+        number = status - 128
+        names = {int(known): known.name for known in signal.Signals}
+        return f"the builder was killed by signal {number} ({names.get(number, 'real-time')})"
     return f"the builder exited with status {status}"

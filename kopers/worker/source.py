@@ -19,6 +19,7 @@ from kopers.db.store import Store
 from kopers.errors import BuildFailed, KopersError
 from kopers.logs.hub import LogHub
 from kopers.models import Build, BuildState, SourceType
+from kopers.net.local import address_policy
 from kopers.paths import DataPaths
 from kopers.rpmfile import RpmInfo, read_srpm
 from kopers.sched.graph import SOURCE
@@ -41,18 +42,25 @@ class SourceStep:
         self.store = store
         self.hub = hub
         self.vms = vms
+        # URL imports and git clones fetch where the user says: through the policy.
+        self.policy = address_policy(config.network)
 
     async def run(self, build_id: int) -> BuildState:
         build = await self.store.get_build(build_id)
         url = str(build.source.get("url") or build.source.get("clone_url", ""))
+        scm_source = build.source_type == SourceType.SCM
+        step = BuildState.RUNNING if scm_source else BuildState.IMPORTING
+        if not await self.store.set_source_state(build_id, step):
+            return BuildState.CANCELED  # the build was canceled before its source step ran
         try:
-            if build.source_type == SourceType.SCM:
-                await self.store.set_source_state(build_id, BuildState.RUNNING)
+            if scm_source:
                 path, info = await self._srpm_from_git(build)
             else:
-                await self.store.set_source_state(build_id, BuildState.IMPORTING)
                 path, info = await fetch_srpm(
-                    url, self.paths.source_dir(build_id), self.config.server.max_upload_mib << 20
+                    url,
+                    self.paths.source_dir(build_id),
+                    self.config.server.max_upload_mib << 20,
+                    self.policy,
                 )
         except KopersError as exc:
             log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
@@ -62,14 +70,15 @@ class SourceStep:
                     build_id, task.chroot, f"source import failed: {exc.message}"
                 )
             return BuildState.FAILED
-        await self.store.set_source(
+        stored = await self.store.set_source(
             build_id,
             info.nevra.name,
             f"{info.nevra.version}-{info.nevra.release}",
             path.name,
             BuildState.SUCCEEDED,
         )
-        return BuildState.SUCCEEDED
+        # Not stored: the build was canceled meanwhile, and its source goes with it.
+        return BuildState.SUCCEEDED if stored else BuildState.CANCELED
 
     async def _srpm_from_git(self, build: Build) -> tuple[Path, RpmInfo]:
         """Clone on the host, make the SRPM in a builder VM of the build's first chroot."""
@@ -82,7 +91,10 @@ class SourceStep:
         try:
             await channel.say(f"cloning {src['clone_url']} {src.get('committish') or ''}")
             commit = await scm.checkout(
-                str(src["clone_url"]), str(src.get("committish") or ""), workdir / "tree"
+                str(src["clone_url"]),
+                str(src.get("committish") or ""),
+                workdir / "tree",
+                self.policy,
             )
             await channel.say(f"checked out commit {commit}")
             sources, spec = scm.locate_spec(

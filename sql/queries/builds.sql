@@ -1,3 +1,7 @@
+-- Every statement that changes a state names the states it may start from
+-- (the last parameter, from kopers/db/transitions.py) and returns a row only
+-- when it applied.
+
 -- name: create_build
 INSERT INTO builds (project_id, submitter_id, source_type, source, package_name,
                     package_version, srpm_name, source_state, timeout)
@@ -24,25 +28,40 @@ SELECT * FROM build_tasks WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, 
 
 -- name: set_source
 UPDATE builds SET package_name = $2, package_version = $3, srpm_name = $4, source_state = $5
-WHERE id = $1;
+WHERE id = $1 AND source_state = ANY($6::text[])
+RETURNING id;
 
 -- name: set_source_state
-UPDATE builds SET source_state = $2 WHERE id = $1;
+UPDATE builds SET source_state = $2 WHERE id = $1 AND source_state = ANY($3::text[])
+RETURNING id;
 
 -- name: start_task
 UPDATE build_tasks SET state = $3, started_on = COALESCE(started_on, now()),
                        attempts = attempts + 1, reason = NULL
-WHERE build_id = $1 AND chroot = $2;
+WHERE build_id = $1 AND chroot = $2 AND state = ANY($4::text[])
+RETURNING build_id;
+
+-- name: task_state
+SELECT state FROM build_tasks WHERE build_id = $1 AND chroot = $2;
 
 -- name: mark_build_started
 UPDATE builds SET started_on = COALESCE(started_on, now()) WHERE id = $1;
 
 -- name: set_task_state
-UPDATE build_tasks SET state = $3 WHERE build_id = $1 AND chroot = $2;
+UPDATE build_tasks SET state = $3
+WHERE build_id = $1 AND chroot = $2 AND state = ANY($4::text[])
+RETURNING build_id;
 
 -- name: finish_task
 UPDATE build_tasks SET state = $3, ended_on = now(), reason = $4, result_dir = $5
-WHERE build_id = $1 AND chroot = $2;
+WHERE build_id = $1 AND chroot = $2 AND state = ANY($6::text[])
+RETURNING build_id;
+
+-- name: lock_build
+-- Taken before finish_build_if_done, whose check must see every task that
+-- ended in a transaction committed meanwhile: two tasks ending at once would
+-- otherwise each see the other unfinished, and the build would never end.
+SELECT id FROM builds WHERE id = $1 FOR NO KEY UPDATE;
 
 -- name: finish_build_if_done
 UPDATE builds SET ended_on = now()
@@ -50,13 +69,22 @@ WHERE id = $1 AND ended_on IS NULL AND NOT EXISTS (
     SELECT 1 FROM build_tasks t WHERE t.build_id = $1
       AND t.state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked'));
 
--- name: cancel_build
-UPDATE builds SET canceled = true WHERE id = $1;
+-- name: lock_tasks
+-- Taken before canceling, in one order, so two cancels of a build cannot
+-- deadlock. Every transaction that changes a task locks its task row before
+-- the build row, so that order holds against them too.
+SELECT chroot FROM build_tasks WHERE build_id = $1 ORDER BY chroot FOR UPDATE;
 
 -- name: cancel_unfinished_tasks
 UPDATE build_tasks SET state = 'canceled', ended_on = now(), reason = 'canceled by the user'
-WHERE build_id = $1 AND state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked')
+WHERE build_id = $1 AND state = ANY($2::text[])
 RETURNING chroot;
+
+-- name: cancel_build
+-- A source step that has not ended is canceled with the build.
+UPDATE builds SET canceled = true,
+    source_state = CASE WHEN source_state = ANY($2::text[]) THEN 'canceled' ELSE source_state END
+WHERE id = $1;
 
 -- name: delete_builds
 DELETE FROM builds WHERE id = ANY($1::bigint[]) RETURNING id;
@@ -89,8 +117,14 @@ ORDER BY t.build_id, t.chroot;
 
 -- name: skip_task
 UPDATE build_tasks SET state = 'skipped', ended_on = now(), reason = $3
-WHERE build_id = $1 AND chroot = $2
-  AND state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked');
+WHERE build_id = $1 AND chroot = $2 AND state = ANY($4::text[])
+RETURNING build_id;
 
 -- name: set_build_priority
 UPDATE builds SET priority = $2, is_background = $3 WHERE id = $1;
+
+-- name: existing_builds
+SELECT id FROM builds WHERE id = ANY($1::bigint[]);
+
+-- name: sources_of_project
+SELECT id, source_state FROM builds WHERE project_id = $1 ORDER BY id;

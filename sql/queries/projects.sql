@@ -31,6 +31,9 @@ GROUP BY p.id
 ORDER BY p.id
 LIMIT $3 OFFSET $4;
 
+-- name: delete_builds_of_project
+DELETE FROM builds WHERE project_id = $1 RETURNING id;
+
 -- name: delete_project
 DELETE FROM projects WHERE id = $1;
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import service_dir
-from tests.e2e.server import Server
+from tests.e2e.server import WEBROOT_HOST, Server
 from tests.webroot import WebRoot
 
 
@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def webroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebRoot]:
-    """A plain HTTP server on 127.0.0.1 for SRPM-by-URL builds."""
-    web = WebRoot(tmp_path_factory.mktemp("webroot"))
+    """A plain HTTP server, on the one loopback address Kopers may fetch from."""
+    web = WebRoot(tmp_path_factory.mktemp("webroot"), WEBROOT_HOST)
     yield web
     web.close()

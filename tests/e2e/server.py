@@ -26,6 +26,7 @@ from kopers.vm.domain import domain_prefix, instance_tag
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CHROOT = "debian-12-x86_64"
+WEBROOT_HOST = "127.0.0.2"
 
 
 def free_port() -> int:
@@ -61,6 +62,9 @@ class Server:
                 "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
                 "KOPERS_VM_WARM": "0",
+                # Test web servers that builds may fetch from listen here; every
+                # other loopback, private and host address stays refused.
+                "KOPERS_NETWORK_ALLOW": WEBROOT_HOST + "/32",
                 **settings,
             }
         )

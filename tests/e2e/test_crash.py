@@ -1,8 +1,9 @@
-"""Crash recovery: `kill -9` of the server with tasks pending, running and waiting.
+"""Crash and stop recovery: `kill -9` or SIGTERM of the server in the middle of builds.
 
 After the restart every build reaches a final state: the running task runs
 again on a fresh VM, the waiting one follows its dependency, the pending one
 starts. Nothing is lost, published twice, or duplicated in the repository.
+A clean stop (SIGTERM) is not a cancel: it gives up no task of a chain.
 """
 
 from __future__ import annotations
@@ -88,4 +89,43 @@ def test_kill_9_with_pending_running_and_waiting_tasks(
         "kopers-crash-other",
         "kopers-crash-slow",
     ]
+    assert server.domains() == []
+
+
+def test_sigterm_during_a_chain_resumes_the_whole_chain(
+    server: Server, make_srpm: Callable[..., Path]
+) -> None:
+    """Stopping is not canceling: the interrupted task and its dependents run after the start."""
+    server.user("dave")
+    r = server.copr("dave", "create", "stopping", "--chroot", CHROOT)
+    assert r.returncode == 0 or "already" in r.stderr, r.stderr
+    slow = make_srpm(
+        "kopers-stop-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
+    )
+    first = created(server.copr("dave", "build", "stopping", str(slow), "--nowait").stdout)
+    second = created(
+        server.copr(
+            "dave",
+            "build",
+            "stopping",
+            str(make_srpm("kopers-stop-next", "1")),
+            "--nowait",
+            "--after-build-id",
+            str(first),
+        ).stdout
+    )
+    deadline = time.monotonic() + 600
+    while server.get(f"/api_3/build/{first}")["state"] != "running":
+        assert time.monotonic() < deadline, "the slow build never started"
+        time.sleep(1)
+    time.sleep(8)  # inside its %build
+
+    server.stop()  # SIGTERM: a clean shutdown
+    server.start()
+    assert server.get(f"/api_3/build/{second}")["state"] == "pending"
+
+    assert server.wait_build(first)["state"] == "succeeded"
+    assert server.wait_build(second)["state"] == "succeeded"
+    tasks = server.get(f"/api_3/build-chroot/list?build_id={first}")["items"]
+    assert tasks[0]["attempts"] == 2  # the interrupted attempt and the one after the start
     assert server.domains() == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import CHROOT, Server, free_port
+from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--reuseaddr",
             "--export-all",
             f"--base-path={served}",
-            "--listen=127.0.0.1",
+            f"--listen={WEBROOT_HOST}",
             f"--port={port}",
             str(served),
         ],
@@ -92,11 +92,11 @@ def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((WEBROOT_HOST, port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.2)
-    yield f"git://127.0.0.1:{port}/pkg.git"
+    yield f"git://{WEBROOT_HOST}:{port}/pkg.git"
     daemon.terminate()
     daemon.wait()
 

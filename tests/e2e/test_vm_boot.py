@@ -31,6 +31,7 @@ from kopers.vm.libvirt import LibvirtDriver, VmHandle
 from kopers.vm.probe import probe_domain_type
 from kopers.vm.template import TemplateImage, build_template, default_templates_root
 from kopers.worker.results import ResultLimits, take_results
+from kopers.worker.session import BuilderStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -280,7 +281,7 @@ async def test_failed_build_names_the_command(vm: Vm, tmp_path: Path) -> None:
     broken = GCC_SPEC.replace("./hello", "./hello && exit 7")
     srpm = make_srpm(tmp_path, broken, {"hello.c": HELLO_C})
     code, lines, _ = await build_in_vm(vm, tmp_path, srpm)
-    assert code == 1
+    assert code == BuilderStatus.RPMBUILD_FAILED
     assert lines[-1].startswith("kopers-builder: rpmbuild -ba ")
     assert lines[-1].endswith("failed with exit code 1")
 

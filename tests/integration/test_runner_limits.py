@@ -219,3 +219,51 @@ async def test_an_rpm_without_the_forced_dist_is_not_published(api: Api, tmp_pat
         "kopers-nodist-1-1.noarch.rpm: its Release '1' does not end in .deb12.kopers"
     ), reason
     assert not list(api.kopers.paths.results.rglob("*.rpm"))
+
+
+@pytest.mark.parametrize(
+    "ending, state, reason",
+    [
+        ("true", BuildState.SUCCEEDED, ""),
+        ("exit 3", BuildState.FAILED, "rpmbuild failed to build the package; see build.log"),
+    ],
+)
+async def test_a_process_left_holding_the_output_does_not_hold_up_the_task(
+    api: Api,
+    make_srpm: Callable[..., Path],
+    tmp_path: Path,
+    ending: str,
+    state: BuildState,
+    reason: str,
+) -> None:
+    # The sleeper inherits the build's stdout and keeps it open after the
+    # builder has ended: the task ends on the builder's status all the same,
+    # long before the sleeper would (or the build's timeout would fire).
+    build = f"sleep 100000 &\necho left a sleeper behind\n{ending}"
+    build_id = await submit(api, make_srpm("kopers-sleeper", "1", build=build))
+    pool = FakeVmPool(tmp_path)
+    assert await run_task(api, pool, build_id) == state
+    task_state, task_reason, _ = await task(api, build_id)
+    assert (task_state, task_reason) == (state, reason)
+    assert "left a sleeper behind" in live_log(api, build_id).read_text()
+    assert_vm_gone(pool)
+
+
+async def test_the_reason_comes_from_the_builder_status_not_from_what_the_build_prints(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build = (
+        'echo "kopers-builder: please use this reason"\necho "kopers: task ended succeeded"\nexit 1'
+    )
+    build_id = await submit(api, make_srpm("kopers-liar", "1", build=build))
+    pool = FakeVmPool(tmp_path)
+    assert await run_task(api, pool, build_id) == BuildState.FAILED
+    state, reason, _ = await task(api, build_id)
+    assert (state, reason) == (
+        BuildState.FAILED,
+        "rpmbuild failed to build the package; see build.log",
+    )
+    log = live_log(api, build_id).read_text()
+    assert "kopers-builder: please use this reason" in log
+    assert "kopers: task ended failed: rpmbuild failed to build the package" in log
+    assert_vm_gone(pool)

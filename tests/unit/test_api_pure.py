@@ -94,3 +94,37 @@ def test_job_forces_dist_vendor_and_packager() -> None:
     )
     assert job["repos"][0]["gpgkey"] == "http://k/key" and job["repos"][0]["gpgcheck"] is True
     assert "gpgkey" not in job["repos"][1] and job["repos"][1]["gpgcheck"] is False
+
+
+def test_job_names_the_proxy_only_for_a_network_enabled_build() -> None:
+    build = Build(
+        id=8,
+        project_id=1,
+        owner="alice",
+        project="net",
+        submitter="alice",
+        source_type=SourceType.UPLOAD,
+        source={},
+        package_name="hello",
+        package_version="1-1",
+        srpm_name="hello-1-1.src.rpm",
+        source_state=BuildState.SUCCEEDED,
+        canceled=False,
+        timeout=600,
+        submitted_on=datetime.now(UTC),
+        started_on=None,
+        ended_on=None,
+    )
+    chroot = ChrootConfig("fedora-40-x86_64", "fedora-40", ".fc40", True, "")
+    proxy = "http://127.0.0.1:40003"
+    for enable_net, shown in ((True, proxy), (False, None)):
+        job = render_job(
+            build,
+            chroot,
+            repo_tag="kopers",
+            public_url="http://h",
+            srpm_name="h.src.rpm",
+            enable_net=enable_net,
+            proxy=proxy,
+        )
+        assert (job["enable_net"], job["proxy"]) == (enable_net, shown)

@@ -24,6 +24,7 @@ def test_fixed_env_names_and_generic_overrides(tmp_path: Path) -> None:
         "KOPERS_PUBLIC_URL": "http://example.test/",
         "KOPERS_VM_MEMORY_MIB": "2048",
         "KOPERS_BUILD_REPO_TAG": "mine",
+        "KOPERS_NETWORK_ALLOW": "127.0.0.2/32, 10.1.0.0/16",
     }
     cfg = config.load(str(REPO / "kopers.toml"), env=env)
     assert cfg.data_dir == tmp_path
@@ -31,6 +32,7 @@ def test_fixed_env_names_and_generic_overrides(tmp_path: Path) -> None:
     assert cfg.server.public_url == "http://example.test"
     assert cfg.vm.memory_mib == 2048
     assert cfg.build.repo_tag == "mine"
+    assert [str(n) for n in cfg.network.allow] == ["127.0.0.2/32", "10.1.0.0/16"]
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,8 @@ def test_fixed_env_names_and_generic_overrides(tmp_path: Path) -> None:
         ("bogus = 1\n", "unknown setting"),
         ('[[chroots]]\nname = "debian"\ntemplate = "t"\ndist = ".d"\n', "distro-version-arch"),
         ("[vm]\nvcpus = 0\n", "positive"),
+        ('[network]\nallow = ["not-a-net"]\n', "network.allow"),
+        ('[network]\nallow = "10.0.0.0/8"\n', "network.allow"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,8 +20,8 @@ from kopers import config
 from kopers.errors import InfrastructureError
 from kopers.paths import DataPaths
 from kopers.vm import pool as poolmod
-from kopers.vm.domain import VmSize
-from kopers.vm.libvirt import VmHandle
+from kopers.vm.domain import VmSize, overlay_volume_name
+from kopers.vm.libvirt import LibvirtDriver, VmHandle
 from kopers.vm.pool import VmPool
 from kopers.vm.template import TemplateImage
 
@@ -35,9 +36,7 @@ class FakeDriver:
         self.sizes: dict[str, VmSize | None] = {}
         self.fail = False
 
-    async def start(
-        self, image: TemplateImage, name: str, allow_network: bool = False, *, size: Any = None
-    ) -> VmHandle:
+    async def start(self, image: TemplateImage, name: str, *, size: Any = None) -> VmHandle:
         await asyncio.sleep(0)
         if self.fail:
             raise InfrastructureError("cannot start VM: no luck")
@@ -256,3 +255,86 @@ async def test_close_destroys_warm_and_booting_clones(tmp_path: Path, fake_ssh: 
     async with refilling(pool):
         await until(lambda: pool.status()["booting"] == 2)
     assert driver(pool).running == set() and pool.vms == {}
+
+
+# The libvirt driver's overlay: its virtual size caps what a guest writes. -----
+
+
+class FakeLibvirt:
+    """A libvirt connection and its storage pool: records the XML it is given."""
+
+    def __init__(self, overlay_dir: Path) -> None:
+        self.overlay_dir = overlay_dir
+        self.volumes: list[str] = []
+        self.domains: list[str] = []
+
+    def isAlive(self) -> bool:  # libvirt's method names
+        return True
+
+    def storagePoolLookupByName(self, name: str) -> FakeLibvirt:
+        return self
+
+    def isActive(self) -> bool:
+        return True
+
+    def createXML(self, xml: str, flags: int) -> Any:
+        if xml.startswith("<volume"):
+            self.volumes.append(xml)
+            name = ET.fromstring(xml).findtext("name")
+            return SimpleNamespace(path=lambda: str(self.overlay_dir / str(name)))
+        self.domains.append(xml)
+        return None
+
+
+def qcow2_template(tmp_path: Path, virtual_bytes: int) -> TemplateImage:
+    """A template whose base image has a qcow2 header declaring `virtual_bytes`."""
+    folder = tmp_path / "template"
+    folder.mkdir()
+    base = folder / "base.qcow2"
+    header = b"QFI\xfb" + (3).to_bytes(4, "big") + bytes(16) + virtual_bytes.to_bytes(8, "big")
+    base.write_bytes(header + bytes(72))
+    return TemplateImage(TEMPLATE, "0" * 16, folder, base, base, base, base, "/b")
+
+
+def libvirt_driver(tmp_path: Path) -> tuple[LibvirtDriver, FakeLibvirt]:
+    # A session URI: not the local system one, so no ACLs are touched.
+    drv = LibvirtDriver("qemu:///session", "qemu", tmp_path / "overlays", 2, 1024)
+    fake = FakeLibvirt(drv.overlay_dir)
+    drv._conn = fake  # type: ignore[assignment]
+    return drv, fake
+
+
+def capacity(volume_xml: str) -> tuple[int, str]:
+    el = ET.fromstring(volume_xml).find("capacity")
+    assert el is not None and el.text is not None
+    return int(el.text), el.attrib["unit"]
+
+
+@pytest.mark.parametrize(
+    ("disk_gib", "expected"),
+    [
+        (0, 3 << 30),  # no size configured: the template's own
+        (20, 20 << 30),  # the configured size
+        (1, 3 << 30),  # below the template's: the guest's filesystem must fit
+    ],
+)
+async def test_the_overlay_always_has_an_explicit_virtual_size(
+    tmp_path: Path, disk_gib: int, expected: int
+) -> None:
+    drv, fake = libvirt_driver(tmp_path)
+    image = qcow2_template(tmp_path, 3 << 30)
+    handle = await drv.start(image, "kopers-t-1", size=VmSize(2, 1024, disk_gib))
+    [volume] = fake.volumes
+    assert capacity(volume) == (expected, "bytes")
+    assert ET.fromstring(volume).findtext("backingStore/path") == str(image.base_image)
+    assert handle.overlay == drv.overlay_dir / overlay_volume_name("kopers-t-1")
+    assert len(fake.domains) == 1
+
+
+async def test_a_template_that_is_not_qcow2_makes_no_overlay(tmp_path: Path) -> None:
+    drv, fake = libvirt_driver(tmp_path)
+    image = qcow2_template(tmp_path, 1 << 30)
+    image.base_image.write_bytes(b"\0" * 64)  # a raw image
+    with pytest.raises(InfrastructureError, match="not a qcow2 image"):
+        await drv.start(image, "kopers-t-2")
+    assert fake.volumes == [] and fake.domains == []

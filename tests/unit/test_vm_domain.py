@@ -99,11 +99,18 @@ def test_user_net_is_restricted_and_forward_bound_to_loopback() -> None:
     assert [o for o in options if o.startswith("hostfwd=")] == ["hostfwd=tcp:127.0.0.1:40123-:22"]
 
 
-def test_network_can_be_allowed_explicitly() -> None:
-    args = qemu_args(ET.fromstring(render_domain_xml(spec(allow_network=True))))
+def test_no_vm_ever_gets_unrestricted_user_networking() -> None:
+    """restrict=off makes the guest's 10.0.2.2 the host's loopback: never rendered.
+
+    A network-enabled build reaches out through the egress proxy instead.
+    """
+    xml = render_domain_xml(spec())
+    args = qemu_args(ET.fromstring(xml))
     options = args[args.index("-netdev") + 1].split(",")
-    assert "restrict=off" in options
-    assert "hostfwd=tcp:127.0.0.1:40022-:22" in options
+    assert "restrict=on" in options and "restrict=off" not in xml
+    assert [o for o in options if o.startswith(("hostfwd=", "guestfwd="))] == [
+        "hostfwd=tcp:127.0.0.1:40022-:22"
+    ]
 
 
 def test_nic_has_fixed_pci_slot() -> None:

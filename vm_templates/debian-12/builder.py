@@ -33,24 +33,57 @@ the host uploaded (builds from git):
      "result_dir": "/build/out"}
 
 Every command and all of its output go to stdout, line-buffered: the host
-streams them live as the build log. Exit status: 0 built, 1 the package failed
-(the last line names the failing command), 2 the job file is invalid.
+streams them live as the build log. Nothing a command starts outlives it: each
+runs in a cgroup of its own (cgroup v2 at /sys/fs/cgroup; without it, in a
+process group of its own) that is killed when the command returns, and the log
+says how many processes were left. A daemon that a build's test suite forgot,
+or a `sleep 1d &` in %build, can neither hold up the build nor the builder's
+output.
+
+Exit status (the contract with the host, kopers/worker/session.py's
+BuilderStatus; the host's reason for a failure comes from it alone, never from
+the output):
+
+    0  built
+    1  the package failed at a step without a status of its own
+    2  the job file is invalid
+    3  the source package could not be unpacked (rpm -i)
+    4  an additional repository's key could not be fetched or imported
+    5  the build dependencies could not be installed (dnf builddep)
+    6  rpmbuild -ba failed
+    7  making the source package failed (rpmbuild -bs, builds from git)
+
+On a failure the last line names the failing command.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
+import selectors
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 TOPDIR = Path("/build/top")
 REPOSDIR = Path("/build/repos.d")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+BUILT, FAILED, INVALID_JOB = 0, 1, 2
+UNPACK_FAILED, KEY_FAILED, BUILDDEP_FAILED, RPMBUILD_FAILED, SRPM_FAILED = 3, 4, 5, 6, 7
+CHUNK = 1 << 16
+# Output still in the pipe after a command ended is passed on up to this much:
+# a writer that escaped the kill (possible only without cgroups) could go on.
+DRAIN_MAX = 1 << 20
+KILL_WAIT_S = 10.0  # for killed processes to be gone; only D-state sleepers take long
 MACROS = ("dist", "vendor", "packager")
 # Lines the packager may not set: they would override the identity Kopers forces.
 FORCED_LINE = re.compile(r"^\s*(?:(?:vendor|packager)\s*:|%(?:define|global)\s+dist\s)", re.I)
@@ -62,23 +95,189 @@ class JobError(Exception):
     """The job file is unusable: exit 2."""
 
 
-class CommandFailed(Exception):
-    """A build step failed: exit 1."""
+class StepFailed(Exception):
+    """A build step failed: exit with its status."""
 
-    def __init__(self, argv: list[str], code: int) -> None:
-        super().__init__(f"{shlex.join(argv)} failed with exit code {code}")
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CommandFailed(StepFailed):
+    def __init__(self, argv: list[str], code: int, status: int) -> None:
+        super().__init__(f"{shlex.join(argv)} failed with exit code {code}", status)
 
 
 def say(text: str) -> None:
     print(f"kopers-builder: {text}", flush=True)
 
 
-def run(argv: list[str]) -> None:
-    """Run a command with its stdout and stderr going straight to ours."""
+def run(argv: list[str], status: int) -> None:
+    """Run a command, its output going to ours; StepFailed(status) if it fails."""
     print(f"+ {shlex.join(argv)}", flush=True)
-    code = subprocess.run(argv, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
+    code = contained(argv, write_out)
     if code != 0:
-        raise CommandFailed(argv, code)
+        raise CommandFailed(argv, code, status)
+
+
+def write_out(data: bytes) -> None:
+    sys.stdout.flush()  # what we printed comes first
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+# -- running a command so that nothing it starts outlives it --
+
+_cgroups = itertools.count(1)
+_without_cgroups: list[str] = []  # why, once known
+
+
+def contained(argv: list[str], sink: Callable[[bytes], None], stderr: int | None = None) -> int:
+    """Run argv, pass its output (stdout, and stderr unless redirected) to sink; its status.
+
+    The output goes through a pipe of ours rather than straight to our stdout,
+    so that not even a process that escaped the kill holds the host's channel.
+    """
+    cgroup = new_cgroup()
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=subprocess.STDOUT if stderr is None else stderr,
+            start_new_session=True,
+            # Between fork and exec, so the command starts nothing outside it.
+            preexec_fn=None if cgroup is None else lambda: enter_cgroup(cgroup),
+        )
+    except BaseException:
+        os.close(read_fd)
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
+        raise
+    finally:
+        os.close(write_fd)
+    try:
+        relay(proc, read_fd, sink)
+    finally:
+        if proc.poll() is None:  # we are being stopped: the command goes too
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        left = kill_cgroup(cgroup) if cgroup is not None else kill_group(proc.pid)
+        try:
+            drain(read_fd, sink)  # after the kill: the killed hold the pipe no longer
+        finally:
+            os.close(read_fd)
+        if left:
+            plural = "process was" if left == 1 else "processes were"
+            say(f"{left} {plural} left running by {argv[0]}; killed")
+    return proc.returncode
+
+
+def relay(proc: subprocess.Popen, read_fd: int, sink: Callable[[bytes], None]) -> None:
+    """Pass the output on until the command exits (not until its output ends)."""
+    exited = os.pidfd_open(proc.pid)  # not reaped yet, so it names our child
+    with selectors.DefaultSelector() as selector:
+        selector.register(read_fd, selectors.EVENT_READ)
+        selector.register(exited, selectors.EVENT_READ)
+        try:
+            while proc.poll() is None:
+                for key, _ in selector.select():
+                    if key.fd != read_fd:
+                        continue
+                    data = os.read(read_fd, CHUNK)
+                    if data:
+                        sink(data)
+                    else:  # every writer closed it; the exit is still to come
+                        selector.unregister(read_fd)
+        finally:
+            os.close(exited)
+
+
+def drain(read_fd: int, sink: Callable[[bytes], None]) -> None:
+    """Pass on what is still in the pipe after the kill, without waiting for more."""
+    os.set_blocking(read_fd, False)
+    total = 0
+    while total < DRAIN_MAX:
+        try:
+            data = os.read(read_fd, CHUNK)
+        except BlockingIOError:
+            return  # a writer escaped the kill; what it writes later is not the command's
+        if not data:
+            return
+        sink(data)
+        total += len(data)
+
+
+def new_cgroup() -> Path | None:
+    """An empty cgroup for one command; None (said once) where there is no cgroup v2."""
+    path = CGROUP_ROOT / f"kopers-build-{os.getpid()}-{next(_cgroups)}"
+    try:
+        path.mkdir()
+        if (path / "cgroup.kill").exists():
+            return path
+        path.rmdir()
+        reason = "no cgroup.kill, which needs Linux 5.14"
+    except OSError as exc:
+        reason = str(exc)
+    if not _without_cgroups:
+        _without_cgroups.append(reason)
+        say(
+            f"no usable cgroup v2 at {CGROUP_ROOT} ({reason}): what a command leaves "
+            "running is killed only while it stays in the command's process group"
+        )
+    return None
+
+
+def enter_cgroup(cgroup: Path) -> None:
+    """In the child: move into the cgroup; whatever it starts from now on is in there too."""
+    (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def kill_cgroup(cgroup: Path) -> int:
+    """Kill all in the cgroup, wait until it is empty and remove it; how many were left."""
+    try:
+        left = len((cgroup / "cgroup.procs").read_text().split())
+        (cgroup / "cgroup.kill").write_text("1")  # also what forked since we counted
+        deadline = time.monotonic() + KILL_WAIT_S
+        while "populated 1" in (cgroup / "cgroup.events").read_text():
+            if time.monotonic() > deadline:
+                say(f"processes in {cgroup} did not end within {KILL_WAIT_S:.0f} s of the kill")
+                return left
+            time.sleep(0.01)
+        cgroup.rmdir()
+    except OSError as exc:
+        say(f"cannot empty or remove {cgroup}: {exc}")
+        return 0
+    return left
+
+
+def kill_group(group: int) -> int:
+    """Without cgroups: kill what is left in the command's process group; how many were."""
+    left = len(members(group))
+    deadline = time.monotonic() + KILL_WAIT_S
+    while members(group):
+        if time.monotonic() > deadline:
+            say(f"processes of group {group} did not end within {KILL_WAIT_S:.0f} s of the kill")
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # again: a member may have forked meanwhile
+        time.sleep(0.01)
+    return left
+
+
+def members(group: int) -> list[int]:
+    """The live processes (zombies are not) of a process group."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 def load_job(path: str) -> dict:
@@ -140,7 +339,7 @@ def build_srpm(job: dict) -> None:
         "--define", f"_srcrpmdir {result_dir}",
         "--define", "dist %{nil}",
         job["spec"],
-    ])
+    ], SRPM_FAILED)
     for path in sorted(result_dir.glob("*.src.rpm")):
         say(f"result: {path.name}")
 
@@ -161,11 +360,12 @@ def install_srpm(job: dict) -> Path:
     shutil.rmtree(TOPDIR, ignore_errors=True)
     TOPDIR.mkdir(parents=True)
     # --force-debian: Debian's rpm otherwise warns that packages belong to dpkg.
-    run(["rpm", "-i", "--force-debian", "--define", f"_topdir {TOPDIR}", job["srpm"]])
+    argv = ["rpm", "-i", "--force-debian", "--define", f"_topdir {TOPDIR}", job["srpm"]]
+    run(argv, UNPACK_FAILED)
     specs = sorted((TOPDIR / "SPECS").glob("*.spec"))
     if len(specs) != 1:
-        say(f"expected one spec file in the source package, found {len(specs)}")
-        raise CommandFailed(["rpm", "-i", job["srpm"]], 1)
+        message = f"the source package holds {len(specs)} spec files, not one"
+        raise StepFailed(message, UNPACK_FAILED)
     return specs[0]
 
 
@@ -197,12 +397,12 @@ def force_dist(job: dict, spec: Path) -> None:
 
 def spec_release(job: dict, spec: Path) -> str:
     """The Release the spec gives with the forced macros ('' if rpmspec cannot tell)."""
-    result = subprocess.run(
-        ["rpmspec", "-q", "--srpm", "--queryformat", "%{release}\n", *defines(job), str(spec)],
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout else ""
+    # Parsing the spec runs its %(...) macros: contained like every build command.
+    argv = ["rpmspec", "-q", "--srpm", "--queryformat", "%{release}\n", *defines(job), str(spec)]
+    out = bytearray()
+    code = contained(argv, out.extend, stderr=subprocess.DEVNULL)
+    text = out.decode(errors="replace").strip()
+    return text.splitlines()[0] if code == 0 and text else ""
 
 
 def write_repos(job: dict) -> None:
@@ -225,9 +425,9 @@ def write_repos(job: dict) -> None:
             print(f"+ fetch {repo['gpgkey']} > {key}", flush=True)
             try:
                 urllib.request.urlretrieve(repo["gpgkey"], key)
-            except OSError as exc:
-                raise CommandFailed(["fetch", repo["gpgkey"]], 1) from exc
-            run(["rpm", "--import", str(key)])
+            except (OSError, ValueError) as exc:
+                raise StepFailed(f"fetching {repo['gpgkey']} failed: {exc}", KEY_FAILED) from exc
+            run(["rpm", "--import", str(key)], KEY_FAILED)
             lines.append(f"gpgkey=file://{key}")
         lines.append("")
     (REPOSDIR / "kopers.repo").write_text("\n".join(lines))
@@ -244,7 +444,7 @@ def builddep(job: dict, spec: Path) -> None:
     ]
     for name in MACROS:
         argv += ["--define", f"{name} {job['macros'][name]}"]
-    run([*argv, str(spec)])
+    run([*argv, str(spec)], BUILDDEP_FAILED)
 
 
 def write_manifest(result_dir: Path) -> None:
@@ -281,7 +481,7 @@ def build(job: dict) -> None:
         builddep(job, spec)
     # Written before rpmbuild so a failed build still tells what its buildroot held.
     write_manifest(result_dir)
-    run(["rpmbuild", "-ba", *defines(job), str(spec)])
+    run(["rpmbuild", "-ba", *defines(job), str(spec)], RPMBUILD_FAILED)
     collect(result_dir)
 
 
@@ -290,22 +490,22 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("LANG", "C.UTF-8")
     if len(argv) != 2:
         print("usage: kopers-builder JOB.json", flush=True)
-        return 2
+        return INVALID_JOB
     try:
         job = load_job(argv[1])
     except JobError as exc:
         say(f"invalid job: {exc}")
-        return 2
+        return INVALID_JOB
     try:
         build_srpm(job) if job.get("mode") == "srpm" else build(job)
-    except CommandFailed as exc:
+    except StepFailed as exc:
         say(str(exc))
-        return 1
+        return exc.status
     except OSError as exc:
         say(f"build failed: {exc}")
-        return 1
+        return FAILED
     say("build succeeded")
-    return 0
+    return BUILT
 
 
 if __name__ == "__main__":

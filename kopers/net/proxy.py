@@ -1,0 +1,279 @@
+"""The egress proxy: the only way out of a network-enabled builder VM.
+
+Builder VMs keep QEMU's `restrict=on` whatever the project says, so a build
+with network access reaches the world only through this HTTP proxy, which the
+pipeline forwards into the VM over the build's SSH connection (the same path
+repositories take). It listens on 127.0.0.1 of the Kopers host and serves
+`CONNECT host:port` (https and other TLS) and absolute-URI requests
+(`GET http://host/...`). Every target is resolved once and checked against the
+address policy; the connection goes to a checked address, so neither the
+guest's 10.0.2.2 nor a DNS answer that changes its mind leads back to the host
+or its private network.
+
+One request per client connection: after the (rewritten) head the proxy only
+relays bytes, and an upstream `Connection: close` ends the exchange. This keeps
+the proxy out of HTTP framing and bodies. Heads are capped in size and time,
+an exchange ends after a quiet spell, and a cap on open connections answers
+503 past it. Refused targets get a one-line 403, failed ones a one-line 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+from dataclasses import dataclass
+
+from kopers.errors import InfrastructureError
+from kopers.net.connect import open_checked, resolve_checked
+from kopers.net.httphead import BadProxyRequest, ProxyRequest, parse_head, reply
+from kopers.net.policy import AddressPolicy, AddressRefused, IPAddress
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD = 16 << 10  # bytes of request line and headers
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLimits:
+    """What one client may hold of the proxy; builds share it, so none may take it all."""
+
+    max_connections: int = 128
+    head_timeout_s: float = 30.0  # to send the request head
+    connect_timeout_s: float = 30.0  # per upstream address tried
+    idle_timeout_s: float = 300.0  # no byte either way: the exchange ends
+
+
+class _Activity:
+    """When a byte last crossed an exchange, in either direction."""
+
+    def __init__(self, now: float) -> None:
+        self.last = now
+
+
+class EgressProxy:
+    """An HTTP proxy on 127.0.0.1 that connects only where the policy permits."""
+
+    def __init__(
+        self, policy: AddressPolicy, limits: ProxyLimits | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        self.policy = policy
+        self.limits = limits or ProxyLimits()
+        self.host = host
+        self._server: asyncio.Server | None = None
+        self._port = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # one per client connection
+        self._active = 0  # exchanges under way (the cap counts these)
+        self._turned_away = 0  # connections past the cap, being answered 503
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the proxy listens; InfrastructureError while it does not."""
+        if self._server is None or not self._server.is_serving():
+            raise InfrastructureError("the egress proxy is not running")
+        return self.host, self._port
+
+    @property
+    def exchanges(self) -> int:
+        """Client connections being served now."""
+        return self._active
+
+    async def start(self) -> None:
+        """Listen, on the port of an earlier start if it is still free."""
+        if self._server is not None and self._server.is_serving():
+            return
+        for port in dict.fromkeys((self._port, 0)):
+            try:
+                self._server = await asyncio.start_server(
+                    self._accept, self.host, port, limit=MAX_HEAD
+                )
+                break
+            except OSError:
+                if port == 0:
+                    raise
+        assert self._server is not None
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        log.info("egress proxy listening on %s:%d", self.host, self._port)
+
+    async def serve(self) -> None:
+        """The supervised loop: listen (again after a crash) and accept until cancelled."""
+        await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop listening and end every open exchange."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    # -- one client connection ---------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            if self._active >= self.limits.max_connections:
+                await self._turn_away(reader, writer)
+            else:
+                self._active += 1
+                try:
+                    await self._exchange(reader, writer)
+                finally:
+                    self._active -= 1
+        except asyncio.CancelledError:
+            # close() ends the exchange. This task is asyncio's callback task, which
+            # nobody else awaits: ending quietly keeps asyncio from logging it.
+            pass
+        except (ConnectionError, OSError):
+            pass  # the client went away; nothing to tell anyone
+        except Exception:
+            log.exception("egress proxy: an exchange failed")
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _turn_away(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Past the cap: a 503, unless even the connections turned away are too many."""
+        if self._turned_away >= self.limits.max_connections:
+            return
+        self._turned_away += 1
+        try:
+            await self._answer(reader, writer, 503, "the egress proxy is busy; try again")
+        finally:
+            self._turned_away -= 1
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, text: str
+    ) -> None:
+        """The proxy's own one-line answer, then the end of the connection."""
+        writer.write(reply(status, text))
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            # Read what the client still sends: closing on unread bytes resets the
+            # connection, which can destroy the answer before the client reads it.
+            async with asyncio.timeout(self.limits.head_timeout_s):
+                while await reader.read(CHUNK):
+                    pass
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self.limits.head_timeout_s):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            too_large = f"the request head is larger than {MAX_HEAD} bytes"
+            await self._answer(reader, writer, 431, too_large)
+            return
+        except (asyncio.IncompleteReadError, TimeoutError):
+            return
+        try:
+            request = parse_head(head)
+        except BadProxyRequest as exc:
+            await self._answer(reader, writer, exc.reply_status, exc.message)
+            return
+        try:
+            addresses = await self._checked(request)
+        except AddressRefused as exc:
+            log.info("egress proxy refused %s %s:%d: %s", *_target(request), exc.category)
+            await self._answer(reader, writer, 403, exc.message)
+            return
+        except OSError:
+            await self._answer(reader, writer, 502, f"cannot resolve {request.host}")
+            return
+        try:
+            up_reader, up_writer = await open_checked(
+                addresses, request.port, self.limits.connect_timeout_s
+            )
+        except OSError as exc:
+            where = f"{request.host}:{request.port}"
+            failed = f"cannot connect to {where}: {_category(exc)}"
+            await self._answer(reader, writer, 502, failed)
+            return
+        try:
+            if request.tunnel:
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                up_writer.write(request.upstream_head)
+            await self._relay(reader, writer, up_reader, up_writer)
+        finally:
+            up_writer.close()
+
+    async def _checked(self, request: ProxyRequest) -> tuple[IPAddress, ...]:
+        addresses = await resolve_checked(request.host, request.port, self.policy)
+        # Only reachable when loopback is allow-listed: the proxy must not loop into itself.
+        if request.port == self._port and any(
+            a.is_loopback or a.is_unspecified or a in self.policy.own for a in addresses
+        ):
+            raise AddressRefused(request.host, "the egress proxy itself")
+        return addresses
+
+    async def _relay(
+        self,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
+        """Copy bytes both ways until the upstream side ends or all is quiet too long.
+
+        The upstream side decides the end: a client that finished sending may
+        still be reading the answer.
+        """
+        activity = _Activity(asyncio.get_running_loop().time())
+        outbound = asyncio.create_task(self._pump(client_reader, up_writer, activity, None))
+        try:
+            await self._pump(up_reader, client_writer, activity, self.limits.idle_timeout_s)
+        finally:
+            outbound.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbound
+
+    async def _pump(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        activity: _Activity,
+        idle_s: float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        data = await src.read(CHUNK)
+                except TimeoutError:
+                    if idle_s is not None and loop.time() - activity.last < idle_s:
+                        continue  # the other direction is busy
+                    return
+                if not data:
+                    if dst.can_write_eof():
+                        dst.write_eof()
+                    return
+                activity.last = loop.time()
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            return
+
+
+def _target(request: ProxyRequest) -> tuple[str, str, int]:
+    return request.method, request.host, request.port
+
+
+def _category(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if exc.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    return "unreachable"
