@@ -303,7 +303,11 @@ class Submissions:
             )
         options = BuildOptions(chroots, old.timeout, old.is_background)
         if old.source_type != SourceType.UPLOAD:
-            return await self._url_build(user, project, options, str(old.source.get("url")))
+            # Its source is fetched or made again, and counts like a new one's.
+            await self._check_quota(project, 0)
+            return await self._deferred(
+                user, project, options, old.source_type, dict(old.source)
+            )
         source = self.paths.source_dir(old.id) / str(old.srpm_name)
         if not source.is_file():
             raise BadRequest(f"the source package of build {build_id} is no longer stored")

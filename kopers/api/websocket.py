@@ -73,7 +73,8 @@ async def build_log(request: web.Request) -> web.StreamResponse:
 def _from_line(text: str | None) -> int:
     if text is None:
         return 1
-    if not text.isdigit() or int(text) < 1:
+    # isdigit() would pass "²", which int() refuses: ASCII digits only, bounded.
+    if not (text.isascii() and text.isdecimal()) or len(text) > 12 or int(text) < 1:
         raise BadRequest("from must be a line number, 1 or more")
     return int(text)
 

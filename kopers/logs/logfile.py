@@ -11,7 +11,9 @@ wrote it:
   visible text is the line without ANSI escape sequences, NFKC-normalised,
   keeping only ASCII letters, digits and colons: "\\r", "\\x1b[2K", leading
   blanks or zero-width characters do not hide the word. Other build lines
-  are stored as printed.
+  are stored as printed, but for their control characters, line separators
+  and bidi controls, which are shown as symbols too: a "\r" or a cursor
+  move would otherwise paint a Kopers-looking line over them on a screen.
 - No line is longer than MAX_LINE characters (the hub cuts longer ones).
 
 The work that grows with the file (counting lines when a task's log is
@@ -44,6 +46,12 @@ _SEQUENCE = re.compile(  # ANSI escape sequences: OSC, CSI, and the short ones
 _NOT_MARK = re.compile(r"[^0-9a-z:]+")
 _SHOWN = {c: chr(0x2400 + c) for c in range(0x20) if c != 0x09}
 _SHOWN |= {0x7F: "\u2421"} | {c: "\ufffd" for c in range(0x80, 0xA0)}
+# Line and paragraph separators break a line in browsers and splitlines();
+# bidi controls reorder what a terminal or page shows.
+_SHOWN |= {0x2028: "\u2424", 0x2029: "\u2424"}
+_SHOWN |= {
+    c: "\ufffd" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
 
 Position = tuple[int, int]  # a line number, and the file offset where that line starts
 
@@ -64,7 +72,9 @@ def stored(text: str, kopers: bool) -> str:
         return MARK + text.translate(_SHOWN)
     if looks_like_kopers(text):
         return ESCAPE + text.translate(_SHOWN)
-    return text
+    # Every build line shows its controls: a "\r" or a cursor move could
+    # otherwise paint a Kopers-looking line over it in a terminal.
+    return text if text.isprintable() else text.translate(_SHOWN)
 
 
 def is_kopers(line: str) -> bool:

@@ -34,7 +34,11 @@ async def resolve_checked(
 ) -> tuple[IPAddress, ...]:
     """The addresses `host` resolves to, all permitted; AddressRefused or OSError."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except (UnicodeError, ValueError):
+        # A label over 63 characters, an empty one, a NUL: no name at all.
+        raise OSError(f"{host!r} is not a valid host name") from None
     unique = list(dict.fromkeys(_address(info[4]) for info in infos))
     if not unique:
         raise OSError(f"{host} has no address")

@@ -120,6 +120,10 @@ def _headers(lines: list[str]) -> list[tuple[str, str]]:
         # Folded lines (leading whitespace) are obsolete and a smuggling aid: refused.
         if not sep or not _TOKEN.fullmatch(name):
             raise BadProxyRequest("malformed header field")
+        # A bare LF or CR (or any control but tab) in a value would be passed on
+        # as a line break of its own by a lenient upstream.
+        if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value):
+            raise BadProxyRequest("control character in a header field")
         out.append((name, value.strip()))
     return out
 

@@ -50,6 +50,10 @@ class AddressPolicy:
     def refusal(self, address: IPAddress) -> str | None:
         """Why `address` may not be used (a short category), or None when it may."""
         inner, form = embedded_ipv4(address)
+        if address in self.own and self._allowed(address) and not self._named(address):
+            # An allow-listed LAN must not open this host's own services on it:
+            # only a network of this one address allows one of them.
+            return "this host's own address"
         if self._allowed(address) or (inner is not None and self._allowed(inner)):
             return None
         if inner is not None:
@@ -75,6 +79,10 @@ class AddressPolicy:
 
     def _allowed(self, address: IPAddress) -> bool:
         return any(address in network for network in self.allow)
+
+    def _named(self, address: IPAddress) -> bool:
+        """Whether the allow-list holds exactly this address (a /32 or /128)."""
+        return any(n.num_addresses == 1 and address in n for n in self.allow)
 
 
 def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address | None, str]:

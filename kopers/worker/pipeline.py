@@ -20,7 +20,7 @@ from pathlib import Path
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
-from kopers.errors import BadRequest, BuildFailed, InfrastructureError, KopersError
+from kopers.errors import BadRequest, BuildFailed, InfrastructureError
 from kopers.logs.hub import LogChannel, LogHub
 from kopers.models import Build, BuildState, Nevra
 from kopers.net.connect import resolve_checked
@@ -34,7 +34,7 @@ from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
 from kopers.worker.repos import forward_repos, plan_repos
 from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest, take_results
-from kopers.worker.session import failure_reason, result_limits, run_builder
+from kopers.worker.session import cause, failure_reason, result_limits, run_builder
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class ChrootPipeline:
                 await self._publish(build, chroot_name, outcome)
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
-                raise BuildFailed(f"the results could not be published ({_cause(exc)})") from exc
+                raise BuildFailed(f"the results could not be published ({cause(exc)})") from exc
             return await self._finish(
                 build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome
             )
@@ -122,7 +122,7 @@ class ChrootPipeline:
             # Anything else (a bug, the store, the disk): the task must still end,
             # failed in Postgres with its viewers told, not stay running forever.
             log.exception("task %d/%s crashed", build_id, chroot_name)
-            reason = f"Kopers failed while running this task ({_cause(exc)})"
+            reason = f"Kopers failed while running this task ({cause(exc)})"
             return await self._finish(build, chroot_name, channel, BuildState.FAILED, reason)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -306,11 +306,3 @@ class ChrootPipeline:
     @staticmethod
     def _package(build: Build) -> str:
         return build.package_name or "unknown"
-
-
-def _cause(exc: BaseException) -> str:
-    """A one-line cause fit for a public reason: Kopers' own message, or only the
-    exception's type (an OSError's text would show host paths)."""
-    if isinstance(exc, KopersError):
-        return exc.message
-    return f"{type(exc).__name__}; see the server log"

@@ -63,12 +63,19 @@ def relative(path: str, what: str) -> PurePosixPath:
 
 
 def locate_spec(tree: Path, subdirectory: str, spec: str) -> tuple[Path, Path]:
-    """(source directory, spec file) inside the checkout `tree`."""
-    sub = tree / relative(subdirectory, "subdirectory")
+    """(source directory, spec file) inside the checkout `tree`, links resolved.
+
+    The repository is the user's: a link in it (`root -> /`) would otherwise
+    make the subdirectory, and so the upload to the VM, any host directory.
+    Both paths are resolved and must stay inside the tree; nothing is looked
+    at outside it, so no answer tells what the host holds.
+    """
+    root = tree.resolve()
+    sub = _inside(root, tree / relative(subdirectory, "subdirectory"), "subdirectory")
     if not sub.is_dir():
         raise BuildFailed(f"subdirectory {subdirectory!r} is not in the repository")
     if spec:
-        path = sub / relative(spec, "spec")
+        path = _inside(sub, sub / relative(spec, "spec"), "spec file")
         if not path.is_file():
             raise BuildFailed(f"spec file {spec!r} is not in {subdirectory or 'the repository'}")
         return sub, path
@@ -76,7 +83,14 @@ def locate_spec(tree: Path, subdirectory: str, spec: str) -> tuple[Path, Path]:
     if len(specs) != 1:
         found = ", ".join(p.name for p in specs) or "none"
         raise BuildFailed(f"name the spec file: {subdirectory or 'the top directory'} has {found}")
-    return sub, specs[0]
+    return sub, _inside(sub, specs[0], "spec file")
+
+
+def _inside(root: Path, path: Path, what: str) -> Path:
+    real = path.resolve()
+    if real != root and not real.is_relative_to(root):
+        raise BuildFailed(f"the {what} leads out of its directory in the repository (a link)")
+    return real
 
 
 async def pinned(url: str, policy: AddressPolicy) -> tuple[str, list[str]]:

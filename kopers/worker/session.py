@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Final
 
 from kopers.config import BuildConfig
-from kopers.errors import BuildFailed
+from kopers.errors import BuildFailed, KopersError
 from kopers.logs.hub import LogChannel
 from kopers.logs.watchdog import Limits, Watchdog
 from kopers.vm.pool import BuilderVm
@@ -98,6 +98,14 @@ _REASONS: Final[Mapping[int, str]] = MappingProxyType(
         127: "the builder script was not found (a template bug)",
     }
 )
+
+
+def cause(exc: BaseException) -> str:
+    """A one-line cause fit for a public reason: Kopers' own message, or only the
+    exception's type (an OSError's text would show host paths)."""
+    if isinstance(exc, KopersError):
+        return exc.message
+    return f"{type(exc).__name__}; see the server log"
 
 
 def failure_reason(status: int) -> str:

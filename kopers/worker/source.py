@@ -28,7 +28,7 @@ from kopers.worker import job as jobs
 from kopers.worker import scm
 from kopers.worker.importer import fetch_srpm
 from kopers.worker.results import take_results
-from kopers.worker.session import failure_reason, result_limits, run_builder
+from kopers.worker.session import cause, failure_reason, result_limits, run_builder
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,17 @@ class SourceStep:
                     self.config.server.max_upload_mib << 20,
                     self.policy,
                 )
-        except KopersError as exc:
-            log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
+        except Exception as exc:
+            # Any failure, Kopers' own or not, ends the step: a source step left
+            # importing would keep its build unfinished for good.
+            if isinstance(exc, KopersError):
+                log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
+            else:
+                log.exception("build %d: the source step crashed", build_id)
             await self.store.set_source_state(build_id, BuildState.FAILED)
             for task in build.tasks:
                 await self.store.skip_task(
-                    build_id, task.chroot, f"source import failed: {exc.message}"
+                    build_id, task.chroot, f"source import failed: {cause(exc)}"
                 )
             return BuildState.FAILED
         stored = await self.store.set_source(
@@ -128,9 +133,9 @@ class SourceStep:
             shutil.move(srpms[0], final)
             channel.close(BuildState.SUCCEEDED, None)
             return final, info
-        except KopersError as exc:
-            await channel.say(f"the source build failed: {exc.message}")
-            channel.close(BuildState.FAILED, exc.message)
+        except Exception as exc:
+            await channel.say(f"the source build failed: {cause(exc)}")
+            channel.close(BuildState.FAILED, cause(exc))
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

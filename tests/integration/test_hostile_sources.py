@@ -25,14 +25,14 @@ from aiohttp import web as aioweb
 from yarl import URL
 
 from kopers.config import NetworkConfig
-from kopers.errors import BadRequest, KopersError
+from kopers.errors import BadRequest, BuildFailed, KopersError
 from kopers.models import BuildState
 from kopers.net.local import address_policy
 from kopers.net.policy import AddressPolicy, AddressRefused
 from kopers.sched.graph import SOURCE, TaskKey
 from kopers.worker.importer import fetch_srpm
 from kopers.worker.runner import Runner
-from kopers.worker.scm import checkout
+from kopers.worker.scm import checkout, locate_spec
 from tests.fakevm import FakeVmPool
 from tests.integration.conftest import CHROOT, Api, create
 from tests.rpms import srpm_with_header_name
@@ -298,3 +298,47 @@ async def test_a_batch_cannot_reach_into_another_users_project(
     assert status == 200, own
     status, answer = await api.upload("bob", srpm, options | {option: 999999})
     assert status in (400, 404) and "999999" in answer["error"], answer
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://" + "a" * 64 + ".example.com/x.src.rpm", "http://a..b.example.com/x.src.rpm"],
+)
+async def test_a_url_whose_host_is_no_name_ends_the_source_step(
+    api: Api, tmp_path: Path, url: str
+) -> None:
+    """A host name the resolver cannot even encode fails the step; it does not hang it."""
+    assert (await create(api, "alice", "alice", "tools"))[0] == 200
+    body = {"ownername": "alice", "projectname": "tools", "chroots": [CHROOT], "pkgs": [url]}
+    status, answer = await api.call("POST", "/api_3/build/create/url", "alice", json=body)
+    assert status == 200, answer
+    build_id = int(answer["items"][0]["id"])
+    k = api.kopers
+    runner = Runner(k.config, k.paths, k.store, k.hub, k.publisher, FakeVmPool(tmp_path))  # type: ignore[arg-type]
+    assert await runner.run(TaskKey(build_id, SOURCE)) == BuildState.FAILED
+    build = await k.store.get_build(build_id)
+    assert build.state.finished, build.state
+    assert (build.tasks[0].reason or "").startswith(f"source import failed: cannot fetch {url}")
+
+
+def test_a_link_in_a_checkout_cannot_lead_the_upload_out_of_it(tmp_path: Path) -> None:
+    """`root -> /` in a repository would make any host directory the SRPM's sources."""
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "ok.spec").write_text("Name: ok\n")
+    (tree / "root").symlink_to("/")
+    (tree / "pkg" / "outside.spec").symlink_to("/etc/hostname")
+    (tree / "inner").symlink_to("pkg")
+    host_dir = str(tmp_path.relative_to("/"))
+    for subdirectory, spec in (
+        (f"root/{host_dir}", ""),
+        ("root/etc", "hostname"),
+        ("pkg", "outside.spec"),
+        ("", "root/etc/hostname"),
+    ):
+        with pytest.raises(BuildFailed, match="leads out of") as caught:
+            locate_spec(tree, subdirectory, spec)
+        assert "etc" not in caught.value.message and host_dir not in caught.value.message
+    # A link that stays inside the checkout is fine.
+    sources, spec_path = locate_spec(tree, "inner", "ok.spec")
+    assert sources == (tree / "pkg").resolve() and spec_path.name == "ok.spec"

@@ -124,3 +124,36 @@ async def test_sources_no_build_owns_are_swept(api: Api, tmp_path: Path) -> None
     assert not orphan.exists()
     assert paths.source_dir(live).is_dir() and stranger.is_dir()
     assert await sweep_orphan_sources(api.kopers.store, paths) == []
+
+
+async def test_a_resubmit_counts_like_a_new_build(api: Api, tmp_path: Path) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    status, body = await api.call(
+        "POST",
+        "/api_3/build/create/url",
+        "alice",
+        json={**OPTS, "pkgs": ["https://example.org/x.src.rpm"]},
+    )
+    assert status == 200, body
+    by_url = int(body["items"][0]["id"])
+    scm = {**OPTS, "clone_url": "https://example.org/pkg.git", "committish": "v1"}
+    status, body = await api.call("POST", "/api_3/build/create/scm", "alice", json=scm)
+    assert status == 200, body
+    by_git = int(body["id"])
+    for build_id in (by_url, by_git):
+        assert (await api.call("PUT", f"/api_3/build/cancel/{build_id}", "alice"))[0] == 200
+
+    # A resubmitted git build is a git build again, with the same source.
+    status, body = await api.call("POST", f"/api/builds/{by_git}/resubmit", "alice")
+    assert status == 200, body
+    again = await api.kopers.store.get_build(int(body["id"]))
+    assert again.source_type == "scm" and again.source["clone_url"] == scm["clone_url"]
+    assert again.source["committish"] == "v1"
+
+    await upload(api, big_srpm(tmp_path, "large", 1100))
+    status, _ = await api.call("PATCH", "/api/projects/alice/p", "alice", json={"quota_mib": 1})
+    assert status == 200
+    before = await api.count("builds")
+    status, body = await api.call("POST", f"/api/builds/{by_url}/resubmit", "alice")
+    assert status == 400 and "over its storage quota" in body["error"]
+    assert await api.count("builds") == before

@@ -39,8 +39,6 @@ ATTEMPTS = [
 ]
 HARMLESS = [
     "gcc -O2 -g -c hello.c",
-    "\x1b[32mPASS\x1b[0m: test-suite",
-    "downloading... 50%\rdownloading... 100%",
     "kopers-builder: rpmbuild -bb failed with exit code 1",
     "Vendor: Kopers project lara/live",
     "",
@@ -73,6 +71,25 @@ def test_a_line_that_could_pass_for_kopers_is_escaped(text: str) -> None:
 def test_other_build_lines_are_stored_as_printed(text: str) -> None:
     assert not logfile.looks_like_kopers(text)
     assert logfile.stored(text, kopers=False) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b[32mPASS\x1b[0m: test-suite", "\u241b[32mPASS\u241b[0m: test-suite"),
+        ("downloading... 50%\rdownloading... 100%", "downloading... 50%\u240ddownloading... 100%"),
+        # Each would paint a Kopers-looking line on a screen without saying "kopers:".
+        ("  pers: task ended succeeded\rko", "  pers: task ended succeeded\u240dko"),
+        ("\x1b[3Gpers: task ended\x1b[1Gko", "\u241b[3Gpers: task ended\u241b[1Gko"),
+        ("\x1b[1A\x1b[7C: task ended", "\u241b[1A\u241b[7C: task ended"),
+        ("ok\u2028second line", "ok\u2424second line"),
+        ("abc\u202edesrever", "abc\ufffddesrever"),
+    ],
+)
+def test_every_build_lines_controls_are_shown_not_acted_on(text: str, shown: str) -> None:
+    line = logfile.stored(text, kopers=False)
+    assert line == shown and controls(line) == []
+    assert len(line.splitlines()) == 1
 
 
 async def test_only_kopers_lines_carry_the_mark_in_the_file_and_after_a_restart(

@@ -180,7 +180,7 @@ async def test_a_task_that_runs_again_continues_its_log(tmp_path: Path) -> None:
     restarted.close("succeeded", None)
     lines, _ = await read_all(restarted.follow(1))
     assert lines == [
-        LogLine(1, "old\r with a carriage return"),
+        LogLine(1, "old\u240d with a carriage return"),  # stored visible
         LogLine(2, "new"),
         LogLine(3, "kopers: attempt 2", kopers=True),
     ]

@@ -75,6 +75,9 @@ def test_body_framing_survives_a_connection_header_naming_it() -> None:
         (("CONNECT [zz::1]:443 HTTP/1.1",), 400),
         (("CONNECT exa_mple.org:443 HTTP/1.1", " folded: line"), 400),
         (("CONNECT example.org:443 HTTP/1.1", "no colon"), 400),
+        (("GET http://example.org/ HTTP/1.1", "X: a\nHost: internal"), 400),
+        (("GET http://example.org/ HTTP/1.1", "X: a\rb"), 400),
+        (("GET http://example.org/ HTTP/1.1", "X: a\x00b"), 400),
         (("CONNECT example.org:443 HTTP/1.1", *["X: y"] * (MAX_HEADERS + 1)), 431),
     ],
 )

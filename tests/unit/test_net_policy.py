@@ -91,18 +91,20 @@ def test_the_hosts_own_public_address_is_refused() -> None:
     assert policy.refusal(ip("203.0.113.1")) == "reserved"
 
 
-def test_allow_listed_networks_win_over_every_rule() -> None:
+def test_allow_listed_networks_win_over_every_rule_but_the_hosts_own() -> None:
     policy = AddressPolicy(
         allow=(
             ipaddress.ip_network("127.0.0.2/32"),
             ipaddress.ip_network("192.168.10.0/24"),
             ipaddress.ip_network("fd00::/64"),
         ),
-        own=frozenset({ip("192.168.10.5")}),
+        own=frozenset({ip("192.168.10.5"), ip("127.0.0.2")}),
     )
-    assert policy.refusal(ip("127.0.0.2")) is None
+    assert policy.refusal(ip("127.0.0.2")) is None  # own, but allowed by itself (/32)
     assert policy.refusal(ip("::ffff:127.0.0.2")) is None
-    assert policy.refusal(ip("192.168.10.5")) is None  # own, but the operator allowed it
+    # An allowed LAN does not open the host's own services on its LAN address.
+    assert policy.refusal(ip("192.168.10.5")) == "this host's own address"
+    assert policy.refusal(ip("192.168.10.6")) is None
     assert policy.refusal(ip("fd00::2")) is None
     assert policy.refusal(ip("127.0.0.1")) == "loopback"
     assert policy.refusal(ip("192.168.11.1")) == "private"
