@@ -20,12 +20,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kopers.errors import ConfigError
+from kopers.settings import (
+    apply_env,
+    merge,
+    natural,
+    path_setting,
+    positive,
+    required_str,
+    tables,
+)
 
-_SHORT_ENV = {
-    "KOPERS_DATA_DIR": ("", "data_dir"),
-    "KOPERS_LISTEN": ("server", "listen"),
-    "KOPERS_PUBLIC_URL": ("server", "public_url"),
-}
 _CHROOT_NAME = re.compile(r"^[a-z0-9][a-z0-9.+_]*-[a-z0-9.+_]+-[a-z0-9_]+$")
 _DIST = re.compile(r"^\.[A-Za-z0-9_.]+$")
 _POOL_KEYS = {"template", "max_concurrent", "warm", "vcpus", "memory_mib", "disk_gib"}
@@ -232,8 +236,8 @@ def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> C
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    merged = _merge(DEFAULTS, raw)
-    _apply_env(merged, env)
+    merged = merge(DEFAULTS, raw)
+    apply_env(merged, env)
     return parse(merged, path)
 
 
@@ -256,35 +260,35 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
     if len(set(names)) != len(names):
         raise ConfigError("chroot names must be unique")
     return Config(
-        data_dir=_path(data["data_dir"] or default_data_dir(), base),
+        data_dir=path_setting(data["data_dir"] or default_data_dir(), base),
         server=ServerConfig(
             host=host,
             port=port,
             public_url=public_url,
-            max_upload_mib=_positive(server, "max_upload_mib"),
-            token_days=_natural(server, "token_days"),
+            max_upload_mib=positive(server, "max_upload_mib"),
+            token_days=natural(server, "token_days"),
         ),
         database=DatabaseConfig(dsn=str(data["database"]["dsn"])),
         build=BuildConfig(
             repo_tag=str(build["repo_tag"]),
-            timeout_s=_positive(build, "timeout"),
-            max_attempts=_positive(build, "max_attempts"),
-            silence_timeout_s=_positive(build, "silence_timeout"),
-            max_log_mib=_positive(build, "max_log_mib"),
-            max_result_mib=_positive(build, "max_result_mib"),
-            max_result_files=_positive(build, "max_result_files"),
-            owner_max_concurrent=_natural(build, "owner_max_concurrent"),
+            timeout_s=positive(build, "timeout"),
+            max_attempts=positive(build, "max_attempts"),
+            silence_timeout_s=positive(build, "silence_timeout"),
+            max_log_mib=positive(build, "max_log_mib"),
+            max_result_mib=positive(build, "max_result_mib"),
+            max_result_files=positive(build, "max_result_files"),
+            owner_max_concurrent=natural(build, "owner_max_concurrent"),
         ),
         vm=VmConfig(
             uri=str(vm["uri"]),
             hypervisor=str(vm["hypervisor"]),
-            cache_dir=_path(vm["cache_dir"], base),
-            vcpus=_positive(vm, "vcpus"),
-            memory_mib=_positive(vm, "memory_mib"),
-            boot_timeout_s=_positive(vm, "boot_timeout"),
-            max_concurrent=_positive(vm, "max_concurrent"),
-            warm=_natural(vm, "warm"),
-            disk_gib=_natural(vm, "disk_gib"),
+            cache_dir=path_setting(vm["cache_dir"], base),
+            vcpus=positive(vm, "vcpus"),
+            memory_mib=positive(vm, "memory_mib"),
+            boot_timeout_s=positive(vm, "boot_timeout"),
+            max_concurrent=positive(vm, "max_concurrent"),
+            warm=natural(vm, "warm"),
+            disk_gib=natural(vm, "disk_gib"),
             pools=_parse_pools(vm),
             hosts=_parse_hosts(vm, base),
         ),
@@ -341,17 +345,17 @@ def _parse_chroot(item: Mapping[str, Any]) -> ChrootConfig:
 def _parse_pools(vm: Mapping[str, Any]) -> tuple[PoolConfig, ...]:
     """[[vm.pools]]: per-template overrides; unset keys take the [vm] value."""
     pools = []
-    for item in _tables(vm, "pools", _POOL_KEYS):
+    for item in tables(vm, "pools", _POOL_KEYS):
         merged = {k: item.get(k, vm[k]) for k in ("vcpus", "memory_mib", "disk_gib", "warm")}
         merged["max_concurrent"] = item.get("max_concurrent", vm["max_concurrent"])
         pools.append(
             PoolConfig(
-                template=_required_str(item, "template", "[[vm.pools]]"),
-                max_concurrent=_positive(merged, "max_concurrent"),
-                warm=_natural(merged, "warm"),
-                vcpus=_positive(merged, "vcpus"),
-                memory_mib=_positive(merged, "memory_mib"),
-                disk_gib=_natural(merged, "disk_gib"),
+                template=required_str(item, "template", "[[vm.pools]]"),
+                max_concurrent=positive(merged, "max_concurrent"),
+                warm=natural(merged, "warm"),
+                vcpus=positive(merged, "vcpus"),
+                memory_mib=positive(merged, "memory_mib"),
+                disk_gib=natural(merged, "disk_gib"),
             )
         )
     if len({p.template for p in pools}) != len(pools):
@@ -361,12 +365,12 @@ def _parse_pools(vm: Mapping[str, Any]) -> tuple[PoolConfig, ...]:
 
 def _parse_hosts(vm: Mapping[str, Any], base: Path) -> tuple[HostConfig, ...]:
     """[[vm.hosts]]; none given means one local host: vm.uri with vm.max_concurrent slots."""
-    items = _tables(vm, "hosts", _HOST_KEYS) or [
+    items = tables(vm, "hosts", _HOST_KEYS) or [
         {"name": "local", "uri": vm["uri"], "slots": vm["max_concurrent"]}
     ]
     hosts = []
     for item in items:
-        name = _required_str(item, "name", "[[vm.hosts]]")
+        name = required_str(item, "name", "[[vm.hosts]]")
         hypervisor = str(item.get("hypervisor", vm["hypervisor"]))
         if hypervisor not in ("auto", "kvm", "qemu"):
             raise ConfigError(f"host {name}: hypervisor must be one of auto, kvm, qemu")
@@ -374,11 +378,11 @@ def _parse_hosts(vm: Mapping[str, Any], base: Path) -> tuple[HostConfig, ...]:
         hosts.append(
             HostConfig(
                 name=name,
-                uri=_required_str(item, "uri", f"host {name}"),
-                slots=_positive(item, "slots"),
+                uri=required_str(item, "uri", f"host {name}"),
+                slots=positive(item, "slots"),
                 hypervisor=hypervisor,
                 tunnel=str(item.get("tunnel", "")) or _default_tunnel(str(item["uri"])),
-                overlay_dir=_path(overlay_dir, base) if overlay_dir else None,
+                overlay_dir=path_setting(overlay_dir, base) if overlay_dir else None,
             )
         )
     if len({h.name for h in hosts}) != len(hosts):
@@ -394,93 +398,3 @@ def _default_tunnel(uri: str) -> str:
     user = f"{parsed.username}@" if parsed.username else ""
     port = f":{parsed.port}" if parsed.port else ""
     return f"{user}{parsed.hostname}{port}"
-
-
-def _tables(section: Mapping[str, Any], key: str, allowed: set[str]) -> list[Mapping[str, Any]]:
-    items = section.get(key) or []
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise ConfigError(f"vm.{key} must be an array of tables ([[vm.{key}]])")
-    for item in items:
-        unknown = set(item) - allowed
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in [[vm.{key}]]: {', '.join(sorted(unknown))}")
-    return items
-
-
-def _required_str(item: Mapping[str, Any], key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} needs a non-empty string {key!r}")
-    return value
-
-
-def _natural(section: Mapping[str, Any], key: str) -> int:
-    """A non-negative integer (0 is meaningful: no warm clones, the image's own size)."""
-    value = section.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _positive(section: Mapping[str, Any], key: str) -> int:
-    value = section[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _path(value: Any, base: Path) -> Path:
-    path = Path(os.path.expanduser(str(value)))
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def _merge(defaults: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in defaults.keys() | override.keys():
-        d, o = defaults.get(key), override.get(key)
-        if isinstance(d, Mapping) and isinstance(o, Mapping):
-            out[key] = _merge(d, o)
-        elif key in override:
-            out[key] = o
-        else:
-            out[key] = d
-    unknown = set(override) - set(defaults)
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return out
-
-
-def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
-    for name, value in env.items():
-        if name in _SHORT_ENV:
-            section, key = _SHORT_ENV[name]
-        elif name.startswith("KOPERS_") and name != "KOPERS_CONFIG":
-            parts = name[len("KOPERS_") :].lower().split("_", 1)
-            if len(parts) != 2 or not isinstance(merged.get(parts[0]), dict):
-                continue
-            section, key = parts
-            if key not in merged[section]:
-                continue
-        else:
-            continue
-        target = merged if not section else merged[section]
-        target[key] = _env_value(value, target.get(key))
-
-
-def _env_value(text: str, current: Any) -> Any:
-    """Give an environment string the type of the setting it replaces."""
-    if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected a boolean, got {text!r}")
-    if isinstance(current, list):
-        # KOPERS_NETWORK_ALLOW="10.1.0.0/16,192.168.5.0/24"
-        return [item.strip() for item in text.split(",") if item.strip()]
-    if isinstance(current, int):
-        try:
-            return int(text)
-        except ValueError as exc:
-            raise ConfigError(f"expected an integer, got {text!r}") from exc
-    return text

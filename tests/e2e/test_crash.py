@@ -24,6 +24,15 @@ def created(output: str) -> int:
     return int(output.rsplit("Created builds:", 1)[1].split()[0])
 
 
+def inside_build(server: Server, build_id: int) -> None:
+    """Wait until the build runs, then a little more: well inside its %build."""
+    deadline = time.monotonic() + 600
+    while server.get(f"/api_3/build/{build_id}")["state"] != "running":
+        assert time.monotonic() < deadline, f"build {build_id} never started"
+        time.sleep(1)
+    time.sleep(8)
+
+
 def primary_nevras(repo_dir: Path) -> list[str]:
     repomd = cr.Repomd(str(repo_dir / "repodata" / "repomd.xml"))
     primary = next(r for r in repomd.records if r.type == "primary")
@@ -62,11 +71,7 @@ def test_kill_9_with_pending_running_and_waiting_tasks(
             "dave", "build", "crash", str(make_srpm("kopers-crash-other", "1")), "--nowait"
         ).stdout
     )
-    deadline = time.monotonic() + 600
-    while server.get(f"/api_3/build/{running}")["state"] != "running":
-        assert time.monotonic() < deadline, "the slow build never started"
-        time.sleep(1)
-    time.sleep(8)  # well inside its %build
+    inside_build(server, running)
     assert server.get(f"/api_3/build/{waiting}")["state"] == "pending"  # its chroot is waiting
 
     assert server.proc is not None
@@ -114,11 +119,7 @@ def test_sigterm_during_a_chain_resumes_the_whole_chain(
             str(first),
         ).stdout
     )
-    deadline = time.monotonic() + 600
-    while server.get(f"/api_3/build/{first}")["state"] != "running":
-        assert time.monotonic() < deadline, "the slow build never started"
-        time.sleep(1)
-    time.sleep(8)  # inside its %build
+    inside_build(server, first)
 
     server.stop()  # SIGTERM: a clean shutdown
     server.start()

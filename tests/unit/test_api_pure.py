@@ -58,13 +58,14 @@ def test_rpm_query_line_parsing() -> None:
     assert looks_like_rpm(b"\xed\xab\xee\xdbrest") and not looks_like_rpm(b"PK\x03\x04")
 
 
-def test_job_forces_dist_vendor_and_packager() -> None:
-    build = Build(
-        id=7,
+def uploaded_build(build_id: int, owner: str, project: str, submitter: str) -> Build:
+    """An uploaded build of `hello`, its source in place."""
+    return Build(
+        id=build_id,
         project_id=1,
-        owner="@sig",
-        project="tools",
-        submitter="bob",
+        owner=owner,
+        project=project,
+        submitter=submitter,
         source_type=SourceType.UPLOAD,
         source={},
         package_name="hello",
@@ -77,6 +78,10 @@ def test_job_forces_dist_vendor_and_packager() -> None:
         started_on=None,
         ended_on=None,
     )
+
+
+def test_job_forces_dist_vendor_and_packager() -> None:
+    build = uploaded_build(7, "@sig", "tools", "bob")
     chroot = ChrootConfig("fedora-40-x86_64", "fedora-40", ".fc40", True, "")
     job = render_job(build, chroot, repo_tag="kopers", public_url="http://h", srpm_name="h.src.rpm")
     assert job["macros"]["dist"] == ".fc40.kopers"
@@ -97,24 +102,7 @@ def test_job_forces_dist_vendor_and_packager() -> None:
 
 
 def test_job_names_the_proxy_only_for_a_network_enabled_build() -> None:
-    build = Build(
-        id=8,
-        project_id=1,
-        owner="alice",
-        project="net",
-        submitter="alice",
-        source_type=SourceType.UPLOAD,
-        source={},
-        package_name="hello",
-        package_version="1-1",
-        srpm_name="hello-1-1.src.rpm",
-        source_state=BuildState.SUCCEEDED,
-        canceled=False,
-        timeout=600,
-        submitted_on=datetime.now(UTC),
-        started_on=None,
-        ended_on=None,
-    )
+    build = uploaded_build(8, "alice", "net", "alice")
     chroot = ChrootConfig("fedora-40-x86_64", "fedora-40", ".fc40", True, "")
     proxy = "http://127.0.0.1:40003"
     for enable_net, shown in ((True, proxy), (False, None)):
