@@ -305,9 +305,7 @@ class Submissions:
         if old.source_type != SourceType.UPLOAD:
             # Its source is fetched or made again, and counts like a new one's.
             await self._check_quota(project, 0)
-            return await self._deferred(
-                user, project, options, old.source_type, dict(old.source)
-            )
+            return await self._deferred(user, project, options, old.source_type, dict(old.source))
         source = self.paths.source_dir(old.id) / str(old.srpm_name)
         if not source.is_file():
             raise BadRequest(f"the source package of build {build_id} is no longer stored")

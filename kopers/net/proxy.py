@@ -15,6 +15,12 @@ relays bytes, and an upstream `Connection: close` ends the exchange. This keeps
 the proxy out of HTTP framing and bodies. Heads are capped in size and time,
 an exchange ends after a quiet spell, and a cap on open connections answers
 503 past it. Refused targets get a one-line 403, failed ones a one-line 502.
+
+Each build gets a session of its own (`EgressProxy.session`): a listener on an
+ephemeral port of 127.0.0.1 with a cap of its own under the global one, so a
+build that holds all it may hold shuts out only itself; closing the session
+ends every exchange it carried. The shared listener (`start`/`serve`) answers
+the same way under the global cap alone.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from kopers.errors import InfrastructureError
@@ -40,7 +47,8 @@ CHUNK = 1 << 16
 class ProxyLimits:
     """What one client may hold of the proxy; builds share it, so none may take it all."""
 
-    max_connections: int = 128
+    max_connections: int = 128  # all builds together
+    per_build_connections: int = 16  # one build's session
     head_timeout_s: float = 30.0  # to send the request head
     connect_timeout_s: float = 30.0  # per upstream address tried
     idle_timeout_s: float = 300.0  # no byte either way: the exchange ends
@@ -51,6 +59,62 @@ class _Activity:
 
     def __init__(self, now: float) -> None:
         self.last = now
+
+
+class _Door:
+    """One listener's share of the proxy: the exchanges it carries, against its cap."""
+
+    def __init__(self, label: str, cap: int) -> None:
+        self.label = label
+        self.cap = cap
+        self.tasks: set[asyncio.Task[None]] = set()  # one per client connection
+        self.active = 0  # exchanges under way (the cap counts these)
+        self.turned_away = 0  # connections past a cap, being answered 503
+
+    async def end(self) -> None:
+        """End every exchange that came in through this door."""
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class ProxySession:
+    """One build's own listener on the egress proxy; see EgressProxy.session."""
+
+    def __init__(self, proxy: EgressProxy, door: _Door, server: asyncio.Server) -> None:
+        self._proxy = proxy
+        self._door = door
+        self._server: asyncio.Server | None = server
+        self.port = int(server.sockets[0].getsockname()[1])
+
+    @property
+    def label(self) -> str:
+        return self._door.label
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the session listens; InfrastructureError once it is closed."""
+        if self._server is None:
+            raise InfrastructureError(f"the egress proxy session of {self.label} is closed")
+        return self._proxy.host, self.port
+
+    @property
+    def exchanges(self) -> int:
+        """This session's client connections being served now."""
+        return self._door.active
+
+    async def close(self) -> None:
+        """Stop listening and end every exchange of this session; again is harmless."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._proxy._sessions.discard(self)
+        # Everything is told to stop before the first await, so a close that is
+        # itself cancelled still leaves no listener or exchange running.
+        server.close()
+        await self._door.end()
+        await server.wait_closed()
 
 
 class EgressProxy:
@@ -64,9 +128,10 @@ class EgressProxy:
         self.host = host
         self._server: asyncio.Server | None = None
         self._port = 0
-        self._tasks: set[asyncio.Task[None]] = set()  # one per client connection
-        self._active = 0  # exchanges under way (the cap counts these)
-        self._turned_away = 0  # connections past the cap, being answered 503
+        self._shared = _Door("the shared listener", self.limits.max_connections)
+        self._sessions: set[ProxySession] = set()
+        self._active = 0  # exchanges under way through any door (the global cap)
+        self._turned_away = 0  # connections past a cap through any door
 
     @property
     def address(self) -> tuple[str, int]:
@@ -77,18 +142,44 @@ class EgressProxy:
 
     @property
     def exchanges(self) -> int:
-        """Client connections being served now."""
+        """Client connections being served now, through any door."""
         return self._active
+
+    async def open_session(self, label: str) -> ProxySession:
+        """A listener of one build's own, on an ephemeral port; `label` names it in logs."""
+        door = _Door(label, self.limits.per_build_connections)
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._accept(door, reader, writer)
+
+        try:
+            server = await asyncio.start_server(accept, self.host, 0, limit=MAX_HEAD)
+        except OSError as exc:
+            raise InfrastructureError(f"cannot open an egress proxy session: {exc}") from exc
+        session = ProxySession(self, door, server)
+        self._sessions.add(session)
+        return session
+
+    @contextlib.asynccontextmanager
+    async def session(self, label: str) -> AsyncIterator[ProxySession]:
+        """open_session for the length of a block, closed on every way out of it."""
+        session = await self.open_session(label)
+        try:
+            yield session
+        finally:
+            await session.close()
 
     async def start(self) -> None:
         """Listen, on the port of an earlier start if it is still free."""
         if self._server is not None and self._server.is_serving():
             return
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._accept(self._shared, reader, writer)
+
         for port in dict.fromkeys((self._port, 0)):
             try:
-                self._server = await asyncio.start_server(
-                    self._accept, self.host, port, limit=MAX_HEAD
-                )
+                self._server = await asyncio.start_server(accept, self.host, port, limit=MAX_HEAD)
                 break
             except OSError:
                 if port == 0:
@@ -104,31 +195,32 @@ class EgressProxy:
         await self._server.serve_forever()
 
     async def close(self) -> None:
-        """Stop listening and end every open exchange."""
+        """Stop listening, close every session and end every open exchange."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(self._shared.end(), *(s.close() for s in list(self._sessions)))
         if server is not None:
             await server.wait_closed()
 
     # -- one client connection ---------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        door.tasks.add(task)
         try:
-            if self._active >= self.limits.max_connections:
-                await self._turn_away(reader, writer)
+            if door.active >= door.cap or self._active >= self.limits.max_connections:
+                await self._turn_away(door, reader, writer)
             else:
+                door.active += 1
                 self._active += 1
                 try:
-                    await self._exchange(reader, writer)
+                    await self._exchange(door, reader, writer)
                 finally:
+                    door.active -= 1
                     self._active -= 1
         except asyncio.CancelledError:
             # close() ends the exchange. This task is asyncio's callback task, which
@@ -139,17 +231,26 @@ class EgressProxy:
         except Exception:
             log.exception("egress proxy: an exchange failed")
         finally:
-            self._tasks.discard(task)
+            door.tasks.discard(task)
             writer.close()
 
-    async def _turn_away(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Past the cap: a 503, unless even the connections turned away are too many."""
-        if self._turned_away >= self.limits.max_connections:
+    async def _turn_away(
+        self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Past a cap: a 503, unless even the connections turned away are too many."""
+        if door.turned_away >= door.cap or self._turned_away >= self.limits.max_connections:
             return
+        if not door.turned_away:  # once per burst: a build hammering the cap floods no log
+            log.info(
+                "egress proxy busy for %s: %d of its %d and %d of all %d connections open",
+                *(door.label, door.active, door.cap, self._active, self.limits.max_connections),
+            )
+        door.turned_away += 1
         self._turned_away += 1
         try:
             await self._answer(reader, writer, 503, "the egress proxy is busy; try again")
         finally:
+            door.turned_away -= 1
             self._turned_away -= 1
 
     async def _answer(
@@ -167,7 +268,9 @@ class EgressProxy:
                 while await reader.read(CHUNK):
                     pass
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _exchange(
+        self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             async with asyncio.timeout(self.limits.head_timeout_s):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -185,7 +288,8 @@ class EgressProxy:
         try:
             addresses = await self._checked(request)
         except AddressRefused as exc:
-            log.info("egress proxy refused %s %s:%d: %s", *_target(request), exc.category)
+            refused = (*_target(request), door.label, exc.category)
+            log.info("egress proxy refused %s %s:%d for %s: %s", *refused)
             await self._answer(reader, writer, 403, exc.message)
             return
         except OSError:
@@ -211,8 +315,10 @@ class EgressProxy:
 
     async def _checked(self, request: ProxyRequest) -> tuple[IPAddress, ...]:
         addresses = await resolve_checked(request.host, request.port, self.policy)
-        # Only reachable when loopback is allow-listed: the proxy must not loop into itself.
-        if request.port == self._port and any(
+        # Only reachable when loopback is allow-listed: the proxy must not loop into
+        # itself, through its shared listener or any build's session.
+        own_ports = {self._port, *(s.port for s in self._sessions)}
+        if request.port in own_ports and any(
             a.is_loopback or a.is_unspecified or a in self.policy.own for a in addresses
         ):
             raise AddressRefused(request.host, "the egress proxy itself")

@@ -10,6 +10,7 @@ ends the task: in Postgres, in its log channel, and for its viewers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -166,12 +167,23 @@ class ChrootPipeline:
                 "the project allows network access, but this server runs no egress "
                 "proxy for builds to reach it through"
             )
-        async with self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm:
+        # The scope ends inside the VM's: the build's proxy session (its port and
+        # every tunnel it carries) closes on every way out, before the VM goes.
+        async with (
+            self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm,
+            contextlib.AsyncExitStack() as scope,
+        ):
             if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
                 raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
             repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
             for note in refused:
                 await channel.say(f"repository {note.url} left out: {note.reason}")
+            proxy_url = None
+            if project.enable_net:
+                assert self.proxy is not None
+                label = f"build {build.id}/{chroot.name}"
+                session = await scope.enter_async_context(self.proxy.session(label))
+                proxy_url = await self._forward_proxy(vm, channel, session.address)
             job = jobs.render_job(
                 build,
                 chroot,
@@ -180,7 +192,7 @@ class ChrootPipeline:
                 srpm_name=srpm.name,
                 repos=repos,
                 enable_net=project.enable_net,
-                proxy=await self._forward_proxy(vm, channel) if project.enable_net else None,
+                proxy=proxy_url,
             )
             await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
             await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
@@ -202,10 +214,11 @@ class ChrootPipeline:
         """A user repository's host, resolved once and checked: the address to forward to."""
         return str((await resolve_checked(host, port, self.policy))[0])
 
-    async def _forward_proxy(self, vm: BuilderVm, channel: LogChannel) -> str:
-        """Forward the egress proxy into the VM; its URL as the VM sees it."""
-        assert self.proxy is not None
-        port = await vm.forward(*self.proxy.address)
+    async def _forward_proxy(
+        self, vm: BuilderVm, channel: LogChannel, address: tuple[str, int]
+    ) -> str:
+        """Forward the build's egress proxy session into the VM; its URL as the VM sees it."""
+        port = await vm.forward(*address)
         await channel.say(
             "network access goes through Kopers' egress proxy, which refuses "
             "local, private and this host's own addresses"

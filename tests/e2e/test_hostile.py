@@ -237,6 +237,7 @@ def test_a_network_enabled_build_reaches_nothing_on_the_host(
         assert re.search(rf"via proxy {re.escape(url)}\S*: HTTP 403", log), log[-3000:]
     # The build's lines cannot pass for Kopers' own.
     assert "\nkopers: task ended succeeded\n" not in log
+    assert "\n| kopers: task ended succeeded\n" in log  # stored escaped
     assert "\nkopers: builder started on" in log
     assert_contained(server, build_id, tripwire)
 

@@ -2,15 +2,17 @@
 
 Real Postgres, store, log hub, publisher and Runner, with a FakeVm (tests/fakevm.py)
 standing in for the builder VM. A user's repository on a host-only address is
-left out with a note and the build goes on; a network-enabled build gets the
-egress proxy forwarded into its VM and named in its job, and cannot run on a
-server that has no proxy.
+left out with a note and the build goes on; a network-enabled build gets a
+proxy session of its own forwarded into its VM and named in its job, closed
+when the build ends however it ends, and cannot run on a server that has no
+proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,9 +21,10 @@ from typing import Any
 import pytest
 
 from kopers.config import NetworkConfig
+from kopers.errors import InfrastructureError
 from kopers.models import BuildState
 from kopers.net.local import address_policy
-from kopers.net.proxy import EgressProxy
+from kopers.net.proxy import EgressProxy, ProxySession
 from kopers.sched.graph import TaskKey
 from kopers.worker import job as jobs
 from kopers.worker.runner import Runner
@@ -36,15 +39,51 @@ class JobSeen:
 
     def __init__(self) -> None:
         self.job: dict[str, Any] = {}
+        self.proxy_answered = False
 
     def __call__(self, out: Path) -> None:
         # The fake VM's job path sits next to its result directory.
         self.job = json.loads((out.parent / Path(jobs.JOB_PATH).name).read_text())
+        if self.job["proxy"]:
+            # While the build runs, its proxy URL leads somewhere (the fake VM is the host).
+            host, port = self.job["proxy"].removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))):
+                self.proxy_answered = True
+
+
+class WatchedProxy(EgressProxy):
+    """The real proxy, keeping every session it opened for the test to look at."""
+
+    def __init__(self) -> None:
+        super().__init__(address_policy(NetworkConfig()))
+        self.opened: list[tuple[ProxySession, tuple[str, int]]] = []
+
+    async def open_session(self, label: str) -> ProxySession:
+        session = await super().open_session(label)
+        self.opened.append((session, session.address))
+        return session
+
+
+async def refuses(address: tuple[str, int]) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(*address)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+def closed(session: ProxySession) -> bool:
+    try:
+        _ = session.address
+    except InfrastructureError:
+        return True
+    return False
 
 
 @asynccontextmanager
-async def egress_proxy() -> AsyncIterator[EgressProxy]:
-    proxy = EgressProxy(address_policy(NetworkConfig()))
+async def egress_proxy() -> AsyncIterator[WatchedProxy]:
+    proxy = WatchedProxy()
     await proxy.start()
     try:
         yield proxy
@@ -106,7 +145,7 @@ async def test_a_user_repository_on_a_host_only_address_is_left_out(
     assert seen.job["enable_net"] is False and seen.job["proxy"] is None
 
 
-async def test_a_network_enabled_build_gets_the_egress_proxy(
+async def test_a_network_enabled_build_gets_a_proxy_session_of_its_own(
     api: Api, make_srpm: Callable[..., Path], tmp_path: Path
 ) -> None:
     build_id, runner = await build(api, make_srpm("kopers-net", "1"), "net", enable_net=True)
@@ -114,11 +153,27 @@ async def test_a_network_enabled_build_gets_the_egress_proxy(
     async with egress_proxy() as proxy:
         pool = FakeVmPool(tmp_path, tamper=seen)
         assert await run(runner(pool, proxy), build_id) == BuildState.SUCCEEDED
-        _, port = proxy.address
-    # The fake VM is the host, so the forwarded port is the proxy's own.
-    assert (seen.job["enable_net"], seen.job["proxy"]) == (True, f"http://127.0.0.1:{port}")
+        [(session, (host, port))] = proxy.opened
+        assert session.label == f"build {build_id}/{CHROOT}"
+        # The fake VM is the host, so the forwarded port is the session's own,
+        # not the shared listener's; it answered during the build and not after.
+        assert port != proxy.address[1]
+        assert (seen.job["enable_net"], seen.job["proxy"]) == (True, f"http://{host}:{port}")
+        assert seen.proxy_answered
+        assert closed(session) and await refuses((host, port))
     _, _, log = await outcome(api, build_id)
     assert "network access goes through Kopers' egress proxy" in log
+
+
+async def test_a_failed_network_enabled_build_closes_its_proxy_session(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    srpm = make_srpm("kopers-netfail", "1", build="exit 1")
+    build_id, runner = await build(api, srpm, "netfail", enable_net=True)
+    async with egress_proxy() as proxy:
+        assert await run(runner(FakeVmPool(tmp_path), proxy), build_id) == BuildState.FAILED
+        [(session, address)] = proxy.opened
+        assert closed(session) and await refuses(address)
 
 
 async def test_a_network_enabled_build_cannot_run_without_a_proxy(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from kopers.config import NetworkConfig
 from kopers.errors import InfrastructureError
 from kopers.net.local import address_policy
 from kopers.net.policy import AddressPolicy
-from kopers.net.proxy import MAX_HEAD, EgressProxy, ProxyLimits
+from kopers.net.proxy import MAX_HEAD, EgressProxy, ProxyLimits, ProxySession
 
 pytestmark = pytest.mark.integration
 ALLOWED = "127.0.0.2"  # the one loopback address the permissive proxy may reach
@@ -79,7 +80,7 @@ def permissive() -> AddressPolicy:
     return address_policy(NetworkConfig((ipaddress.ip_network(f"{ALLOWED}/32"),)))
 
 
-async def ask(proxy: EgressProxy, head: str) -> tuple[int, bytes]:
+async def ask(proxy: EgressProxy | ProxySession, head: str) -> tuple[int, bytes]:
     """Send one request head; the proxy's status and everything after the head."""
     async with asyncio.timeout(HANG_GUARD_S):
         reader, writer = await asyncio.open_connection(*proxy.address)
@@ -92,7 +93,7 @@ async def ask(proxy: EgressProxy, head: str) -> tuple[int, bytes]:
 
 @asynccontextmanager
 async def tunnel(
-    proxy: EgressProxy, target: str
+    proxy: EgressProxy | ProxySession, target: str
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     reader, writer = await asyncio.open_connection(*proxy.address)
     try:
@@ -281,3 +282,91 @@ async def test_the_supervised_loop_listens_until_cancelled_and_again_on_the_same
     with pytest.raises(asyncio.CancelledError):
         await task
     await proxy.close()
+
+
+@dataclass
+class Holding:
+    """A slow public server: it accepts connections and holds them, silent."""
+
+    port: int
+    held: asyncio.Queue[asyncio.StreamReader] = field(default_factory=asyncio.Queue)
+
+
+@asynccontextmanager
+async def holding(host: str) -> AsyncIterator[Holding]:
+    server = Holding(0)
+    writers: list[asyncio.StreamWriter] = []  # kept, so the connections stay open
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await server.held.put(reader)
+
+    listener = await asyncio.start_server(hold, host, 0)
+    server.port = int(listener.sockets[0].getsockname()[1])
+    try:
+        yield server
+    finally:
+        listener.close()
+        for writer in writers:
+            writer.close()
+
+
+async def test_a_build_at_its_own_cap_does_not_shut_out_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "kopers.net.proxy")
+    async with (
+        holding(ALLOWED) as server,
+        running(permissive(), per_build_connections=2) as proxy,
+        proxy.session("build 7/debian-12-x86_64") as greedy,
+        proxy.session("build 8/fedora-40-x86_64") as other,
+    ):
+        target = f"{ALLOWED}:{server.port}"
+        assert greedy.address != other.address != proxy.address
+        async with tunnel(greedy, target), tunnel(greedy, target):
+            status, body = await ask(greedy, f"CONNECT {target} HTTP/1.1\r\n\r\n")
+            assert status == 503 and b"busy" in body
+            async with tunnel(other, target):
+                assert (greedy.exchanges, other.exchanges, proxy.exchanges) == (2, 1, 3)
+    assert "build 7/debian-12-x86_64" in caplog.text
+    assert "build 8/fedora-40-x86_64" not in caplog.text
+
+
+async def test_closing_a_session_ends_its_tunnels_and_its_port() -> None:
+    async with (
+        holding(ALLOWED) as server,
+        running(permissive()) as proxy,
+        proxy.session("build 9/x") as other,
+    ):
+        target = f"{ALLOWED}:{server.port}"
+        session = await proxy.open_session("build 8/x")
+        async with tunnel(session, target) as (reader, _), tunnel(other, target) as (kept, _):
+            held = [await server.held.get(), await server.held.get()]
+            address = session.address
+            await session.close()
+            assert await until_closed(reader) == b""
+            # Which upstream connection was the closed session's is not known: one ended.
+            reads = [asyncio.create_task(r.read()) for r in held]
+            async with asyncio.timeout(HANG_GUARD_S):
+                done, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+            assert [t.result() for t in done] == [b""]
+            assert other.exchanges == 1 and not kept.at_eof()
+            for task in pending:
+                task.cancel()
+        with pytest.raises(OSError):
+            await asyncio.open_connection(*address)
+        with pytest.raises(InfrastructureError, match="closed"):
+            _ = session.address
+        await session.close()  # a second close is harmless
+
+
+async def test_closing_the_proxy_closes_its_sessions() -> None:
+    async with holding(ALLOWED) as server:
+        proxy = EgressProxy(permissive())
+        session = await proxy.open_session("build 10/x")
+        address = session.address
+        async with tunnel(session, f"{ALLOWED}:{server.port}") as (reader, _):
+            await proxy.close()
+            assert await until_closed(reader) == b""
+        with pytest.raises(OSError):
+            await asyncio.open_connection(*address)
