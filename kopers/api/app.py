@@ -41,6 +41,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.message)
     except json.JSONDecodeError as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}")
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if request.path.startswith("/api_3") and _unrouted(request):
+            # python-copr reads a 404 as "no such project/build": a route this
+            # server lacks must not look like a missing thing.
+            return error_response(
+                501, f"{request.method} {request.path} is not supported by this Kopers server"
+            )
+        if request.path.startswith(("/api_3", "/api/")):
+            return error_response(exc.status, exc.reason or "error")
+        raise
     except web.HTTPException as exc:
         if request.path.startswith(("/api_3", "/api/")) and exc.status >= 400:
             return error_response(exc.status, exc.reason or "error")
@@ -48,6 +58,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal server error; see the server log")
+
+
+def _unrouted(request: web.Request) -> bool:
+    """Whether no route of the app answers this method and path (the router's own 404/405)."""
+    info = request.match_info
+    return info.http_exception is not None
 
 
 def create_app(kopers: Kopers) -> web.Application:

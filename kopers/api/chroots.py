@@ -9,7 +9,6 @@ than silently dropped.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -17,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from kopers import access
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
-from kopers.api.params import need
+from kopers.api.params import json_body, need, parse_json
 from kopers.errors import BadRequest
 from kopers.models import Project
 from kopers.worker.repos import plan_repos
@@ -87,11 +86,11 @@ async def edit_chroot(request: web.Request) -> web.Response:
             if part.name == "upload_comps":
                 raise BadRequest("comps files are not supported by this server")
             if part.name == "json":
-                loaded = json.loads(await part.text())
+                loaded = parse_json(await part.read())
                 if isinstance(loaded, dict):
                     data = loaded
     elif request.can_read_body:
-        data = await request.json()
+        data = await json_body(request)
     for key in _UNSUPPORTED:
         if as_list(data.get(key), key):
             raise BadRequest(f"{key} is not supported by this server yet")

@@ -7,7 +7,6 @@ Handlers only parse the request, call one operation and serialize the answer.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import shutil
@@ -20,7 +19,7 @@ from kopers import access
 from kopers.api import copr_json as cj
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
-from kopers.api.params import json_body, need, paging
+from kopers.api.params import json_body, need, paging, parse_json
 from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()
@@ -164,7 +163,7 @@ async def create_from_upload(request: web.Request) -> web.Response:
             if part.name == "pkgs":
                 spooled = await _spool(part, spool_dir, kopers.config.server.max_upload_mib << 20)
             elif part.name == "json":
-                loaded = json.loads(await part.text())
+                loaded = parse_json(await part.read())
                 if not isinstance(loaded, dict):
                     raise BadRequest("the json part must be a JSON object")
                 data = loaded

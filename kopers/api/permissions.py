@@ -8,7 +8,6 @@ while the project has no permission rows at all. Every change is audited.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from kopers import access
 from kopers.access import Action, Grant, Role, Target
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.params import parse_json
 from kopers.errors import BadRequest, NotFound
 from kopers.models import Project, User
 
@@ -31,7 +31,7 @@ _PATH = "/api_3/project/permissions/{verb}/{ownername}/{projectname}"
 async def _body(request: web.Request) -> Any:
     if not request.can_read_body:
         return None
-    return await request.json(loads=json.loads)
+    return parse_json(await request.read())
 
 
 def _changes(changed: dict[str, tuple[Grant, Grant]]) -> dict[str, dict[str, list[str]]]:

@@ -14,7 +14,7 @@ from aiohttp import web
 from kopers.api import copr_json as cj
 from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
-from kopers.errors import BadRequest
+from kopers.api.params import json_body
 
 routes = web.RouteTableDef()
 
@@ -23,9 +23,7 @@ routes = web.RouteTableDef()
 async def submit_chain(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+    data = await json_body(request)
     builds = await kopers.submissions.chain(
         user, request.match_info["owner"], request.match_info["project"], data
     )

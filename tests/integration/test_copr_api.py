@@ -190,9 +190,32 @@ async def test_dnf_repo_file_for_dnf_copr_enable(api: Api) -> None:
     assert status == 404
 
 
-async def test_unknown_api_route_is_json(api: Api) -> None:
-    status, body = await api.call("GET", "/api_3/no/such/thing")
-    assert status == 404 and "error" in body
+async def test_an_unsupported_copr_route_says_so_apart_from_a_missing_thing(api: Api) -> None:
+    """python-copr turns a 404 into "no result": an unsupported route is a 501 instead."""
+    for method, path in (
+        ("GET", "/api_3/no/such/thing"),
+        ("POST", "/api_3/module/build/alice/p"),
+        ("DELETE", "/api_3/build/1"),  # a known path, not with this method
+    ):
+        status, body = await api.call(method, path)
+        assert status == 501, (method, path, status, body)
+        assert body["error"] == f"{method} {path} is not supported by this Kopers server"
+    # A missing project stays a 404.
+    status, body = await api.call("GET", "/api_3/project?ownername=alice&projectname=none")
+    assert status == 404 and "does not exist" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe not utf-8", b"[" * 100_000 + b"]" * 100_000, b'{"a": NaN}', b"{"],
+)
+async def test_a_json_body_that_is_not_json_is_a_400(api: Api, body: bytes) -> None:
+    headers = {"Authorization": api.auth["alice"], "Content-Type": "application/json"}
+    async with api.client.post("/api_3/project/add/alice", data=body, headers=headers) as resp:
+        status, answer = resp.status, json.loads(await resp.text())
+    assert status == 400, answer
+    assert answer["error"].startswith("the request body is not valid JSON")
+    assert "\n" not in answer["error"]
 
 
 async def test_edit_chroot_repos_and_build_config(api: Api) -> None:
@@ -250,3 +273,19 @@ async def test_resubmit_an_ended_build(api: Api, make_srpm: Callable[..., Path])
     assert again["source_package"] == build["source_package"]
     assert (api.kopers.paths.source_dir(again["id"]) / "again-1.5-1.src.rpm").is_file()
     assert (api.kopers.paths.source_dir(build["id"]) / "again-1.5-1.src.rpm").is_file()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (str(1 << 63), "limit is out of range"),
+        ("\u00b2", "whole number"),
+        ("1" * 30, "whole number"),
+    ],
+)
+async def test_a_number_postgres_cannot_hold_is_a_400(api: Api, value: str, message: str) -> None:
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    status, body = await api.call(
+        "GET", f"/api_3/build/list?ownername=alice&projectname=p&limit={value}"
+    )
+    assert status == 400 and message in body["error"], body
