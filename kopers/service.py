@@ -174,8 +174,6 @@ async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -
     try:
         await kopers.vms.start()
         # Listening before the scheduler runs, so the first build finds it.
-        await kopers.proxy.start()
-        kopers.supervise("egress-proxy", kopers.proxy.serve)
         kopers.supervise("vm-pool-refill", kopers.vms.refill)
         kopers.supervise("scheduler", kopers.scheduler.run)
         kopers.supervise("project-reaper", kopers.reap_expired_projects)

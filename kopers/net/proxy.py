@@ -3,7 +3,8 @@
 Builder VMs keep QEMU's `restrict=on` whatever the project says, so a build
 with network access reaches the world only through this HTTP proxy, which the
 pipeline forwards into the VM over the build's SSH connection (the same path
-repositories take). It listens on 127.0.0.1 of the Kopers host and serves
+repositories take). It listens on 127.0.0.1 of the Kopers host, one port per
+build, and serves
 `CONNECT host:port` (https and other TLS) and absolute-URI requests
 (`GET http://host/...`). Every target is resolved once and checked against the
 address policy; the connection goes to a checked address, so neither the
@@ -19,8 +20,8 @@ an exchange ends after a quiet spell, and a cap on open connections answers
 Each build gets a session of its own (`EgressProxy.session`): a listener on an
 ephemeral port of 127.0.0.1 with a cap of its own under the global one, so a
 build that holds all it may hold shuts out only itself; closing the session
-ends every exchange it carried. The shared listener (`start`/`serve`) answers
-the same way under the global cap alone.
+ends every exchange it carried. There is no listener for anyone else: a port
+that no build needs is only one more door on the host.
 """
 
 from __future__ import annotations
@@ -126,19 +127,9 @@ class EgressProxy:
         self.policy = policy
         self.limits = limits or ProxyLimits()
         self.host = host
-        self._server: asyncio.Server | None = None
-        self._port = 0
-        self._shared = _Door("the shared listener", self.limits.max_connections)
         self._sessions: set[ProxySession] = set()
         self._active = 0  # exchanges under way through any door (the global cap)
         self._turned_away = 0  # connections past a cap through any door
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Where the proxy listens; InfrastructureError while it does not."""
-        if self._server is None or not self._server.is_serving():
-            raise InfrastructureError("the egress proxy is not running")
-        return self.host, self._port
 
     @property
     def exchanges(self) -> int:
@@ -169,39 +160,9 @@ class EgressProxy:
         finally:
             await session.close()
 
-    async def start(self) -> None:
-        """Listen, on the port of an earlier start if it is still free."""
-        if self._server is not None and self._server.is_serving():
-            return
-
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accept(self._shared, reader, writer)
-
-        for port in dict.fromkeys((self._port, 0)):
-            try:
-                self._server = await asyncio.start_server(accept, self.host, port, limit=MAX_HEAD)
-                break
-            except OSError:
-                if port == 0:
-                    raise
-        assert self._server is not None
-        self._port = int(self._server.sockets[0].getsockname()[1])
-        log.info("egress proxy listening on %s:%d", self.host, self._port)
-
-    async def serve(self) -> None:
-        """The supervised loop: listen (again after a crash) and accept until cancelled."""
-        await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
-
     async def close(self) -> None:
-        """Stop listening, close every session and end every open exchange."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        await asyncio.gather(self._shared.end(), *(s.close() for s in list(self._sessions)))
-        if server is not None:
-            await server.wait_closed()
+        """Close every session, ending every open exchange."""
+        await asyncio.gather(*(s.close() for s in list(self._sessions)))
 
     # -- one client connection ---------------------------------------------------
 
@@ -316,8 +277,8 @@ class EgressProxy:
     async def _checked(self, request: ProxyRequest) -> tuple[IPAddress, ...]:
         addresses = await resolve_checked(request.host, request.port, self.policy)
         # Only reachable when loopback is allow-listed: the proxy must not loop into
-        # itself, through its shared listener or any build's session.
-        own_ports = {self._port, *(s.port for s in self._sessions)}
+        # itself, through any build's session.
+        own_ports = {s.port for s in self._sessions}
         if request.port in own_ports and any(
             a.is_loopback or a.is_unspecified or a in self.policy.own for a in addresses
         ):

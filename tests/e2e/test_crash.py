@@ -24,6 +24,23 @@ def created(output: str) -> int:
     return int(output.rsplit("Created builds:", 1)[1].split()[0])
 
 
+def slow_then_after(
+    server: Server, make_srpm: Callable[..., Path], project: str, prefix: str
+) -> tuple[int, int]:
+    """dave's 40-second build in `project`, and a build to run after it: their ids."""
+    slow = make_srpm(
+        f"{prefix}-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
+    )
+    first = created(server.copr("dave", "build", project, str(slow), "--nowait").stdout)
+    after = make_srpm(f"{prefix}-after", "1")
+    second = created(
+        server.copr(
+            "dave", "build", project, str(after), "--nowait", "--after-build-id", str(first)
+        ).stdout
+    )
+    return first, second
+
+
 def inside_build(server: Server, build_id: int) -> None:
     """Wait until the build runs, then a little more: well inside its %build."""
     deadline = time.monotonic() + 600
@@ -51,21 +68,7 @@ def test_kill_9_with_pending_running_and_waiting_tasks(
 ) -> None:
     server.user("dave")
     assert server.copr("dave", "create", "crash", "--chroot", CHROOT).returncode == 0
-    slow = make_srpm(
-        "kopers-crash-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
-    )
-    running = created(server.copr("dave", "build", "crash", str(slow), "--nowait").stdout)
-    waiting = created(
-        server.copr(
-            "dave",
-            "build",
-            "crash",
-            str(make_srpm("kopers-crash-after", "1")),
-            "--nowait",
-            "--after-build-id",
-            str(running),
-        ).stdout
-    )
+    running, waiting = slow_then_after(server, make_srpm, "crash", "kopers-crash")
     pending = created(
         server.copr(
             "dave", "build", "crash", str(make_srpm("kopers-crash-other", "1")), "--nowait"
@@ -104,21 +107,7 @@ def test_sigterm_during_a_chain_resumes_the_whole_chain(
     server.user("dave")
     r = server.copr("dave", "create", "stopping", "--chroot", CHROOT)
     assert r.returncode == 0 or "already" in r.stderr, r.stderr
-    slow = make_srpm(
-        "kopers-stop-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
-    )
-    first = created(server.copr("dave", "build", "stopping", str(slow), "--nowait").stdout)
-    second = created(
-        server.copr(
-            "dave",
-            "build",
-            "stopping",
-            str(make_srpm("kopers-stop-next", "1")),
-            "--nowait",
-            "--after-build-id",
-            str(first),
-        ).stdout
-    )
+    first, second = slow_then_after(server, make_srpm, "stopping", "kopers-stop")
     inside_build(server, first)
 
     server.stop()  # SIGTERM: a clean shutdown

@@ -63,9 +63,20 @@ async def upstream(host: str) -> AsyncIterator[Upstream]:
 
 
 @asynccontextmanager
-async def running(policy: AddressPolicy, **limits: Any) -> AsyncIterator[EgressProxy]:
+async def running(policy: AddressPolicy, **limits: Any) -> AsyncIterator[ProxySession]:
+    """A proxy with one build's session open, as the pipeline opens it."""
     proxy = EgressProxy(policy, ProxyLimits(**limits))
-    await proxy.start()
+    try:
+        async with proxy.session("build 1/debian-12-x86_64") as session:
+            yield session
+    finally:
+        await proxy.close()
+
+
+@asynccontextmanager
+async def proxy_for(policy: AddressPolicy, **limits: Any) -> AsyncIterator[EgressProxy]:
+    """A proxy with no session open yet."""
+    proxy = EgressProxy(policy, ProxyLimits(**limits))
     try:
         yield proxy
     finally:
@@ -80,7 +91,7 @@ def permissive() -> AddressPolicy:
     return address_policy(NetworkConfig((ipaddress.ip_network(f"{ALLOWED}/32"),)))
 
 
-async def ask(proxy: EgressProxy | ProxySession, head: str) -> tuple[int, bytes]:
+async def ask(proxy: ProxySession, head: str) -> tuple[int, bytes]:
     """Send one request head; the proxy's status and everything after the head."""
     async with asyncio.timeout(HANG_GUARD_S):
         reader, writer = await asyncio.open_connection(*proxy.address)
@@ -93,7 +104,7 @@ async def ask(proxy: EgressProxy | ProxySession, head: str) -> tuple[int, bytes]
 
 @asynccontextmanager
 async def tunnel(
-    proxy: EgressProxy | ProxySession, target: str
+    proxy: ProxySession, target: str
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     reader, writer = await asyncio.open_connection(*proxy.address)
     try:
@@ -248,40 +259,12 @@ async def test_a_quiet_tunnel_is_closed() -> None:
 async def test_close_ends_open_tunnels_and_stops_listening() -> None:
     async with upstream(ALLOWED) as server:
         proxy = EgressProxy(permissive())
-        await proxy.start()
-        async with tunnel(proxy, f"{ALLOWED}:{server.port}") as (reader, _):
+        session = await proxy.open_session("build 1/x")
+        async with tunnel(session, f"{ALLOWED}:{server.port}") as (reader, _):
             await proxy.close()
             assert await until_closed(reader) == b""
-    with pytest.raises(InfrastructureError, match="not running"):
-        _ = proxy.address
-
-
-async def test_the_supervised_loop_listens_until_cancelled_and_again_on_the_same_port() -> None:
-    proxy = EgressProxy(strict())
-
-    async def serving() -> asyncio.Task[None]:
-        task = asyncio.create_task(proxy.serve())
-        while True:  # until it listens; no sleeping on a guess
-            try:
-                _ = proxy.address
-                return task
-            except InfrastructureError:
-                await asyncio.sleep(0)
-
-    task = await serving()
-    _, port = proxy.address
-    assert (await ask(proxy, "CONNECT 10.0.2.2:80 HTTP/1.1\r\n\r\n"))[0] == 403
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    with pytest.raises(InfrastructureError):
-        _ = proxy.address
-    task = await serving()  # what the supervisor does after a crash
-    assert proxy.address[1] == port
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await proxy.close()
+    with pytest.raises(InfrastructureError, match="is closed"):
+        _ = session.address
 
 
 @dataclass
@@ -317,12 +300,12 @@ async def test_a_build_at_its_own_cap_does_not_shut_out_another(
     caplog.set_level(logging.INFO, "kopers.net.proxy")
     async with (
         holding(ALLOWED) as server,
-        running(permissive(), per_build_connections=2) as proxy,
+        proxy_for(permissive(), per_build_connections=2) as proxy,
         proxy.session("build 7/debian-12-x86_64") as greedy,
         proxy.session("build 8/fedora-40-x86_64") as other,
     ):
         target = f"{ALLOWED}:{server.port}"
-        assert greedy.address != other.address != proxy.address
+        assert greedy.address != other.address
         async with tunnel(greedy, target), tunnel(greedy, target):
             status, body = await ask(greedy, f"CONNECT {target} HTTP/1.1\r\n\r\n")
             assert status == 503 and b"busy" in body
@@ -335,7 +318,7 @@ async def test_a_build_at_its_own_cap_does_not_shut_out_another(
 async def test_closing_a_session_ends_its_tunnels_and_its_port() -> None:
     async with (
         holding(ALLOWED) as server,
-        running(permissive()) as proxy,
+        proxy_for(permissive()) as proxy,
         proxy.session("build 9/x") as other,
     ):
         target = f"{ALLOWED}:{server.port}"
