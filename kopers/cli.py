@@ -110,18 +110,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(cfg: Config, args: argparse.Namespace) -> int:
-    from kopers.service import serve
+    from kopers.api.app import create_app
+    from kopers.server import serve
+    from kopers.service import open_kopers
 
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
 
-    def ready(_: Any) -> None:
+    def ready() -> None:
         print(f"Kopers is running at {cfg.server.public_url}/", flush=True)
 
     with contextlib.suppress(asyncio.CancelledError):
-        await serve(cfg, ready)
+        kopers = await open_kopers(cfg)
+        await serve(kopers, create_app(kopers), ready)
     return 0
 
 

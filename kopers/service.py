@@ -1,8 +1,9 @@
 """The composition root: builds every component and supervises its loops.
 
-`Kopers` holds the components the HTTP handlers use. `serve()` runs them:
-each background loop is a named task, restarted with a back-off if it
-crashes, and shutdown cancels them in order.
+`Kopers` holds the components the HTTP handlers use; each background loop
+is a named task, restarted with a back-off if it crashes, and `close()`
+cancels them in order. Nothing here knows about HTTP: `kopers.server`
+puts an application in front of it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
-from kopers.api.app import create_app
 from kopers.builds import Builds, sweep_orphan_sources
 from kopers.config import Config
 from kopers.db.database import Database, open_database
@@ -63,19 +61,19 @@ class Kopers:
     async def audit(
         self,
         user: User | None,
-        request: web.Request | None,
+        address: str | None,
         action: str,
         obj: str,
         details: dict[str, Any],
     ) -> None:
-        address = request.remote if request is not None else None
+        """Record who did what; `address` is the client's, None for Kopers itself."""
         await self.store.add_event(user.id if user else None, address, action, obj, details)
 
-    async def submitted(self, user: User, request: web.Request | None, build: Build) -> None:
+    async def submitted(self, user: User, address: str | None, build: Build) -> None:
         """A build's rows are committed: record it and hand it to the scheduler."""
         await self.audit(
             user,
-            request,
+            address,
             "build.submit",
             f"{build.owner}/{build.project}",
             {"build": build.id, "chroots": list(build.chroots)},
@@ -102,6 +100,15 @@ class Kopers:
             await self.audit(None, None, "project.expire", project.full_name, {})
             reaped.append(project.full_name)
         return reaped
+
+    async def start(self) -> None:
+        """Start the background work of a serving process."""
+        self.paths.clear_scratch()  # only this process writes there, and it is just starting
+        await sweep_orphan_sources(self.store, self.paths)  # before any submission
+        await self.vms.start()
+        self.supervise("vm-pool-refill", self.vms.refill)
+        self.supervise("scheduler", self.scheduler.run)
+        self.supervise("project-reaper", self.reap_expired_projects)
 
     def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(_supervised(name, loop), name=name))
@@ -163,32 +170,3 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         submissions=Submissions(config, paths, store, publisher),
         proxy=proxy,
     )
-
-
-async def serve(config: Config, ready: Callable[[Kopers], None] | None = None) -> None:
-    """Run Kopers until cancelled (SIGINT/SIGTERM in the CLI)."""
-    kopers = await open_kopers(config)
-    kopers.paths.clear_scratch()  # only this process writes there, and it is just starting
-    await sweep_orphan_sources(kopers.store, kopers.paths)  # before any submission
-    runner = web.AppRunner(create_app(kopers), access_log=None)
-    try:
-        await kopers.vms.start()
-        # Listening before the scheduler runs, so the first build finds it.
-        kopers.supervise("vm-pool-refill", kopers.vms.refill)
-        kopers.supervise("scheduler", kopers.scheduler.run)
-        kopers.supervise("project-reaper", kopers.reap_expired_projects)
-        await runner.setup()
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
-        log.info(
-            "Kopers is serving on http://%s:%d (public URL %s)",
-            config.server.host,
-            config.server.port,
-            config.server.public_url,
-        )
-        if ready is not None:
-            ready(kopers)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-        await kopers.close()

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from kopers.api.keys import KOPERS
 from kopers.errors import KopersError
 
 if TYPE_CHECKING:
     from kopers.service import Kopers
 
 log = logging.getLogger(__name__)
-
-KOPERS: web.AppKey[Kopers] = web.AppKey("kopers")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

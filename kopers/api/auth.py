@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from kopers import access, tokens
+from kopers.api.keys import KOPERS
 from kopers.errors import AuthenticationError, Conflict, NotFound
 from kopers.models import User
 
@@ -44,8 +45,6 @@ def parse_basic(header: str) -> tuple[str, str] | None:
 
 async def current_user(request: web.Request) -> User | None:
     """The authenticated user, None when no credentials were sent."""
-    from kopers.api.app import KOPERS
-
     header = request.headers.get("Authorization")
     if not header:
         return None
@@ -76,8 +75,6 @@ routes = web.RouteTableDef()
 
 @routes.delete("/api/tokens/{login}")
 async def revoke_token(request: web.Request) -> web.Response:
-    from kopers.api.app import KOPERS
-
     kopers = request.app[KOPERS]
     user = await require_user(request)
     login = request.match_info["login"]
@@ -88,7 +85,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     await access.authorize(kopers.store, user, access.Action.REVOKE_TOKEN, owner)
     if not await kopers.store.revoke_token(login):
         raise Conflict(f"token {login} is already revoked")
-    await kopers.audit(user, request, "token.revoke", record.user.name, {"login": login})
+    await kopers.audit(user, request.remote, "token.revoke", record.user.name, {"login": login})
     return web.json_response({"login": login, "revoked": True})
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from kopers import access
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, need, parse_json
 from kopers.errors import BadRequest
 from kopers.models import Project
@@ -105,7 +105,7 @@ async def edit_chroot(request: web.Request) -> web.Response:
         await kopers.store.set_chroot_repos(project.id, chroot, repos)
         await kopers.audit(
             user,
-            request,
+            request.remote,
             "project.edit-chroot",
             project.full_name,
             {"chroot": chroot, "additional_repos": repos},

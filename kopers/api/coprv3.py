@@ -17,8 +17,8 @@ from aiohttp import BodyPartReader, web
 
 from kopers import access
 from kopers.api import copr_json as cj
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, need, paging, parse_json
 from kopers.errors import BadRequest
 
@@ -91,7 +91,7 @@ async def add_project(request: web.Request) -> web.Response:
             return web.json_response(cj.project_json(match[0], kopers.layout))
     project = await kopers.projects.create(user, owner, data)
     await kopers.audit(
-        user, request, "project.create", project.full_name, {"chroots": project.chroots}
+        user, request.remote, "project.create", project.full_name, {"chroots": project.chroots}
     )
     return web.json_response(cj.project_json(project, kopers.layout))
 
@@ -109,7 +109,7 @@ async def regenerate_repos(request: web.Request) -> web.Response:
     )
     for chroot in project.chroots:
         await kopers.publisher.regenerate(project.owner, project.name, chroot)
-    await kopers.audit(user, request, "project.regenerate-repos", project.full_name, {})
+    await kopers.audit(user, request.remote, "project.regenerate-repos", project.full_name, {})
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -128,7 +128,7 @@ async def delete_project(request: web.Request) -> web.Response:
                 await kopers.builds.cancel(user, build.id)
 
     await kopers.projects.delete(user, project, before=cancel_unfinished)
-    await kopers.audit(user, request, "project.delete", project.full_name, {})
+    await kopers.audit(user, request.remote, "project.delete", project.full_name, {})
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -177,7 +177,7 @@ async def create_from_upload(request: web.Request) -> web.Response:
     build = await kopers.submissions.from_upload(
         user, str(data.get("ownername", "")), str(data.get("projectname", "")), data, spooled
     )
-    await kopers.submitted(user, request, build)
+    await kopers.submitted(user, request.remote, build)
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -206,7 +206,7 @@ async def create_from_url(request: web.Request) -> web.Response:
         user, str(data.get("ownername", "")), str(data.get("projectname", "")), data, urls
     )
     for build in builds:
-        await kopers.submitted(user, request, build)
+        await kopers.submitted(user, request.remote, build)
     return web.json_response(
         {"items": [cj.build_json(b, kopers.layout) for b in builds], "meta": {}}
     )
@@ -220,7 +220,7 @@ async def create_from_scm(request: web.Request) -> web.Response:
     build = await kopers.submissions.from_scm(
         user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
     )
-    await kopers.submitted(user, request, build)
+    await kopers.submitted(user, request.remote, build)
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -252,7 +252,7 @@ async def cancel_build(request: web.Request) -> web.Response:
     user = await require_user(request)
     build = await kopers.builds.cancel(user, int(request.match_info["build_id"]))
     await kopers.audit(
-        user, request, "build.cancel", f"{build.owner}/{build.project}", {"build": build.id}
+        user, request.remote, "build.cancel", f"{build.owner}/{build.project}", {"build": build.id}
     )
     return web.json_response(cj.build_json(build, kopers.layout))
 
@@ -268,7 +268,9 @@ async def delete_builds(request: web.Request) -> web.Response:
     builds = [await kopers.store.get_build(i) for i in ids]
     deleted = await kopers.builds.delete(user, ids)
     for b in builds:
-        await kopers.audit(user, request, "build.delete", f"{b.owner}/{b.project}", {"build": b.id})
+        await kopers.audit(
+            user, request.remote, "build.delete", f"{b.owner}/{b.project}", {"build": b.id}
+        )
     return web.json_response({"builds": deleted})
 
 

@@ -13,7 +13,7 @@ import urllib.parse
 
 from aiohttp import web
 
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 from kopers.errors import NotFound
 from kopers.publish.repofile import render_repo_file
 

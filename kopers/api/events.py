@@ -15,8 +15,8 @@ from aiohttp import web
 
 from kopers import access
 from kopers.access import Action, Target
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 from kopers.errors import NotFound
 from kopers.logs.hub import LIVE_LOG
 from kopers.publish.layout import parse_build_dir_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 import kopers
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 
 routes = web.RouteTableDef()
 

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from kopers import access
 from kopers.access import Action, Grant, Role, Target
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.api.params import parse_json
 from kopers.errors import BadRequest, NotFound
 from kopers.models import Project, User
@@ -88,7 +88,11 @@ async def set_permissions(request: web.Request) -> web.Response:
     changed = await kopers.store.update_grants(project.id, plan)
     if changed:
         await kopers.audit(
-            user, request, "permission.set", project.full_name, {"changes": _changes(changed)}
+            user,
+            request.remote,
+            "permission.set",
+            project.full_name,
+            {"changes": _changes(changed)},
         )
     return web.json_response({"updated": sorted(changed)})
 
@@ -109,7 +113,11 @@ async def request_permissions(request: web.Request) -> web.Response:
     changed = await kopers.store.update_grants(project.id, plan)
     if changed:
         await kopers.audit(
-            user, request, "permission.request", project.full_name, {"changes": _changes(changed)}
+            user,
+            request.remote,
+            "permission.request",
+            project.full_name,
+            {"changes": _changes(changed)},
         )
     return web.json_response({"updated": bool(changed)})
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.api.params import json_body
 from kopers.models import Project
 
@@ -55,7 +55,7 @@ async def update_settings(request: web.Request) -> web.Response:
     )
     data = await json_body(request)
     project = await kopers.projects.update_settings(user, project, data)
-    await kopers.audit(user, request, "project.storage", project.full_name, dict(data))
+    await kopers.audit(user, request.remote, "project.storage", project.full_name, dict(data))
     return web.json_response(await settings_json(kopers, project))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kopers.api import livelog
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 
 routes = web.RouteTableDef()
 

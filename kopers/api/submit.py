@@ -12,8 +12,8 @@ from datetime import datetime
 from aiohttp import web
 
 from kopers.api import copr_json as cj
-from kopers.api.app import KOPERS
 from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
 from kopers.api.params import json_body
 
 routes = web.RouteTableDef()
@@ -28,7 +28,7 @@ async def submit_chain(request: web.Request) -> web.Response:
         user, request.match_info["owner"], request.match_info["project"], data
     )
     for build in builds:
-        await kopers.submitted(user, request, build)
+        await kopers.submitted(user, request.remote, build)
     return web.json_response({"builds": [cj.build_json(b, kopers.layout) for b in builds]})
 
 
@@ -37,7 +37,7 @@ async def resubmit(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     build = await kopers.submissions.resubmit(user, int(request.match_info["build_id"]))
-    await kopers.submitted(user, request, build)
+    await kopers.submitted(user, request.remote, build)
     return web.json_response(cj.build_json(build, kopers.layout))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 
 routes = web.RouteTableDef()
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"

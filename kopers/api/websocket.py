@@ -36,7 +36,7 @@ import weakref
 
 from aiohttp import WSCloseCode, web
 
-from kopers.api.app import KOPERS
+from kopers.api.keys import KOPERS
 from kopers.errors import BadRequest, KopersError, NotFound
 from kopers.logs.hub import LogEnd, LogPage, LogReader
 from kopers.models import BuildState

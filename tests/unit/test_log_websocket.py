@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kopers.api import websocket
-from kopers.api.app import KOPERS, errors_middleware
+from kopers.api.app import errors_middleware
+from kopers.api.keys import KOPERS
 from kopers.logs import hub as hubmod
 from kopers.logs import logfile
 from kopers.logs.hub import LogHub
