@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kopers.errors import ConfigError
+from kopers.limits import DEFAULTS as LIMIT_DEFAULTS
+from kopers.limits import LimitsConfig, parse_limits
 from kopers.settings import (
     apply_env,
     merge,
@@ -162,6 +164,7 @@ class Config:
     chroots: tuple[ChrootConfig, ...]
     source: Path | None  # the file it was read from, if any
     network: NetworkConfig = NetworkConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -204,6 +207,7 @@ DEFAULTS: dict[str, Any] = {
         "hosts": [],
     },
     "network": {"allow": []},
+    "limits": dict(LIMIT_DEFAULTS),
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
     ],
@@ -295,6 +299,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         chroots=chroots,
         source=source,
         network=_parse_network(data["network"]),
+        limits=parse_limits(data["limits"]),
     )
 
 
