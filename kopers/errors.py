@@ -49,6 +49,12 @@ class Conflict(KopersError):
     status = 409
 
 
+class PayloadTooLarge(KopersError):
+    """A request body over its cap; refused before it is read."""
+
+    status = 413
+
+
 class ConfigError(KopersError):
     """kopers.toml or an environment override is invalid."""
 
