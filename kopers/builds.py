@@ -1,11 +1,15 @@
 """Canceling and deleting builds, and the source packages stored for them.
 
-Cancel marks the rows first, then stops the running tasks: a VM that is
-torn down mid-build can then never publish. Delete takes the packages out of
-the repositories before the rows go, so repodata never points at nothing.
-A build's stored source goes after its row: a crash in between leaves a
-directory no row owns, which `sweep_orphan_sources` removes at start-up,
-never a build whose source is missing.
+Each operation is one store transaction, which the caller may widen to take
+in the audit event. Cancel marks the rows, and stops the running tasks once
+that has committed: a VM that is torn down mid-build can then never publish,
+and a cancel that is rolled back stops nothing. Delete takes the packages out
+of the repositories as the last step before the rows' deletion commits: a
+failure before that leaves the repositories alone, and one after it leaves
+rows whose delete can simply be asked again. A build's stored source goes
+after its row: a crash in between leaves a directory no row owns, which
+`sweep_orphan_sources` removes at start-up, never a build whose source is
+missing.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class Builds:
             raise Conflict(
                 f"Cannot cancel build {build_id}: it has already ended {ended.state}."
             ) from None
-        await self.scheduler.cancel(build_id)
+        await self.store.after_commit(lambda: self.scheduler.cancel(build_id))
         return await self.store.get_build(build_id)
 
     async def delete(self, user: User, build_ids: Sequence[int]) -> list[int]:
@@ -67,16 +71,22 @@ class Builds:
             await access.authorize(self.store, user, access.Action.DELETE_BUILD, target)
             if not build.state.finished:
                 raise BadRequest(f"Build {build.id} is still {build.state}; cancel it first.")
+        async with self.store.atomic():
+            deleted = await self.store.delete_builds([b.id for b in builds])
+            await self.store.before_commit(lambda: self._unpublish(builds))
+            if self.paths is not None:
+                paths = self.paths
+                await self.store.after_commit(lambda: remove_sources(paths, deleted))
+        return deleted
+
+    async def _unpublish(self, builds: Sequence[Build]) -> None:
+        """Take the builds' packages out of their repositories."""
         for build in builds:
             if build.package_name:
                 for task in build.tasks:
                     await self.publisher.remove_build(
                         build.owner, build.project, build.id, task.chroot, build.package_name
                     )
-        deleted = await self.store.delete_builds([b.id for b in builds])
-        if self.paths is not None:
-            await remove_sources(self.paths, deleted)
-        return deleted
 
 
 async def remove_sources(paths: DataPaths, build_ids: Iterable[int]) -> None:

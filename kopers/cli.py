@@ -132,7 +132,10 @@ async def _with_store(cfg: Config, fn: Callable[[Store], Coroutine[Any, Any, int
     db = await open_database(cfg.database.dsn, cfg.data_dir, max_size=2)
     try:
         await migrate(db.pool)
-        return await fn(Store(db.pool))
+        store = Store(db.pool)
+        # A command's change and its audit event commit together, or neither does.
+        async with store.atomic():
+            return await fn(store)
     finally:
         await db.close()
 

@@ -1,11 +1,14 @@
 """The `[limits]` settings: how much and how long one client may take. Pure.
 
-Every request body has a cap that is checked before the body is read: the
-whole multipart upload (all parts, the `json` part included) is bounded by
-`server.max_upload_mib`; JSON bodies and each free-text field have the much
-smaller caps here. Slow clients are cut off: the request head must arrive
-within `head_timeout` seconds, and a body must keep up at least
-`min_body_rate_kib` KiB/s once `body_grace` seconds have passed.
+Every request body has a cap that is checked before the body is read (a body
+without a declared length is cut where it passes it): the whole multipart
+upload (all parts, the `json` part included) is bounded by
+`server.max_upload_mib`; every other body, and each free-text field, has the
+much smaller caps here (kopers.api.bodycaps, kopers.api.upload). Slow clients
+are cut off (kopers.api.guard): the request head must arrive within
+`head_timeout` seconds, a body must keep up at least `min_body_rate_kib` KiB/s
+once `body_grace` seconds have passed, and one address may hold
+`connections_per_address` connections.
 """
 
 from __future__ import annotations

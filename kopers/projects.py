@@ -1,13 +1,19 @@
-"""Creating and deleting projects, with their keys and repositories.
+"""Creating, changing and deleting projects, with their keys and repositories.
 
 A project's rows, its signing key and its results directory come and go
-together: if making the key fails, the rows are rolled back.
+together. Each operation runs in one store transaction (`Store.atomic`), which
+the caller may widen to take in the audit event: the key made for a new
+project is deleted again if the transaction rolls back, and files of a
+deleted project, or builds pruned by a new retention, go only once the rows'
+change has committed.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,26 +39,54 @@ def _text(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _expiry(data: Mapping[str, Any]) -> datetime | None:
-    """When a temporary project (copr-cli create --delete-after-days) is deleted."""
-    days = _positive_or_none(data, "delete_after_days", None)
-    return None if days is None else datetime.now(UTC) + timedelta(days=days)
+# The settings' bounds: Postgres' integer columns, an expiry that stays a date
+# (a century ahead at most), and the build timeout's own range.
+MAX_INT4 = (1 << 31) - 1
+MAX_DAYS = 36500
+SETTING_BOUNDS: Mapping[str, tuple[int, int, str]] = {
+    "keep_builds": (1, MAX_INT4, ""),
+    "quota_mib": (1, MAX_INT4, ""),
+    "delete_after_days": (1, MAX_DAYS, " of days"),
+    "build_timeout": (60, MAX_TIMEOUT, " of seconds"),
+}
 
 
-def _positive_or_none(data: Mapping[str, Any], key: str, current: int | None) -> int | None:
-    """A positive whole number (copr-cli may send it as a string), null, or absent."""
-    if key not in data:
-        return current
-    value = data[key]
-    if value is None or value == "":
+def check_setting(key: str, value: Any) -> int | None:
+    """A setting's value (a whole number, or None to clear it) in its range. Pure."""
+    if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"{key} must be a positive whole number or null") from None
-    if number <= 0:
-        raise BadRequest(f"{key} must be a positive whole number or null")
-    return number
+    low, high, unit = SETTING_BOUNDS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if low == 1:
+            raise BadRequest(f"{key} must be a positive whole number{unit} of at most {high}")
+        raise BadRequest(f"{key} must be a whole number{unit} between {low} and {high}")
+    return value
+
+
+def _expiry(days: int | None, now: datetime) -> datetime | None:
+    """When a temporary project (copr-cli create --delete-after-days) is deleted."""
+    return None if days is None else now + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """A checked change of a project's settings: only the keys that were sent.
+
+    A key that is absent keeps its value; None clears it.
+    """
+
+    sent: Mapping[str, int | None]
+
+    def __post_init__(self) -> None:
+        for key, value in self.sent.items():
+            check_setting(key, value)
+
+    def details(self) -> dict[str, int | None]:
+        """What the audit event records: the checked values, never the raw body."""
+        return dict(self.sent)
+
+    def value(self, key: str, current: int | None) -> int | None:
+        return self.sent.get(key, current)
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[str]:
@@ -89,12 +123,14 @@ class Projects:
             )
 
         async def make_key(project: Project) -> None:
-            try:
-                await self.publisher.init_project(project.owner, project.name, project.chroots)
-            except BaseException:
-                await self.publisher.remove_project(project.owner, project.name)
-                raise
+            # Inside the transaction: if it (or the caller's) rolls back, the
+            # key and the repositories go too, whether made in full or in part.
+            self.store.on_rollback(
+                lambda: self.publisher.remove_project(project.owner, project.name)
+            )
+            await self.publisher.init_project(project.owner, project.name, project.chroots)
 
+        days = check_setting("delete_after_days", data.get("delete_after_days"))
         return await self.store.create_project(
             owner,
             name,
@@ -106,41 +142,43 @@ class Projects:
             additional_repos=_list(data, "additional_repos"),
             enable_net=bool(data.get("enable_net")),
             created_by=user.id,
-            delete_after=_expiry(data),
+            delete_after=_expiry(days, datetime.now(UTC)),
             on_created=make_key,
         )
 
     async def update_settings(
-        self, user: User, project: Project, data: Mapping[str, Any]
+        self, user: User, project: Project, change: SettingsChange
     ) -> Project:
-        """Set retention, quota, expiry and default timeout.
+        """Set retention, quota, expiry and default timeout, all in one transaction.
 
-        A key that is absent keeps its value; null clears it.
+        Builds beyond a new retention are pruned from the repositories once
+        the change has committed.
         """
         await access.authorize(
             self.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
         )
-        keep = _positive_or_none(data, "keep_builds", project.keep_builds)
-        quota = _positive_or_none(data, "quota_mib", project.quota_mib)
+        keep = change.value("keep_builds", project.keep_builds)
+        quota = change.value("quota_mib", project.quota_mib)
         delete_after = project.delete_after
-        if "delete_after_days" in data:
-            delete_after = _expiry(data)
-        await self.store.set_project_storage(project.id, keep, quota, delete_after)
-        if "build_timeout" in data:
-            timeout = _positive_or_none(data, "build_timeout", None)
-            if timeout is not None and not 60 <= timeout <= MAX_TIMEOUT:
-                raise BadRequest(f"build_timeout must be between 60 and {MAX_TIMEOUT} seconds")
+        if "delete_after_days" in change.sent:
+            delete_after = _expiry(change.sent["delete_after_days"], datetime.now(UTC))
+        timeout = change.value("build_timeout", project.build_timeout)
+        async with self.store.atomic():
+            await self.store.set_project_storage(project.id, keep, quota, delete_after)
             await self.store.set_project_timeout(project.id, timeout)
-        if keep is not None and keep != project.keep_builds:
-            for chroot in project.chroots:
-                await self.publisher.prune(project.owner, project.name, chroot, keep)
-        return await self.store.project_by_id(project.id)
+            if keep is not None and keep != project.keep_builds:
+                await self.store.after_commit(functools.partial(self._prune, project, keep))
+            return await self.store.project_by_id(project.id)
+
+    async def _prune(self, project: Project, keep: int) -> None:
+        for chroot in project.chroots:
+            await self.publisher.prune(project.owner, project.name, chroot, keep)
 
     async def expire(self, project: Project) -> None:
         """Delete a temporary project whose time is up (no user: the server does it)."""
-        gone = await self.store.delete_project(project.id)
-        await self.publisher.remove_project(project.owner, project.name)
-        await remove_sources(DataPaths(self.config.data_dir), gone)
+        async with self.store.atomic():
+            gone = await self.store.delete_project(project.id)
+            await self.store.after_commit(lambda: self._remove_files(project, gone))
 
     async def delete(
         self,
@@ -148,12 +186,23 @@ class Projects:
         project: Project,
         before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Delete a project; `before` (e.g. cancel its builds) runs once that is allowed."""
+        """Delete a project; `before` (e.g. cancel its builds) runs once that is allowed.
+
+        `before` runs in the same transaction as the delete, so a delete that
+        fails later leaves the builds as they were too.
+        """
         await access.authorize(
             self.store, user, access.Action.DELETE_PROJECT, access.Target.of(project)
         )
-        if before is not None:
-            await before()
-        gone = await self.store.delete_project(project.id)
-        await self.publisher.remove_project(project.owner, project.name)
-        await remove_sources(DataPaths(self.config.data_dir), gone)
+        async with self.store.atomic():
+            if before is not None:
+                await before()
+            gone = await self.store.delete_project(project.id)
+            await self.store.after_commit(lambda: self._remove_files(project, gone))
+
+    async def _remove_files(self, project: Project, builds: list[int]) -> None:
+        """What a deleted project kept outside Postgres: results, key, stored sources."""
+        try:
+            await self.publisher.remove_project(project.owner, project.name)
+        finally:
+            await remove_sources(DataPaths(self.config.data_dir), builds)

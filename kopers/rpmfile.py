@@ -94,9 +94,9 @@ async def read_rpm(path: Path) -> RpmInfo:
     out, err = await proc.communicate()
     if proc.returncode != 0 or not out:
         detail = err.decode(errors="replace").strip().splitlines()
-        raise BadRequest(
-            f"{path.name} is not a readable RPM: {detail[-1] if detail else 'rpm failed'}"
-        )
+        # rpm names the file by its full path, which is the server's business.
+        reason = detail[-1].replace(str(path), path.name) if detail else "rpm failed"
+        raise BadRequest(f"{path.name} is not a readable RPM: {shown(reason, 200)}")
     return parse_query_line(out.decode(errors="replace").splitlines()[0])
 
 

@@ -4,18 +4,24 @@
 is a named task, restarted with a back-off if it crashes, and `close()`
 cancels them in order. Nothing here knows about HTTP: `kopers.server`
 puts an application in front of it.
+
+Every change a client makes is recorded in the audit log in the same
+transaction as the change itself: handlers wrap the operation and `audit()`
+in `atomic()`, and submit builds through `submit()`, which also hands them
+to the scheduler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from kopers.builds import Builds, sweep_orphan_sources
+from kopers.builds import Builds, remove_sources, sweep_orphan_sources
 from kopers.config import Config
 from kopers.db.database import Database, open_database
 from kopers.db.migrations import migrate
@@ -40,6 +46,9 @@ log = logging.getLogger(__name__)
 
 REAPER_INTERVAL_S = 60
 
+# What a submission returns: one build, or several (URLs, chains).
+Submitted = TypeVar("Submitted", Build, list[Build])
+
 
 @dataclass
 class Kopers:
@@ -58,6 +67,13 @@ class Kopers:
     proxy: EgressProxy  # the way out for builds with network access
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def atomic(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One transaction for a mutation and its audit event: both commit, or neither.
+
+        Every store call the block makes (in this task) joins it; see `Store.atomic`.
+        """
+        return self.store.atomic()
+
     async def audit(
         self,
         user: User | None,
@@ -66,19 +82,71 @@ class Kopers:
         obj: str,
         details: dict[str, Any],
     ) -> None:
-        """Record who did what; `address` is the client's, None for Kopers itself."""
+        """Record who did what; `address` is the client's, None for Kopers itself.
+
+        Call it inside the `atomic()` block of the mutation it records, so
+        that a change is never stored without its event, nor an event without
+        its change.
+        """
         await self.store.add_event(user.id if user else None, address, action, obj, details)
 
-    async def submitted(self, user: User, address: str | None, build: Build) -> None:
-        """A build's rows are committed: record it and hand it to the scheduler."""
-        await self.audit(
-            user,
-            address,
-            "build.submit",
-            f"{build.owner}/{build.project}",
-            {"build": build.id, "chroots": list(build.chroots)},
-        )
-        await self.scheduler.submit(build)
+    async def submit(
+        self,
+        user: User,
+        address: str | None,
+        submission: Callable[[], Awaitable[Submitted]],
+    ) -> Submitted:
+        """Accept builds, record them and hand them to the scheduler, as one step.
+
+        `submission` (a `Submissions` method, e.g. `lambda: submissions.from_scm(...)`)
+        writes the build rows; they commit in one transaction with their
+        `build.submit` events, so a failure leaves no row, no event and no
+        stored source. The scheduler gets the builds only after the commit:
+        its runners read and update the rows on other connections. If the
+        hand-off fails, the builds are withdrawn: their rows and stored
+        sources are deleted and a `build.withdraw` event says so (the log is
+        append-only: it keeps that they were submitted).
+        """
+        builds: list[Build] = []
+        async with self.store.atomic():
+            result = await submission()
+            builds = [result] if isinstance(result, Build) else list(result)
+            self.store.on_rollback(lambda: remove_sources(self.paths, [b.id for b in builds]))
+            for build in builds:
+                await self.audit(
+                    user,
+                    address,
+                    "build.submit",
+                    f"{build.owner}/{build.project}",
+                    {"build": build.id, "chroots": list(build.chroots)},
+                )
+        try:
+            for build in builds:
+                await self.scheduler.submit(build)
+        except BaseException:
+            try:
+                await self._withdraw(builds)
+            except Exception:
+                log.exception("withdrawing builds %s failed", [b.id for b in builds])
+            raise
+        return result
+
+    async def _withdraw(self, builds: list[Build]) -> None:
+        """Take back committed builds the scheduler could not take."""
+        log.error("the scheduler did not take builds %s; withdrawing them", [b.id for b in builds])
+        for build in builds:
+            await self.scheduler.cancel(build.id)  # whatever part of it did get there
+        async with self.store.atomic():
+            gone = await self.store.delete_builds([b.id for b in builds])
+            for build in builds:
+                await self.audit(
+                    None,
+                    None,
+                    "build.withdraw",
+                    f"{build.owner}/{build.project}",
+                    {"build": build.id, "reason": "the scheduler did not take it"},
+                )
+        await remove_sources(self.paths, gone)
 
     async def reap_expired_projects(self) -> None:
         """The loop: delete temporary projects whose time is up, once a minute."""
@@ -91,13 +159,16 @@ class Kopers:
         reaped = []
         for project in await self.store.expired_projects():
             log.info("deleting temporary project %s: it expired", project.full_name)
-            for build in await self.store.list_builds(project.id, None, None, 0):
-                if not build.state.finished:
-                    with contextlib.suppress(TransitionRefused):  # it ended meanwhile
-                        await self.store.cancel_build(build.id)
-                    await self.scheduler.cancel(build.id)
-            await self.projects.expire(project)
-            await self.audit(None, None, "project.expire", project.full_name, {})
+            async with self.atomic():
+                for build in await self.store.list_builds(project.id, None, None, 0):
+                    if not build.state.finished:
+                        with contextlib.suppress(TransitionRefused):  # it ended meanwhile
+                            await self.store.cancel_build(build.id)
+                        await self.store.after_commit(
+                            functools.partial(self.scheduler.cancel, build.id)
+                        )
+                await self.projects.expire(project)
+                await self.audit(None, None, "project.expire", project.full_name, {})
             reaped.append(project.full_name)
         return reaped
 

@@ -2,7 +2,10 @@
 
 Everything that can be wrong with a submission is found before a row is
 written, and the rows and the stored source package commit together, so a
-rejected or failed submission leaves nothing behind.
+rejected or failed submission leaves nothing behind. The request's values
+arrive parsed (`BuildRequest`, `ScmSource`, `ChainStep`, made by
+kopers.api.bodies); what is checked here is what needs the project: its
+chroots, the submitter's rights, the batch, the quota.
 
 A project's storage quota covers its results and its builds' stored source
 packages (`usage`). A submission is refused when the project is at its quota,
@@ -14,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +32,41 @@ from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.publish.usage import SourceSizes, StorageUsage
 from kopers.rpmfile import read_srpm
-from kopers.worker.scm import check_clone_url, check_committish, relative
 
 MAX_TIMEOUT = 48 * 3600
 # Source states after which nothing writes to a build's source directory. Not
 # canceled: a canceled source step may still be stopping.
 _SOURCE_ENDED = frozenset({BuildState.SUCCEEDED, BuildState.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """Copr's build options as a client gave them, each value already parsed."""
+
+    chroots: tuple[str, ...] | None = None  # names or fnmatch patterns; None: every enabled
+    exclude_chroots: tuple[str, ...] = ()
+    timeout: int | None = None  # seconds; None: the project's default, then the server's
+    background: bool = False
+    after_build_id: int | None = None
+    with_build_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScmSource:
+    """A git repository to make the SRPM from (checked by kopers.worker.scm's rules)."""
+
+    clone_url: str
+    committish: str = ""
+    subdirectory: str = ""
+    spec: str = ""
+
+    def as_source(self) -> dict[str, Any]:
+        return {
+            "clone_url": self.clone_url,
+            "committish": self.committish,
+            "subdirectory": self.subdirectory,
+            "spec": self.spec,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,37 +82,31 @@ class BuildOptions:
         return 1 if self.background else 0
 
 
-def parse_options(data: Mapping[str, Any], project: Project, default_timeout: int) -> BuildOptions:
-    """Copr's build options -> BuildOptions, validated against the project. Pure."""
-    chroots = select_chroots(project, data.get("chroots"), data.get("exclude_chroots"))
-    timeout = _int_option(data, "timeout", default_timeout)
+def parse_options(request: BuildRequest, project: Project, default_timeout: int) -> BuildOptions:
+    """A build request -> BuildOptions, validated against the project. Pure."""
+    chroots = select_chroots(project, request.chroots, request.exclude_chroots)
+    timeout = default_timeout if request.timeout is None else request.timeout
     if not 60 <= timeout <= MAX_TIMEOUT:
         raise BadRequest(f"timeout must be between 60 and {MAX_TIMEOUT} seconds")
-    after = _optional_int(data, "after_build_id")
-    with_ = _optional_int(data, "with_build_id")
+    after, with_ = request.after_build_id, request.with_build_id
     if after is not None and with_ is not None:
         raise BadRequest("--after-build-id and --with-build-id cannot be used together")
     return BuildOptions(
         chroots=chroots,
         timeout=timeout,
-        background=bool(data.get("background")),
+        background=request.background,
         chain=ChainSpec(after_build_id=after, with_build_id=with_),
     )
 
 
-def _optional_int(data: Mapping[str, Any], key: str) -> int | None:
-    value = data.get(key)
-    return None if value is None or value == "" else _int_option(data, key, 0)
-
-
-def select_chroots(project: Project, wanted: Any, excluded: Any) -> tuple[str, ...]:
+def select_chroots(
+    project: Project, wanted: Sequence[str] | None, excluded: Sequence[str] | None
+) -> tuple[str, ...]:
     """`chroots` (names or fnmatch patterns; None = all) minus `exclude_chroots`."""
     enabled = list(project.chroots)
     if wanted is None:
         chosen = enabled
     else:
-        if not isinstance(wanted, list) or not all(isinstance(c, str) for c in wanted):
-            raise BadRequest("chroots must be a list of chroot names")
         chosen = []
         for pattern in wanted:
             matched = [c for c in enabled if fnmatch.fnmatchcase(c, pattern)]
@@ -91,22 +117,10 @@ def select_chroots(project: Project, wanted: Any, excluded: Any) -> tuple[str, .
                 )
             chosen.extend(c for c in matched if c not in chosen)
     if excluded:
-        if not isinstance(excluded, list):
-            raise BadRequest("exclude_chroots must be a list of chroot names")
         chosen = [c for c in chosen if not any(fnmatch.fnmatchcase(c, p) for p in excluded)]
     if not chosen:
         raise BadRequest(f"no chroot of {project.full_name} is left to build for")
     return tuple(chosen)
-
-
-def _int_option(data: Mapping[str, Any], key: str, default: int) -> int:
-    value = data.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)  # copr-cli sends several numbers as strings
-    except (TypeError, ValueError):
-        raise BadRequest(f"{key} must be a whole number, got {value!r}") from None
 
 
 class Submissions:
@@ -124,7 +138,7 @@ class Submissions:
         user: User,
         owner: str,
         name: str,
-        data: Mapping[str, Any],
+        request: BuildRequest,
         *,
         incoming_bytes: int = 0,
     ) -> Project:
@@ -134,7 +148,7 @@ class Submissions:
         """
         project = await self.store.get_project(owner, name)
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
-        options = self._options(data, project)
+        options = self._options(request, project)
         await self._check_batch(user, project, options.chain)
         await self._check_quota(project, incoming_bytes)
         return project
@@ -175,9 +189,9 @@ class Submissions:
                     "a batch stays inside projects you build in"
                 ) from None
 
-    def _options(self, data: Mapping[str, Any], project: Project) -> BuildOptions:
+    def _options(self, request: BuildRequest, project: Project) -> BuildOptions:
         """Build options, the timeout defaulting to the project's, then the server's."""
-        return parse_options(data, project, project.build_timeout or self.config.build.timeout_s)
+        return parse_options(request, project, project.build_timeout or self.config.build.timeout_s)
 
     async def _check_quota(self, project: Project, incoming: int) -> None:
         """Refuse a build the project has no room for.
@@ -204,13 +218,13 @@ class Submissions:
             )
 
     async def from_upload(
-        self, user: User, owner: str, name: str, data: Mapping[str, Any], spooled: Path
+        self, user: User, owner: str, name: str, request: BuildRequest, spooled: Path
     ) -> Build:
         """A build from an uploaded SRPM that has been spooled to `spooled`."""
         try:
             size = spooled.stat().st_size
-            project = await self.check(user, owner, name, data, incoming_bytes=size)
-            options = self._options(data, project)
+            project = await self.check(user, owner, name, request, incoming_bytes=size)
+            options = self._options(request, project)
             info = await read_srpm(spooled)
             new = NewBuild(
                 project_id=project.id,
@@ -239,47 +253,34 @@ class Submissions:
             shutil.rmtree(spooled.parent, ignore_errors=True)
 
     async def from_urls(
-        self, user: User, owner: str, name: str, data: Mapping[str, Any], urls: Sequence[str]
+        self, user: User, owner: str, name: str, request: BuildRequest, urls: Sequence[str]
     ) -> list[Build]:
-        """Builds from SRPM URLs; each is fetched by its source step."""
-        project = await self.check(user, owner, name, data)
-        options = self._options(data, project)
+        """Builds from SRPM URLs (http or https, parsed); each is fetched by its source step."""
+        project = await self.check(user, owner, name, request)
+        options = self._options(request, project)
         if not urls:
             raise BadRequest("no package URL given")
-        for url in urls:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise BadRequest(f"not an http(s) URL: {url!r}")
         return [await self._url_build(user, project, options, url) for url in urls]
 
-    async def from_scm(self, user: User, owner: str, name: str, data: Mapping[str, Any]) -> Build:
+    async def from_scm(
+        self, user: User, owner: str, name: str, request: BuildRequest, scm: ScmSource
+    ) -> Build:
         """A build from a git repository: a source step makes the SRPM in a VM first."""
-        project = await self.check(user, owner, name, data)
-        options = self._options(data, project)
-        url = data.get("clone_url")
-        if not isinstance(url, str) or not url:
-            raise BadRequest("clone_url is required")
-        check_clone_url(url)
-        if data.get("scm_type") not in ("git", None):
-            raise BadRequest("only git repositories are supported (scm_type git)")
-        source = {"clone_url": url}
-        for key in ("committish", "subdirectory", "spec"):
-            value = data.get(key) or ""
-            if not isinstance(value, str):
-                raise BadRequest(f"{key} must be a string")
-            if key == "committish":
-                check_committish(value)
-            else:
-                relative(value, key)
-            source[key] = value
-        return await self._deferred(user, project, options, SourceType.SCM, source)
+        project = await self.check(user, owner, name, request)
+        options = self._options(request, project)
+        return await self._deferred(user, project, options, SourceType.SCM, scm.as_source())
 
     async def chain(
-        self, user: User, owner: str, name: str, data: Mapping[str, Any]
+        self,
+        user: User,
+        owner: str,
+        name: str,
+        request: BuildRequest,
+        steps: Sequence[ChainStep],
     ) -> list[Build]:
         """A whole chain in one request; every step is checked before any is stored."""
-        project = await self.check(user, owner, name, data)
-        options = self._options(data, project)
-        steps = parse_chain(data)
+        project = await self.check(user, owner, name, request)
+        options = self._options(request, project)
         builds: list[Build] = []
         for step in steps:
             depends = tuple(builds[i].id for i in step.after)
@@ -313,8 +314,8 @@ class Submissions:
         spool.mkdir(parents=True)
         copy = spool / source.name
         shutil.copyfile(source, copy)
-        data = {"chroots": list(chroots), "timeout": old.timeout, "background": old.is_background}
-        return await self.from_upload(user, project.owner, project.name, data, copy)
+        again = BuildRequest(chroots=chroots, timeout=old.timeout, background=old.is_background)
+        return await self.from_upload(user, project.owner, project.name, again, copy)
 
     async def _url_build(
         self, user: User, project: Project, options: BuildOptions, url: str
@@ -359,29 +360,3 @@ class ChainStep:
 
     url: str
     after: tuple[int, ...]
-
-
-def parse_chain(data: Mapping[str, Any]) -> list[ChainStep]:
-    """The native chain body -> steps. Pure.
-
-    `{"builds": [{"url": ...}, {"url": ..., "after": [0]}, ...]}`: an ordered
-    list in which each step waits for the one before it, unless it names the
-    earlier steps it waits for with `after` (an empty list: none).
-    """
-    items = data.get("builds")
-    if not isinstance(items, list) or not items:
-        raise BadRequest("builds must be a non-empty list of {url, after}")
-    steps = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise BadRequest(f"builds[{index}] must be an object")
-        url = item.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise BadRequest(f"builds[{index}].url must be an http(s) URL of a source RPM")
-        after = item.get("after", [index - 1] if index else [])
-        if not isinstance(after, list) or not all(isinstance(a, int) for a in after):
-            raise BadRequest(f"builds[{index}].after must be a list of step indexes")
-        if any(not 0 <= a < index for a in after):
-            raise BadRequest(f"builds[{index}].after may only name earlier steps (0..{index - 1})")
-        steps.append(ChainStep(url, tuple(sorted(set(after)))))
-    return steps

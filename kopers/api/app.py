@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from kopers.api.bodycaps import BodyCaps, body_caps_middleware
+from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
 from kopers.errors import KopersError
 
@@ -24,6 +27,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def scrub(message: str, roots: tuple[Path, ...]) -> str:
+    """`message` with the server's own directories replaced by `<data>`. Pure.
+
+    A last line of defence: errors are written not to name host paths, but an
+    error from a library (rpm, createrepo_c, the OS) may still carry one.
+    """
+    for root in sorted({str(r).rstrip("/") for r in roots if str(r) != "/"}, key=len, reverse=True):
+        message = message.replace(root, "<data>")
+    return message
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -37,7 +51,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except KopersError as exc:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc.message)
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, scrub(exc.message, _host_roots(request)))
     except json.JSONDecodeError as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}")
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
@@ -59,6 +73,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal server error; see the server log")
 
 
+def _host_roots(request: web.Request) -> tuple[Path, ...]:
+    config = request.app[KOPERS].config
+    return (config.data_dir, config.vm.cache_dir, Path(__file__).resolve().parents[2])
+
+
 def _unrouted(request: web.Request) -> bool:
     """Whether no route of the app answers this method and path (the router's own 404/405)."""
     info = request.match_info
@@ -73,6 +92,7 @@ def create_app(kopers: Kopers) -> web.Application:
         dnfrepo,
         events,
         native,
+        openapi,
         permissions,
         projects,
         results,
@@ -82,8 +102,14 @@ def create_app(kopers: Kopers) -> web.Application:
     )
 
     app = web.Application(
-        middlewares=[errors_middleware],
-        client_max_size=kopers.config.server.max_upload_mib << 20,
+        middlewares=[
+            errors_middleware,
+            body_caps_middleware(BodyCaps.of(kopers.config)),
+            body_clock_middleware(kopers.config.limits),
+        ],
+        # A body read whole (JSON, a form, a multipart field) stops at the JSON
+        # cap; an upload streams through kopers.api.upload under its own cap.
+        client_max_size=kopers.config.limits.max_json_bytes,
     )
     app[KOPERS] = kopers
     coprv3.add_routes(app)
@@ -94,6 +120,7 @@ def create_app(kopers: Kopers) -> web.Application:
     native.add_routes(app)
     submit.add_routes(app)
     projects.add_routes(app)
+    openapi.add_routes(app)
     dnfrepo.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from kopers import access, tokens
+from kopers.api import fields
 from kopers.api.keys import KOPERS
-from kopers.errors import AuthenticationError, Conflict, NotFound
+from kopers.api.params import path_name
+from kopers.errors import AuthenticationError, BadRequest, Conflict, NotFound
 from kopers.models import User
 
 
@@ -29,7 +31,12 @@ def invalid_login(public_url: str) -> AuthenticationError:
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
-    """`Basic base64(login:token)` -> (login, token), or None if not Basic. Pure."""
+    """`Basic base64(login:token)` -> (login, token); None if not Basic or not a login. Pure.
+
+    A login or token that no token could have (control characters, NUL among
+    them, or over 255 bytes) is a wrong login like any other, and never
+    reaches the database.
+    """
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
@@ -40,7 +47,10 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     login, sep, secret = decoded.partition(":")
     if not sep:
         return None
-    return login, secret
+    try:
+        return fields.name(login, "login"), fields.line(secret, "token", fields.MAX_NAME_BYTES)
+    except BadRequest:
+        return None
 
 
 async def current_user(request: web.Request) -> User | None:
@@ -77,15 +87,16 @@ routes = web.RouteTableDef()
 async def revoke_token(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    login = request.match_info["login"]
+    login = path_name(request, "login")
     record = await kopers.store.token(login)
     if record is None:
         raise NotFound(f"token {login} does not exist")
     owner = access.Target(record.user.name)
     await access.authorize(kopers.store, user, access.Action.REVOKE_TOKEN, owner)
-    if not await kopers.store.revoke_token(login):
-        raise Conflict(f"token {login} is already revoked")
-    await kopers.audit(user, request.remote, "token.revoke", record.user.name, {"login": login})
+    async with kopers.atomic():
+        if not await kopers.store.revoke_token(login):
+            raise Conflict(f"token {login} is already revoked")
+        await kopers.audit(user, request.remote, "token.revoke", record.user.name, {"login": login})
     return web.json_response({"login": login, "revoked": True})
 
 

@@ -12,36 +12,25 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kopers import access
 from kopers.api.auth import require_user
+from kopers.api.bodies import chroot_edit
 from kopers.api.keys import KOPERS
-from kopers.api.params import json_body, need, parse_json
+from kopers.api.params import json_body, need_name, parse_json
 from kopers.errors import BadRequest
 from kopers.models import Project
 from kopers.worker.repos import plan_repos
 
 routes = web.RouteTableDef()
 
-_UNSUPPORTED = ("additional_packages", "additional_modules", "with_opts", "without_opts")
-
-
-def as_list(value: Any, key: str) -> list[str]:
-    """A list from copr-cli's space-separated string, or from a list. Pure."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise BadRequest(f"{key} must be a list or a space-separated string")
-
 
 async def _project_chroot(request: web.Request) -> tuple[Project, str]:
     project = await request.app[KOPERS].store.get_project(
-        need(request, "ownername"), need(request, "projectname")
+        need_name(request, "ownername"), need_name(request, "projectname")
     )
-    chroot = need(request, "chrootname")
+    chroot = need_name(request, "chrootname")
     if chroot not in project.chroots:
         raise BadRequest(f"Chroot {chroot} is not enabled in project {project.full_name}")
     return project, chroot
@@ -78,39 +67,40 @@ async def edit_chroot(request: web.Request) -> web.Response:
     await access.authorize(
         kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
     )
-    data: dict[str, Any] = {}
-    if request.content_type.startswith("multipart/"):
+    data: Any = {}
+    if request.content_type == "multipart/form-data":
+        data = await _json_part(request)
+    elif request.can_read_body:
+        data = await json_body(request)
+    repos = chroot_edit(data).additional_repos
+    if repos is not None:
+        async with kopers.atomic():
+            await kopers.store.set_chroot_repos(project.id, chroot, repos)
+            await kopers.audit(
+                user,
+                request.remote,
+                "project.edit-chroot",
+                project.full_name,
+                {"chroot": chroot, "additional_repos": repos},
+            )
+    return web.json_response(await _chroot_json(request, project, chroot))
+
+
+async def _json_part(request: web.Request) -> Any:
+    """edit-chroot's multipart body: its `json` part ({} without one)."""
+    data: Any = {}
+    try:
         async for part in await request.multipart():
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "upload_comps":
                 raise BadRequest("comps files are not supported by this server")
             if part.name == "json":
-                loaded = parse_json(await part.read())
-                if isinstance(loaded, dict):
-                    data = loaded
-    elif request.can_read_body:
-        data = await json_body(request)
-    for key in _UNSUPPORTED:
-        if as_list(data.get(key), key):
-            raise BadRequest(f"{key} is not supported by this server yet")
-    reset = data.get("reset_fields") or []
-    if "additional_repos" in reset:
-        repos: list[str] | None = []
-    elif data.get("additional_repos") is not None:
-        repos = as_list(data["additional_repos"], "additional_repos")
-    else:
-        repos = None
-    if repos is not None:
-        await kopers.store.set_chroot_repos(project.id, chroot, repos)
-        await kopers.audit(
-            user,
-            request.remote,
-            "project.edit-chroot",
-            project.full_name,
-            {"chroot": chroot, "additional_repos": repos},
-        )
-    return web.json_response(await _chroot_json(request, project, chroot))
+                data = parse_json(await part.read())
+    except (ValueError, HttpProcessingError) as exc:  # the multipart framing is broken
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise BadRequest(f"the request body is not a valid multipart body: {reason}") from None
+    return data
 
 
 @routes.get("/api_3/project-chroot/build-config")

@@ -7,23 +7,32 @@ Handlers only parse the request, call one operation and serialize the answer.
 
 from __future__ import annotations
 
-import re
-import secrets
 import shutil
-from pathlib import Path
-from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from kopers import access
+from kopers.api import bodies, fields
 from kopers.api import copr_json as cj
 from kopers.api.auth import require_user
 from kopers.api.keys import KOPERS
-from kopers.api.params import json_body, need, paging, parse_json
+from kopers.api.params import (
+    json_body,
+    max_text,
+    need_id,
+    need_name,
+    paging,
+    path_id,
+    path_name,
+    query_bool,
+    query_name,
+    query_text,
+    require_multipart,
+)
+from kopers.api.upload import read_upload
 from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()
-_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
 
 
 # general --------------------------------------------------------------------
@@ -54,7 +63,7 @@ async def mock_chroots(request: web.Request) -> web.Response:
 async def get_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        need(request, "ownername"), need(request, "projectname")
+        need_name(request, "ownername"), need_name(request, "projectname")
     )
     return web.json_response(cj.project_json(project, kopers.layout))
 
@@ -63,7 +72,8 @@ async def get_project(request: web.Request) -> web.Response:
 async def list_projects(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     limit, offset = paging(request)
-    projects = await kopers.store.list_projects(request.query.get("ownername"), None, limit, offset)
+    owner = query_name(request, "ownername")
+    projects = await kopers.store.list_projects(owner, None, limit, offset)
     items = [cj.project_json(p, kopers.layout) for p in projects]
     return web.json_response(cj.page(items, limit, offset, order_type="ASC"))
 
@@ -72,7 +82,7 @@ async def list_projects(request: web.Request) -> web.Response:
 async def search_projects(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     limit, offset = paging(request)
-    query = request.query.get("query", "")
+    query = query_text(request, "query", max_text(request)) or ""
     projects = await kopers.store.list_projects(None, query, limit, offset)
     items = [cj.project_json(p, kopers.layout) for p in projects]
     return web.json_response(cj.page(items, limit, offset, order_type="ASC"))
@@ -82,17 +92,18 @@ async def search_projects(request: web.Request) -> web.Response:
 async def add_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    owner = request.match_info["ownername"]
-    data = await json_body(request)
-    if request.query.get("exist_ok") == "True":
+    owner = path_name(request, "ownername")
+    data = bodies.new_project(await json_body(request), max_text(request))
+    if query_bool(request, "exist_ok"):
         existing = await kopers.store.list_projects(owner, None)
-        match = [p for p in existing if p.name == data.get("name")]
+        match = [p for p in existing if p.name == data["name"]]
         if match:
             return web.json_response(cj.project_json(match[0], kopers.layout))
-    project = await kopers.projects.create(user, owner, data)
-    await kopers.audit(
-        user, request.remote, "project.create", project.full_name, {"chroots": project.chroots}
-    )
+    async with kopers.atomic():
+        project = await kopers.projects.create(user, owner, data)
+        await kopers.audit(
+            user, request.remote, "project.create", project.full_name, {"chroots": project.chroots}
+        )
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -102,7 +113,7 @@ async def regenerate_repos(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
-        request.match_info["ownername"], request.match_info["projectname"]
+        path_name(request, "ownername"), path_name(request, "projectname")
     )
     await access.authorize(
         kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
@@ -118,7 +129,7 @@ async def delete_project(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
-        request.match_info["ownername"], request.match_info["projectname"]
+        path_name(request, "ownername"), path_name(request, "projectname")
     )
 
     async def cancel_unfinished() -> None:
@@ -127,8 +138,9 @@ async def delete_project(request: web.Request) -> web.Response:
             if not build.state.finished:
                 await kopers.builds.cancel(user, build.id)
 
-    await kopers.projects.delete(user, project, before=cancel_unfinished)
-    await kopers.audit(user, request.remote, "project.delete", project.full_name, {})
+    async with kopers.atomic():
+        await kopers.projects.delete(user, project, before=cancel_unfinished)
+        await kopers.audit(user, request.remote, "project.delete", project.full_name, {})
     return web.json_response(cj.project_json(project, kopers.layout))
 
 
@@ -139,10 +151,8 @@ async def delete_project(request: web.Request) -> web.Response:
 async def check_before_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await json_body(request)
-    project = await kopers.submissions.check(
-        user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
-    )
+    body = bodies.build_body(await json_body(request))
+    project = await kopers.submissions.check(user, body.owner, body.project, body.request)
     return web.json_response({"message": f"OK to build in {project.full_name}"})
 
 
@@ -151,47 +161,23 @@ async def create_from_upload(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     # Authenticate from the header before reading a possibly large body.
     user = await require_user(request)
-    spool_dir = kopers.paths.incoming / secrets.token_hex(8)
-    spool_dir.mkdir(parents=True)
-    spooled: Path | None = None
-    data: dict[str, Any] | None = None
+    require_multipart(request)
+    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
+    spooled, data = upload.package, upload.options
+    spool_dir = spooled.parent
     try:
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "pkgs":
-                spooled = await _spool(part, spool_dir, kopers.config.server.max_upload_mib << 20)
-            elif part.name == "json":
-                loaded = parse_json(await part.read())
-                if not isinstance(loaded, dict):
-                    raise BadRequest("the json part must be a JSON object")
-                data = loaded
-        if spooled is None:
-            raise BadRequest("no package file (multipart part 'pkgs') was uploaded")
-        if data is None:
-            raise BadRequest("no build options (multipart part 'json') were sent")
-    except BaseException:
+        body = bodies.build_body(data, "the json part")
+    except BadRequest:
         shutil.rmtree(spool_dir, ignore_errors=True)
         raise
-    build = await kopers.submissions.from_upload(
-        user, str(data.get("ownername", "")), str(data.get("projectname", "")), data, spooled
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_upload(
+            user, body.owner, body.project, body.request, spooled
+        ),
     )
-    await kopers.submitted(user, request.remote, build)
     return web.json_response(cj.build_json(build, kopers.layout))
-
-
-async def _spool(part: BodyPartReader, spool_dir: Path, max_bytes: int) -> Path:
-    name = _SAFE_FILENAME.sub("_", Path(part.filename or "upload.src.rpm").name) or "upload"
-    path = spool_dir / name
-    size = 0
-    with path.open("wb") as fh:
-        while chunk := await part.read_chunk(1 << 16):
-            size += len(chunk)
-            if size > max_bytes:
-                raise BadRequest(f"the upload is larger than {max_bytes >> 20} MiB")
-            fh.write(chunk)
-    return path
 
 
 @routes.post("/api_3/build/create/url")
@@ -199,14 +185,13 @@ async def create_from_url(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     data = await json_body(request)
-    urls = data.get("pkgs") or []
-    if isinstance(urls, str):
-        urls = urls.split()
-    builds = await kopers.submissions.from_urls(
-        user, str(data.get("ownername", "")), str(data.get("projectname", "")), data, urls
+    body = bodies.build_body(data)
+    urls = bodies.package_urls(data)
+    builds = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_urls(user, body.owner, body.project, body.request, urls),
     )
-    for build in builds:
-        await kopers.submitted(user, request.remote, build)
     return web.json_response(
         {"items": [cj.build_json(b, kopers.layout) for b in builds], "meta": {}}
     )
@@ -217,17 +202,20 @@ async def create_from_scm(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     data = await json_body(request)
-    build = await kopers.submissions.from_scm(
-        user, str(data.get("ownername", "")), str(data.get("projectname", "")), data
+    body = bodies.build_body(data)
+    scm = bodies.scm_source(data)
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_scm(user, body.owner, body.project, body.request, scm),
     )
-    await kopers.submitted(user, request.remote, build)
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
 @routes.get(r"/api_3/build/{build_id:\d+}")
 async def get_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(request.match_info["build_id"]))
+    build = await kopers.store.get_build(path_id(request, "build_id"))
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -235,13 +223,13 @@ async def get_build(request: web.Request) -> web.Response:
 async def list_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        need(request, "ownername"), need(request, "projectname")
+        need_name(request, "ownername"), need_name(request, "projectname")
     )
     limit, offset = paging(request)
     builds = await kopers.store.list_builds(
-        project.id, request.query.get("packagename"), limit, offset
+        project.id, query_name(request, "packagename"), limit, offset
     )
-    status = request.query.get("status")
+    status = query_name(request, "status")
     items = [cj.build_json(b, kopers.layout) for b in builds if not status or b.state == status]
     return web.json_response(cj.page(items, limit, offset))
 
@@ -250,10 +238,15 @@ async def list_builds(request: web.Request) -> web.Response:
 async def cancel_build(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    build = await kopers.builds.cancel(user, int(request.match_info["build_id"]))
-    await kopers.audit(
-        user, request.remote, "build.cancel", f"{build.owner}/{build.project}", {"build": build.id}
-    )
+    async with kopers.atomic():
+        build = await kopers.builds.cancel(user, path_id(request, "build_id"))
+        await kopers.audit(
+            user,
+            request.remote,
+            "build.cancel",
+            f"{build.owner}/{build.project}",
+            {"build": build.id},
+        )
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -261,23 +254,21 @@ async def cancel_build(request: web.Request) -> web.Response:
 async def delete_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    data = await json_body(request)
-    ids = data.get("builds")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-        raise BadRequest("builds must be a non-empty list of build ids")
+    ids = fields.id_list((await json_body(request)).get("builds"), "builds")
     builds = [await kopers.store.get_build(i) for i in ids]
-    deleted = await kopers.builds.delete(user, ids)
-    for b in builds:
-        await kopers.audit(
-            user, request.remote, "build.delete", f"{b.owner}/{b.project}", {"build": b.id}
-        )
+    async with kopers.atomic():
+        deleted = await kopers.builds.delete(user, ids)
+        for b in builds:
+            await kopers.audit(
+                user, request.remote, "build.delete", f"{b.owner}/{b.project}", {"build": b.id}
+            )
     return web.json_response({"builds": deleted})
 
 
 @routes.get(r"/api_3/build/built-packages/{build_id:\d+}")
 async def built_packages(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build_id = int(request.match_info["build_id"])
+    build_id = path_id(request, "build_id")
     await kopers.store.get_build(build_id)  # 404 for an unknown build
     return web.json_response(cj.built_packages_json(await kopers.store.built_packages(build_id)))
 
@@ -285,7 +276,7 @@ async def built_packages(request: web.Request) -> web.Response:
 @routes.get("/api_3/build-chroot/list")
 async def list_build_chroots(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(need(request, "build_id")))
+    build = await kopers.store.get_build(need_id(request, "build_id"))
     limit, offset = paging(request)
     tasks = list(build.tasks)[offset : None if limit is None else offset + limit]
     items = [cj.build_chroot_json(build, t, kopers.layout) for t in tasks]
@@ -295,8 +286,8 @@ async def list_build_chroots(request: web.Request) -> web.Response:
 @routes.get("/api_3/build-chroot")
 async def get_build_chroot(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(need(request, "build_id")))
-    chroot = need(request, "chrootname")
+    build = await kopers.store.get_build(need_id(request, "build_id"))
+    chroot = need_name(request, "chrootname")
     task = next((t for t in build.tasks if t.chroot == chroot), None)
     if task is None:
         raise BadRequest(f"build {build.id} has no chroot {chroot}")
@@ -310,9 +301,12 @@ async def get_build_chroot(request: web.Request) -> web.Response:
 async def list_packages(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        need(request, "ownername"), need(request, "projectname")
+        need_name(request, "ownername"), need_name(request, "projectname")
     )
     limit, offset = paging(request)
+    # Every package carries its latest builds anyway; the flags are only checked.
+    query_bool(request, "with_latest_build")
+    query_bool(request, "with_latest_succeeded_build")
     builds = await kopers.store.list_builds(project.id, None, None, 0)
     names = sorted({b.package_name for b in builds if b.package_name})
     items = []

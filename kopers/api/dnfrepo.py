@@ -13,7 +13,9 @@ import urllib.parse
 
 from aiohttp import web
 
+from kopers.api import fields
 from kopers.api.keys import KOPERS
+from kopers.api.params import path_name, query_name, request_host
 from kopers.errors import NotFound
 from kopers.publish.repofile import render_repo_file
 
@@ -28,12 +30,13 @@ def pick_chroot(chroots: tuple[str, ...], os_version: str, arch: str | None) -> 
 
 async def _repo_file(request: web.Request, owner: str) -> web.Response:
     kopers = request.app[KOPERS]
-    project_name = request.match_info["project"]
+    project_name = path_name(request, "project")
+    os_version, arch = path_name(request, "osver"), query_name(request, "arch")
     try:
         project = await kopers.store.get_project(owner, project_name)
     except NotFound:
         return web.Response(status=404, text=f"Project {owner}/{project_name} does not exist.\n")
-    chroot = pick_chroot(project.chroots, request.match_info["osver"], request.query.get("arch"))
+    chroot = pick_chroot(project.chroots, os_version, arch)
     if chroot is None:
         data = base64.b64encode(json.dumps({"available chroots": list(project.chroots)}).encode())
         return web.Response(
@@ -45,7 +48,7 @@ async def _repo_file(request: web.Request, owner: str) -> web.Response:
     # The plugin derives the repo id it looks up from the hub it was given,
     # so the section name must use the host the client asked, not our config.
     text = render_repo_file(
-        f"http://{request.host}",
+        f"http://{request_host(request)}",
         project.owner,
         project.name,
         layout.chroot_repo_url(project.owner, project.name, chroot),
@@ -56,12 +59,13 @@ async def _repo_file(request: web.Request, owner: str) -> web.Response:
 
 @routes.get("/coprs/g/{group}/{project}/repo/{osver}/dnf.repo")
 async def group_repo_file(request: web.Request) -> web.Response:
-    return await _repo_file(request, "@" + request.match_info["group"])
+    return await _repo_file(request, "@" + path_name(request, "group"))
 
 
 @routes.get("/coprs/{owner}/{project}/repo/{osver}/dnf.repo")
 async def repo_file(request: web.Request) -> web.Response:
-    return await _repo_file(request, urllib.parse.unquote(request.match_info["owner"]))
+    owner = fields.name(urllib.parse.unquote(request.match_info["owner"]), "owner")
+    return await _repo_file(request, owner)
 
 
 def add_routes(app: web.Application) -> None:

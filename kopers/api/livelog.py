@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kopers.api.fields import MAX_INT
 from kopers.api.keys import KOPERS
 from kopers.errors import NotFound
 from kopers.logs.hub import LIVE_LOG
@@ -39,7 +40,7 @@ def parse_task_dir(parts: list[str]) -> TaskDir | None:
         return None
     owner, dirname, chroot, build_dir = parts
     parsed = parse_build_dir_name(build_dir)
-    if parsed is None:
+    if parsed is None or parsed[0] > MAX_INT:  # no build has an id past bigint
         return None
     # Copr's <dirname> is <project> or <project>:<suffix>.
     return TaskDir(owner, dirname.split(":", 1)[0], chroot, parsed[0], parsed[1])

@@ -6,6 +6,7 @@ from aiohttp import web
 
 import kopers
 from kopers.api.keys import KOPERS
+from kopers.api.params import path_id
 
 routes = web.RouteTableDef()
 
@@ -31,7 +32,7 @@ async def status(request: web.Request) -> web.Response:
 async def buildroot(request: web.Request) -> web.Response:
     """The packages installed in each chroot's buildroot: what the build was built against."""
     k = request.app[KOPERS]
-    build_id = int(request.match_info["build_id"])
+    build_id = path_id(request, "build_id")
     await k.store.get_build(build_id)
     return web.json_response(
         {"build_id": build_id, "chroots": await k.store.buildroot_packages(build_id)}

@@ -9,15 +9,16 @@ while the project has no permission rows at all. Every change is audited.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from kopers import access
 from kopers.access import Action, Grant, Role, Target
 from kopers.api.auth import require_user
+from kopers.api.bodies import permission_users
 from kopers.api.keys import KOPERS
-from kopers.api.params import parse_json
+from kopers.api.params import json_or_none, path_name
 from kopers.errors import BadRequest, NotFound
 from kopers.models import Project, User
 
@@ -26,12 +27,6 @@ if TYPE_CHECKING:
 
 routes = web.RouteTableDef()
 _PATH = "/api_3/project/permissions/{verb}/{ownername}/{projectname}"
-
-
-async def _body(request: web.Request) -> Any:
-    if not request.can_read_body:
-        return None
-    return parse_json(await request.read())
 
 
 def _changes(changed: dict[str, tuple[Grant, Grant]]) -> dict[str, dict[str, list[str]]]:
@@ -53,7 +48,7 @@ async def _authorized(
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
-        request.match_info["ownername"], request.match_info["projectname"]
+        path_name(request, "ownername"), path_name(request, "projectname")
     )
     facts = await access.authorize(kopers.store, user, action, Target.of(project))
     return kopers, user, project, facts
@@ -73,7 +68,7 @@ async def get_permissions(request: web.Request) -> web.Response:
 async def set_permissions(request: web.Request) -> web.Response:
     kopers, user, project, _ = await _authorized(request, Action.SET_PERMISSIONS)
     target = Target.of(project)
-    wanted = access.parse_set(await _body(request))
+    wanted = access.parse_set(permission_users(await json_or_none(request)))
     known = await kopers.store.users_by_name(list(wanted))
     for name in wanted:
         if name not in known:
@@ -85,15 +80,16 @@ async def set_permissions(request: web.Request) -> web.Response:
             for name, roles in wanted.items()
         }
 
-    changed = await kopers.store.update_grants(project.id, plan)
-    if changed:
-        await kopers.audit(
-            user,
-            request.remote,
-            "permission.set",
-            project.full_name,
-            {"changes": _changes(changed)},
-        )
+    async with kopers.atomic():
+        changed = await kopers.store.update_grants(project.id, plan)
+        if changed:
+            await kopers.audit(
+                user,
+                request.remote,
+                "permission.set",
+                project.full_name,
+                {"changes": _changes(changed)},
+            )
     return web.json_response({"updated": sorted(changed)})
 
 
@@ -101,7 +97,7 @@ async def set_permissions(request: web.Request) -> web.Response:
 async def request_permissions(request: web.Request) -> web.Response:
     kopers, user, project, _ = await _authorized(request, Action.REQUEST_PERMISSIONS)
     target = Target.of(project)
-    wanted = access.parse_request(await _body(request))
+    wanted = access.parse_request(await json_or_none(request))
 
     def plan(current: Mapping[str, Grant]) -> dict[str, Grant]:
         return {
@@ -110,15 +106,16 @@ async def request_permissions(request: web.Request) -> web.Response:
             )
         }
 
-    changed = await kopers.store.update_grants(project.id, plan)
-    if changed:
-        await kopers.audit(
-            user,
-            request.remote,
-            "permission.request",
-            project.full_name,
-            {"changes": _changes(changed)},
-        )
+    async with kopers.atomic():
+        changed = await kopers.store.update_grants(project.id, plan)
+        if changed:
+            await kopers.audit(
+                user,
+                request.remote,
+                "permission.request",
+                project.full_name,
+                {"changes": _changes(changed)},
+            )
     return web.json_response({"updated": bool(changed)})
 
 

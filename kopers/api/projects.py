@@ -11,15 +11,32 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kopers.api import fields
 from kopers.api.auth import require_user
 from kopers.api.keys import KOPERS
-from kopers.api.params import json_body
+from kopers.api.params import json_body, path_name
 from kopers.models import Project
+from kopers.projects import SETTING_BOUNDS, SettingsChange
 
 if TYPE_CHECKING:
     from kopers.service import Kopers
 
 routes = web.RouteTableDef()
+
+
+def parse_settings(body: dict[str, Any]) -> SettingsChange:
+    """A settings change's body -> SettingsChange; a 400 naming the first bad field. Pure.
+
+    Every field is checked before anything is written. Keys Kopers does not
+    know are ignored, as everywhere in the API, and never reach the log.
+    """
+    sent: dict[str, int | None] = {}
+    for key in SETTING_BOUNDS:
+        if key in body:
+            value = body[key]
+            # copr-style: numbers may come as strings; null or "" clears.
+            sent[key] = None if value is None or value == "" else fields.integer(value, key)
+    return SettingsChange(sent)
 
 
 async def settings_json(kopers: Kopers, project: Project) -> dict[str, Any]:
@@ -37,7 +54,7 @@ async def settings_json(kopers: Kopers, project: Project) -> dict[str, Any]:
 async def get_settings(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await kopers.store.get_project(
-        request.match_info["owner"], request.match_info["project"]
+        path_name(request, "owner"), path_name(request, "project")
     )
     return web.json_response(await settings_json(kopers, project))
 
@@ -46,16 +63,23 @@ async def get_settings(request: web.Request) -> web.Response:
 async def update_settings(request: web.Request) -> web.Response:
     """`{"keep_builds": N, "quota_mib": M, "delete_after_days": D, "build_timeout": S}`.
 
-    A key that is left out keeps its value; null clears it.
+    A key that is left out keeps its value; null (or "") clears it. Numbers
+    may be sent as strings of digits. Every field is checked (a whole number
+    in its range: keep_builds and quota_mib up to 2^31-1, delete_after_days up
+    to 36500, build_timeout 60 s to 48 h) before anything is written; a bad
+    one is a 400 naming it. The change and its audit event commit together.
     """
     kopers = request.app[KOPERS]
     user = await require_user(request)
     project = await kopers.store.get_project(
-        request.match_info["owner"], request.match_info["project"]
+        path_name(request, "owner"), path_name(request, "project")
     )
-    data = await json_body(request)
-    project = await kopers.projects.update_settings(user, project, data)
-    await kopers.audit(user, request.remote, "project.storage", project.full_name, dict(data))
+    change = parse_settings(await json_body(request))
+    async with kopers.atomic():
+        project = await kopers.projects.update_settings(user, project, change)
+        await kopers.audit(
+            user, request.remote, "project.storage", project.full_name, change.details()
+        )
     return web.json_response(await settings_json(kopers, project))
 
 

@@ -16,10 +16,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kopers.api import livelog
+from kopers.api import fields, livelog
 from kopers.api.keys import KOPERS
+from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()
+# Far below PATH_MAX with the results directory in front: the deepest real
+# file is <owner>/<project>/<chroot>/<build dir>/<file>, each a short name.
+MAX_TAIL_BYTES = 2048
 
 
 def listing(url_path: str, entries: list[tuple[str, bool, int]]) -> str:
@@ -46,6 +50,20 @@ def listing(url_path: str, entries: list[tuple[str, bool, int]]) -> str:
     )
 
 
+def checked_tail(tail: str) -> str:
+    """A /results/ path whose every name could be a file name. Pure.
+
+    A NUL, a control character or a name over 255 bytes names no file, and
+    the OS would raise on it rather than answer "no such file".
+    """
+    if len(tail) > MAX_TAIL_BYTES or len(tail.encode("utf-8", "replace")) > MAX_TAIL_BYTES:
+        raise BadRequest(f"path is longer than {MAX_TAIL_BYTES} bytes")
+    for part in tail.split("/"):
+        if part:
+            fields.name(part, "path component")
+    return tail
+
+
 def resolve(root: Path, tail: str) -> Path:
     """The file below `root` that `tail` names; 404 for anything escaping it."""
     target = (root / tail).resolve()
@@ -62,7 +80,7 @@ async def results_root_redirect(request: web.Request) -> web.StreamResponse:
 @routes.get("/results/{tail:.*}")
 async def results(request: web.Request) -> web.StreamResponse:
     root = request.app[KOPERS].paths.results.resolve()
-    tail = request.match_info["tail"]
+    tail = checked_tail(request.match_info["tail"])
     live = await livelog.live_log_file(request, tail)
     if live is not None:
         return livelog.live_response(live)  # grows while the build runs

@@ -11,10 +11,11 @@ from datetime import datetime
 
 from aiohttp import web
 
+from kopers.api import bodies
 from kopers.api import copr_json as cj
 from kopers.api.auth import require_user
 from kopers.api.keys import KOPERS
-from kopers.api.params import json_body
+from kopers.api.params import json_body, path_id, path_name
 
 routes = web.RouteTableDef()
 
@@ -23,12 +24,14 @@ routes = web.RouteTableDef()
 async def submit_chain(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
+    owner, project = path_name(request, "owner"), path_name(request, "project")
     data = await json_body(request)
-    builds = await kopers.submissions.chain(
-        user, request.match_info["owner"], request.match_info["project"], data
+    options, steps = bodies.build_request(data), bodies.chain_steps(data)
+    builds = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.chain(user, owner, project, options, steps),
     )
-    for build in builds:
-        await kopers.submitted(user, request.remote, build)
     return web.json_response({"builds": [cj.build_json(b, kopers.layout) for b in builds]})
 
 
@@ -36,8 +39,10 @@ async def submit_chain(request: web.Request) -> web.Response:
 async def resubmit(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    build = await kopers.submissions.resubmit(user, int(request.match_info["build_id"]))
-    await kopers.submitted(user, request.remote, build)
+    build_id = path_id(request, "build_id")
+    build = await kopers.submit(
+        user, request.remote, lambda: kopers.submissions.resubmit(user, build_id)
+    )
     return web.json_response(cj.build_json(build, kopers.layout))
 
 
@@ -45,7 +50,7 @@ async def resubmit(request: web.Request) -> web.Response:
 async def build_detail(request: web.Request) -> web.Response:
     """A build with exact (ISO 8601, microsecond) task timestamps and reasons."""
     kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(int(request.match_info["build_id"]))
+    build = await kopers.store.get_build(path_id(request, "build_id"))
 
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None

@@ -9,6 +9,7 @@ import jinja2
 from aiohttp import web
 
 from kopers.api.keys import KOPERS
+from kopers.api.params import path_id, path_name
 
 routes = web.RouteTableDef()
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -32,7 +33,7 @@ async def index(request: web.Request) -> web.Response:
 
 async def _project_page(request: web.Request, owner: str) -> web.Response:
     k = request.app[KOPERS]
-    project = await k.store.get_project(owner, request.match_info["project"])
+    project = await k.store.get_project(owner, path_name(request, "project"))
     builds = await k.store.list_builds(project.id, None, 100, 0)
     return render(
         "project.html",
@@ -45,7 +46,7 @@ async def _project_page(request: web.Request, owner: str) -> web.Response:
 
 @routes.get("/coprs/g/{group}/{project}/")
 async def group_project_page(request: web.Request) -> web.Response:
-    return await _project_page(request, "@" + request.match_info["group"])
+    return await _project_page(request, "@" + path_name(request, "group"))
 
 
 @routes.get(r"/coprs/build/{build_id:\d+}")
@@ -53,7 +54,7 @@ async def group_project_page(request: web.Request) -> web.Response:
 async def build_page(request: web.Request) -> web.Response:
     """One build: per-chroot state, the live log of each chroot, what it built and against."""
     k = request.app[KOPERS]
-    build = await k.store.get_build(int(request.match_info["build_id"]))
+    build = await k.store.get_build(path_id(request, "build_id"))
     result_urls = {
         t.chroot: k.layout.result_url(build.owner, build.project, t.chroot, build.id, pkg)
         for t in build.tasks
@@ -70,7 +71,7 @@ async def build_page(request: web.Request) -> web.Response:
 
 @routes.get("/coprs/{owner}/{project}/")
 async def project_page(request: web.Request) -> web.Response:
-    return await _project_page(request, request.match_info["owner"])
+    return await _project_page(request, path_name(request, "owner"))
 
 
 def add_routes(app: web.Application) -> None:

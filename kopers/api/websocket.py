@@ -37,7 +37,8 @@ import weakref
 from aiohttp import WSCloseCode, web
 
 from kopers.api.keys import KOPERS
-from kopers.errors import BadRequest, KopersError, NotFound
+from kopers.api.params import path_id, path_name, query_int
+from kopers.errors import KopersError, NotFound
 from kopers.logs.hub import LogEnd, LogPage, LogReader
 from kopers.models import BuildState
 from kopers.sched.graph import SOURCE
@@ -47,14 +48,15 @@ routes = web.RouteTableDef()
 
 WAIT_POLL_S = 1.0  # how often a viewer of a task that has not started looks again
 HEARTBEAT_S = 30.0
+MAX_LINE = 10**12 - 1  # far past any log's length
 
 
 @routes.get(r"/ws/builds/{build_id:\d+}/{chroot}/log")
 async def build_log(request: web.Request) -> web.StreamResponse:
     k = request.app[KOPERS]
-    build_id = int(request.match_info["build_id"])
-    chroot = request.match_info["chroot"]
-    first = _from_line(request.query.get("from"))
+    build_id = path_id(request, "build_id")
+    chroot = path_name(request, "chroot")
+    first = query_int(request, "from", 1, lo=1, hi=MAX_LINE)
     build = await k.store.get_build(build_id)  # 404 before the upgrade
     if chroot != SOURCE and chroot not in build.chroots:
         raise NotFound(f"build {build_id} has no chroot {chroot}")
@@ -68,15 +70,6 @@ async def build_log(request: web.Request) -> web.StreamResponse:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
     return ws
-
-
-def _from_line(text: str | None) -> int:
-    if text is None:
-        return 1
-    # isdigit() would pass "²", which int() refuses: ASCII digits only, bounded.
-    if not (text.isascii() and text.isdecimal()) or len(text) > 12 or int(text) < 1:
-        raise BadRequest("from must be a line number, 1 or more")
-    return int(text)
 
 
 async def _send_log(

@@ -52,7 +52,7 @@ class AccountStore(StoreBase):
 
     async def create_user(self, name: str, is_admin: bool = False) -> User:
         try:
-            row = await self.pool.fetchrow(self.q.create_user, name, is_admin)
+            row = await self.db.fetchrow(self.q.create_user, name, is_admin)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"user {name} already exists") from None
         except asyncpg.CheckViolationError:
@@ -60,20 +60,20 @@ class AccountStore(StoreBase):
         return _user(row)
 
     async def get_user(self, name: str) -> User:
-        row = await self.pool.fetchrow(self.q.get_user, name)
+        row = await self.db.fetchrow(self.q.get_user, name)
         if row is None:
             raise NotFound(f"user {name} does not exist")
         return _user(row)
 
     async def users_by_name(self, names: Sequence[str]) -> dict[str, User]:
-        rows = await self.pool.fetch(self.q.users_by_name, list(names))
+        rows = await self.db.fetch(self.q.users_by_name, list(names))
         return {r["name"]: _user(r) for r in rows}
 
     # groups -----------------------------------------------------------------
 
     async def create_group(self, name: str) -> Group:
         try:
-            row = await self.pool.fetchrow(self.q.create_group, name)
+            row = await self.db.fetchrow(self.q.create_group, name)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"group {name} already exists") from None
         except asyncpg.CheckViolationError:
@@ -81,14 +81,14 @@ class AccountStore(StoreBase):
         return Group(row["id"], row["name"])
 
     async def get_group(self, name: str) -> Group:
-        row = await self.pool.fetchrow(self.q.get_group, name)
+        row = await self.db.fetchrow(self.q.get_group, name)
         if row is None:
             raise NotFound(f"group {name} does not exist")
         return Group(row["id"], row["name"])
 
     async def list_groups(self) -> list[Group]:
         groups: dict[int, Group] = {}
-        for r in await self.pool.fetch(self.q.list_groups):
+        for r in await self.db.fetch(self.q.list_groups):
             g = groups.setdefault(r["id"], Group(r["id"], r["name"]))
             if r["member"] is not None:
                 member = GroupMember(r["member"], r["is_admin"])
@@ -97,22 +97,22 @@ class AccountStore(StoreBase):
 
     async def add_group_member(self, group: Group, user: User, is_admin: bool) -> bool | None:
         """Add or update a membership; return the previous admin flag (None: was no member)."""
-        row = await self.pool.fetchrow(self.q.add_group_member, group.id, user.id, is_admin)
+        row = await self.db.fetchrow(self.q.add_group_member, group.id, user.id, is_admin)
         return row["was_admin"]
 
     async def remove_group_member(self, group: Group, user: User) -> bool:
         """Remove a membership; False if the user was not a member."""
-        return await self.pool.fetchrow(self.q.remove_group_member, group.id, user.id) is not None
+        return await self.db.fetchrow(self.q.remove_group_member, group.id, user.id) is not None
 
     # tokens -----------------------------------------------------------------
 
     async def create_token(
         self, user_id: int, login: str, secret_hash: str, expires_on: datetime | None
     ) -> None:
-        await self.pool.execute(self.q.create_token, user_id, login, secret_hash, expires_on)
+        await self.db.execute(self.q.create_token, user_id, login, secret_hash, expires_on)
 
     async def token(self, login: str) -> TokenRecord | None:
-        row = await self.pool.fetchrow(self.q.token_by_login, login)
+        row = await self.db.fetchrow(self.q.token_by_login, login)
         if row is None:
             return None
         return TokenRecord(
@@ -123,14 +123,14 @@ class AccountStore(StoreBase):
         )
 
     async def touch_token(self, login: str) -> None:
-        await self.pool.execute(self.q.touch_token, login)
+        await self.db.execute(self.q.touch_token, login)
 
     async def list_tokens(self, user: User) -> list[TokenInfo]:
-        return [TokenInfo(**dict(r)) for r in await self.pool.fetch(self.q.list_tokens, user.id)]
+        return [TokenInfo(**dict(r)) for r in await self.db.fetch(self.q.list_tokens, user.id)]
 
     async def revoke_token(self, login: str) -> bool:
         """Revoke a token; False if it was revoked already."""
-        return await self.pool.fetchrow(self.q.revoke_token, login) is not None
+        return await self.db.fetchrow(self.q.revoke_token, login) is not None
 
     # the audit trail ----------------------------------------------------------
 
@@ -142,13 +142,25 @@ class AccountStore(StoreBase):
         obj: str,
         details: dict[str, Any],
     ) -> None:
-        await self.pool.execute(self.q.add_event, user_id, address, action, obj, details)
+        await self.db.execute(self.q.add_event, user_id, address, action, obj, details)
 
     async def events(
-        self, obj: str | None, limit: int = 100, *, user: str | None = None
+        self,
+        obj: str | None,
+        limit: int = 100,
+        *,
+        user: str | None = None,
+        reader: User | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first; `obj` matches itself and what is below it (a project's builds)."""
-        rows = await self.pool.fetch(self.q.list_events, obj, user, limit)
+        """Newest first; `obj` matches itself and what is below it (a project's builds).
+
+        `reader` limits the events to those a plain user may see: the events of
+        projects, the ones they did and the ones about them (their account,
+        their tokens). None: every event (site admins, the CLI).
+        """
+        reader_id = reader.id if reader is not None else None
+        reader_name = reader.name if reader is not None else None
+        rows = await self.db.fetch(self.q.list_events, obj, user, limit, reader_id, reader_name)
         return [dict(r) for r in rows]
 
 

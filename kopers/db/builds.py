@@ -50,7 +50,7 @@ class BuildStore(ChainStore):
         `on_created(build_id)` runs inside the transaction, so moving the uploaded
         file into its final place either happens together with the rows or not at all.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             build_id = await conn.fetchval(
                 self.q.create_build,
                 new.project_id,
@@ -88,7 +88,7 @@ class BuildStore(ChainStore):
         return await self.get_build(build_id)
 
     async def get_build(self, build_id: int) -> Build:
-        row = await self.pool.fetchrow(self.q.get_build, build_id)
+        row = await self.db.fetchrow(self.q.get_build, build_id)
         if row is None:
             raise NotFound(f"Build {build_id} does not exist.")
         return (await self._with_tasks([row]))[0]
@@ -96,25 +96,25 @@ class BuildStore(ChainStore):
     async def list_builds(
         self, project_id: int, package: str | None, limit: int | None, offset: int
     ) -> list[Build]:
-        rows = await self.pool.fetch(self.q.list_builds, project_id, package, limit, offset)
+        rows = await self.db.fetch(self.q.list_builds, project_id, package, limit, offset)
         return await self._with_tasks(rows)
 
     async def _with_tasks(self, rows: Iterable[asyncpg.Record]) -> list[Build]:
         rows = list(rows)
         tasks: dict[int, list[BuildTask]] = {}
         if rows:
-            for t in await self.pool.fetch(self.q.tasks_of_builds, [r["id"] for r in rows]):
+            for t in await self.db.fetch(self.q.tasks_of_builds, [r["id"] for r in rows]):
                 tasks.setdefault(t["build_id"], []).append(_task(t))
         return [_build(r, tasks.get(r["id"], [])) for r in rows]
 
     async def unfinished_graph(self) -> list[asyncpg.Record]:
         """Every unfinished task with its owner and source state, for the scheduler."""
-        return list(await self.pool.fetch(self.q.unfinished_graph))
+        return list(await self.db.fetch(self.q.unfinished_graph))
 
     async def skip_task(self, build_id: int, chroot: str, reason: str) -> bool:
         """Skip a task that has not started; False if it had (or had ended)."""
         skipped = BuildState.SKIPPED
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             done = await conn.fetchval(
                 self.q.skip_task, build_id, chroot, reason, task_from(skipped)
             )
@@ -127,14 +127,14 @@ class BuildStore(ChainStore):
         self, build_id: int, name: str, version: str, srpm_name: str, state: BuildState
     ) -> bool:
         """Record the source package the source step made; False if the step was ended."""
-        done = await self.pool.fetchval(
+        done = await self.db.fetchval(
             self.q.set_source, build_id, name, version, srpm_name, str(state), source_from(state)
         )
         return done is not None
 
     async def set_source_state(self, build_id: int, state: BuildState) -> bool:
         """Move the source step on; False if its current state does not allow `state`."""
-        done = await self.pool.fetchval(
+        done = await self.db.fetchval(
             self.q.set_source_state, build_id, str(state), source_from(state)
         )
         return done is not None
@@ -147,7 +147,7 @@ class BuildStore(ChainStore):
         """
         if state not in ATTEMPT_STATES:
             raise ValueError(f"an attempt does not begin {state}")
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             done = await conn.fetchval(
                 self.q.start_task, build_id, chroot, str(state), task_from(state)
             )
@@ -157,7 +157,7 @@ class BuildStore(ChainStore):
 
     async def set_task_state(self, build_id: int, chroot: str, state: BuildState) -> bool:
         """Move a task on (waiting, pending, running); False if its state does not allow it."""
-        done = await self.pool.fetchval(
+        done = await self.db.fetchval(
             self.q.set_task_state, build_id, chroot, str(state), task_from(state)
         )
         return done is not None
@@ -177,7 +177,7 @@ class BuildStore(ChainStore):
         False, and nothing recorded, when the task had already ended: above all
         when the user canceled it while it ran.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             # The guarded update first: it locks the row, so a cancel running
             # at the same moment either lands before (and this refuses) or waits.
             done = await conn.fetchval(
@@ -219,7 +219,7 @@ class BuildStore(ChainStore):
         there is no such build.
         """
         canceled = BuildState.CANCELED
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             await conn.execute(self.q.lock_tasks, build_id)
             rows = await conn.fetch(self.q.cancel_unfinished_tasks, build_id, task_from(canceled))
             if not rows:
@@ -252,22 +252,22 @@ class BuildStore(ChainStore):
         )
 
     async def delete_builds(self, build_ids: Sequence[int]) -> list[int]:
-        rows = await self.pool.fetch(self.q.delete_builds, list(build_ids))
+        rows = await self.db.fetch(self.q.delete_builds, list(build_ids))
         return [r["id"] for r in rows]
 
     async def existing_builds(self, build_ids: Sequence[int]) -> set[int]:
         """Which of `build_ids` still have a row."""
-        rows = await self.pool.fetch(self.q.existing_builds, list(build_ids))
+        rows = await self.db.fetch(self.q.existing_builds, list(build_ids))
         return {r["id"] for r in rows}
 
     async def sources_of_project(self, project_id: int) -> list[tuple[int, BuildState]]:
         """(build id, source state) of every build of a project, for storage accounting."""
-        rows = await self.pool.fetch(self.q.sources_of_project, project_id)
+        rows = await self.db.fetch(self.q.sources_of_project, project_id)
         return [(r["id"], BuildState(r["source_state"])) for r in rows]
 
     async def built_packages(self, build_id: int) -> dict[str, list[Nevra]]:
         out: dict[str, list[Nevra]] = {}
-        for r in await self.pool.fetch(self.q.built_packages, build_id):
+        for r in await self.db.fetch(self.q.built_packages, build_id):
             out.setdefault(r["chroot"], []).append(
                 Nevra(r["name"], r["epoch"], r["version"], r["release"], r["arch"])
             )
@@ -275,7 +275,7 @@ class BuildStore(ChainStore):
 
     async def buildroot_packages(self, build_id: int) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for r in await self.pool.fetch(self.q.buildroot_packages, build_id):
+        for r in await self.db.fetch(self.q.buildroot_packages, build_id):
             out.setdefault(r["chroot"], []).append(r["nevra"])
         return out
 

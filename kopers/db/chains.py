@@ -99,8 +99,8 @@ class ChainStore(StoreBase):
         return deps
 
     async def deps_of_build(self, build_id: int) -> list[asyncpg.Record]:
-        return list(await self.pool.fetch(self.q.deps_of_build, build_id))
+        return list(await self.db.fetch(self.q.deps_of_build, build_id))
 
     async def unfinished_deps(self) -> list[asyncpg.Record]:
         """Dependency edges of every unfinished task, with each dependency's state."""
-        return list(await self.pool.fetch(self.q.unfinished_deps))
+        return list(await self.db.fetch(self.q.unfinished_deps))

@@ -14,7 +14,7 @@ class PermissionStore(StoreBase):
         """Everything `access.may` needs about `user` and `target`, in two small reads."""
         groups: dict[str, bool] = {}
         if user is not None:
-            rows = await self.pool.fetch(self.q.user_groups, user.id)
+            rows = await self.db.fetch(self.q.user_groups, user.id)
             groups = {r["name"]: r["is_admin"] for r in rows}
         grants: dict[str, Grant] = {}
         if target.project_id is not None:
@@ -23,7 +23,7 @@ class PermissionStore(StoreBase):
 
     async def project_grants(self, project_id: int) -> dict[str, Grant]:
         """The project's permission rows by user name (empty: none were ever set)."""
-        rows = await self.pool.fetch(self.q.project_grants, project_id)
+        rows = await self.db.fetch(self.q.project_grants, project_id)
         return {r["name"]: Grant(PermState(r["builder"]), PermState(r["admin"])) for r in rows}
 
     async def update_grants(
@@ -35,7 +35,7 @@ class PermissionStore(StoreBase):
         cannot lose each other's change. Returns {user name: (old, new)} for
         the roles that changed. Every user in the plan must exist.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             await conn.execute(self.q.lock_project, project_id)
             rows = await conn.fetch(self.q.project_grants, project_id)
             current = {

@@ -30,7 +30,7 @@ class ProjectStore(StoreBase):
         on_created: Callable[[Project], Awaitable[None]] | None = None,
     ) -> Project:
         """Insert a project; `on_created` runs inside the transaction (e.g. to make its key)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             try:
                 pid = await conn.fetchval(
                     self.q.create_project,
@@ -56,13 +56,13 @@ class ProjectStore(StoreBase):
         return project
 
     async def get_project(self, owner: str, name: str) -> Project:
-        row = await self.pool.fetchrow(self.q.get_project, owner, name)
+        row = await self.db.fetchrow(self.q.get_project, owner, name)
         if row is None:
             raise NotFound(f"Project {owner}/{name} does not exist.")
         return _project(row)
 
     async def project_by_id(self, project_id: int) -> Project:
-        row = await self.pool.fetchrow(self.q.get_project_by_id, project_id)
+        row = await self.db.fetchrow(self.q.get_project_by_id, project_id)
         if row is None:
             raise NotFound(f"project {project_id} does not exist")
         return _project(row)
@@ -70,15 +70,15 @@ class ProjectStore(StoreBase):
     async def list_projects(
         self, owner: str | None, query: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Project]:
-        rows = await self.pool.fetch(self.q.list_projects, owner, query, limit, offset)
+        rows = await self.db.fetch(self.q.list_projects, owner, query, limit, offset)
         return [_project(r) for r in rows]
 
     async def chroot_repos(self, project_id: int, chroot: str) -> list[str]:
-        repos = await self.pool.fetchval(self.q.chroot_repos, project_id, chroot)
+        repos = await self.db.fetchval(self.q.chroot_repos, project_id, chroot)
         return list(repos or [])
 
     async def set_chroot_repos(self, project_id: int, chroot: str, repos: Sequence[str]) -> None:
-        await self.pool.execute(self.q.set_chroot_repos, project_id, chroot, list(repos))
+        await self.db.execute(self.q.set_chroot_repos, project_id, chroot, list(repos))
 
     async def set_project_storage(
         self,
@@ -87,17 +87,16 @@ class ProjectStore(StoreBase):
         quota_mib: int | None,
         delete_after: datetime | None,
     ) -> None:
-        await self.pool.execute(
+        await self.db.execute(
             self.q.set_project_storage, project_id, keep_builds, quota_mib, delete_after
         )
 
     async def set_project_timeout(self, project_id: int, timeout: int | None) -> None:
-        await self.pool.execute(self.q.set_project_timeout, project_id, timeout)
+        await self.db.execute(self.q.set_project_timeout, project_id, timeout)
 
     async def expired_projects(self) -> list[Project]:
         return [
-            await self.project_by_id(r["id"])
-            for r in await self.pool.fetch(self.q.expired_projects)
+            await self.project_by_id(r["id"]) for r in await self.db.fetch(self.q.expired_projects)
         ]
 
     async def delete_project(self, project_id: int) -> list[int]:
@@ -106,7 +105,7 @@ class ProjectStore(StoreBase):
         The caller removes what those builds keep outside Postgres (their
         stored sources, see `kopers.builds.remove_sources`).
         """
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.atomic() as conn:
             rows = await conn.fetch(self.q.delete_builds_of_project, project_id)
             await conn.execute(self.q.delete_project, project_id)
         return [r["id"] for r in rows]

@@ -35,10 +35,19 @@ RETURNING login;
 INSERT INTO events (user_id, address, action, object, details) VALUES ($1, $2, $3, $4, $5);
 
 -- name: list_events
--- $1: a project (or other object) and everything below it; $2: the actor's name.
+-- $1: a project (or other object) and everything below it; $2: the actor's name;
+-- $3: how many; $4, $5: the reader's id and name, NULL for a reader who sees all.
 -- starts_with, not LIKE: `_` is common in names and a LIKE wildcard.
+-- A plain reader sees the events of projects (objects `owner/name`: every
+-- project may be read, kopers.access has no private ones), the events they
+-- caused, and the events about them (object: their name). Not the events of
+-- groups, or of other accounts and their tokens.
 SELECT e.id, e.at, u.name AS username, e.address, e.action, e.object, e.details
 FROM events e LEFT JOIN users u ON u.id = e.user_id
 WHERE ($1::text IS NULL OR e.object = $1 OR starts_with(e.object, $1 || '/'))
   AND ($2::text IS NULL OR u.name = $2)
+  AND ($4::bigint IS NULL
+       OR e.user_id = $4
+       OR e.object = $5::text
+       OR strpos(e.object, '/') > 0)
 ORDER BY e.id DESC LIMIT $3;

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kopers.api.bodies import chain_steps as parse_chain
 from kopers.errors import BadRequest
 from kopers.models import Project
 from kopers.net.connect import resolve_checked
 from kopers.net.policy import AddressPolicy
-from kopers.submission import parse_chain
 from kopers.worker.repos import forward_repos, plan_repos
 
 ALLOW_LOOPBACK = AddressPolicy(allow=(ipaddress.ip_network("127.0.0.0/8"),))

@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kopers.api.bodies import build_request
 from kopers.errors import BadRequest
 from kopers.models import Project
-from kopers.submission import parse_options, select_chroots
+from kopers.submission import BuildRequest, parse_options, select_chroots
 
 PROJECT = Project(
     id=1,
@@ -41,9 +42,16 @@ def test_excluding_everything_is_refused() -> None:
 
 
 def test_timeout_accepts_strings_and_checks_range() -> None:
-    assert parse_options({"timeout": "3600"}, PROJECT, 18000).timeout == 3600
-    assert parse_options({"timeout": None}, PROJECT, 18000).timeout == 18000
+    assert parse_options(build_request({"timeout": "3600"}), PROJECT, 18000).timeout == 3600
+    assert parse_options(build_request({"timeout": None}), PROJECT, 18000).timeout == 18000
     with pytest.raises(BadRequest, match="whole number"):
-        parse_options({"timeout": "soon"}, PROJECT, 18000)
+        build_request({"timeout": "soon"})
     with pytest.raises(BadRequest, match="between"):
-        parse_options({"timeout": 5}, PROJECT, 18000)
+        parse_options(BuildRequest(timeout=5), PROJECT, 18000)
+
+
+def test_after_and_with_build_id_exclude_each_other() -> None:
+    both = build_request({"after_build_id": "7", "with_build_id": 8})
+    assert (both.after_build_id, both.with_build_id) == (7, 8)
+    with pytest.raises(BadRequest, match="cannot be used together"):
+        parse_options(both, PROJECT, 18000)
