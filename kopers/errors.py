@@ -55,6 +55,12 @@ class PayloadTooLarge(KopersError):
     status = 413
 
 
+class UnsupportedMediaType(KopersError):
+    """A request body in a form the server does not take (a compressed one)."""
+
+    status = 415
+
+
 class ConfigError(KopersError):
     """kopers.toml or an environment override is invalid."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from kopers.api.bodycaps import BodyCaps, body_caps_middleware
 from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
 from kopers.errors import KopersError
+from kopers.redact import host_roots, scrub
 
 if TYPE_CHECKING:
     from kopers.service import Kopers
@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def scrub(message: str, roots: tuple[Path, ...]) -> str:
-    """`message` with the server's own directories replaced by `<data>`. Pure.
-
-    A last line of defence: errors are written not to name host paths, but an
-    error from a library (rpm, createrepo_c, the OS) may still carry one.
-    """
-    for root in sorted({str(r).rstrip("/") for r in roots if str(r) != "/"}, key=len, reverse=True):
-        message = message.replace(root, "<data>")
-    return message
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -51,7 +40,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except KopersError as exc:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc.message)
-        return error_response(exc.status, scrub(exc.message, _host_roots(request)))
+        return error_response(
+            exc.status, scrub(exc.message, host_roots(request.app[KOPERS].config))
+        )
     except json.JSONDecodeError as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}")
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
@@ -68,14 +59,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if request.path.startswith(("/api_3", "/api/")) and exc.status >= 400:
             return error_response(exc.status, exc.reason or "error")
         raise
+    except ConnectionError:
+        # The client hung up mid-request (an upload it gave up on): nobody is
+        # left to answer, and it is not the server's fault.
+        log.info("%s %s: the client went away", request.method, request.path)
+        return error_response(400, "the client closed the connection")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal server error; see the server log")
-
-
-def _host_roots(request: web.Request) -> tuple[Path, ...]:
-    config = request.app[KOPERS].config
-    return (config.data_dir, config.vm.cache_dir, Path(__file__).resolve().parents[2])
 
 
 def _unrouted(request: web.Request) -> bool:

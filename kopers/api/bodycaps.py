@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from kopers.errors import PayloadTooLarge
+from kopers.errors import PayloadTooLarge, UnsupportedMediaType
 
 if TYPE_CHECKING:
     from kopers.config import Config
@@ -73,6 +73,14 @@ def body_caps_middleware(caps: BodyCaps) -> Middleware:
     async def body_caps(request: web.Request, handler: Handler) -> web.StreamResponse:
         upload = is_upload(request)
         declared = request.content_length
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # A few KiB of gzip inflate past any cap, and the caps count what
+            # arrives: bodies are taken as sent, or not at all.
+            request.protocol.close()
+            raise UnsupportedMediaType(
+                "request bodies with a Content-Encoding are not accepted; send it uncompressed"
+            )
         try:
             if declared is not None and declared > (caps.upload if upload else caps.json):
                 raise caps.too_large_upload() if upload else caps.too_large_body()

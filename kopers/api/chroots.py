@@ -17,8 +17,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kopers import access
 from kopers.api.auth import require_user
 from kopers.api.bodies import chroot_edit
+from kopers.api.bodycaps import BodyCaps
 from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, need_name, parse_json
+from kopers.api.upload import capped_multipart
 from kopers.errors import BadRequest
 from kopers.models import Project
 from kopers.worker.repos import plan_repos
@@ -89,8 +91,11 @@ async def edit_chroot(request: web.Request) -> web.Response:
 async def _json_part(request: web.Request) -> Any:
     """edit-chroot's multipart body: its `json` part ({} without one)."""
     data: Any = {}
+    caps = BodyCaps.of(request.app[KOPERS].config)
+    # Every byte counts, skipped parts too: nothing in this body may be large.
     try:
-        async for part in await request.multipart():
+        reader = capped_multipart(request, caps.json, caps.too_large_body)
+        while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "upload_comps":

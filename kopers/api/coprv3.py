@@ -33,6 +33,8 @@ from kopers.api.upload import read_upload
 from kopers.errors import BadRequest
 
 routes = web.RouteTableDef()
+# One request deletes at most this many builds: each is a transaction's worth of work.
+MAX_DELETE = 1000
 
 
 # general --------------------------------------------------------------------
@@ -255,10 +257,14 @@ async def delete_builds(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
     ids = fields.id_list((await json_body(request)).get("builds"), "builds")
-    builds = [await kopers.store.get_build(i) for i in ids]
+    if len(ids) > MAX_DELETE:
+        raise BadRequest(f"builds lists more than {MAX_DELETE} ids; delete them in parts")
+    ids = list(dict.fromkeys(ids))  # each build once, in the order given
+    builds = {i: await kopers.store.get_build(i) for i in ids}
     async with kopers.atomic():
         deleted = await kopers.builds.delete(user, ids)
-        for b in builds:
+        for build_id in deleted:
+            b = builds[build_id]
             await kopers.audit(
                 user, request.remote, "build.delete", f"{b.owner}/{b.project}", {"build": b.id}
             )

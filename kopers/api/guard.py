@@ -22,6 +22,7 @@ Three limits from `[limits]`:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections import Counter
@@ -37,6 +38,26 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # how often a body in progress is looked at
 REFUSED_LINGER_S = 2.0  # how long a refused connection is drained so it can read its 503
+# Refused connections drained at once, all addresses together; past it a refusal
+# is an abort: a client connecting fast must not turn refusals into open files.
+MAX_LINGERING = 128
+
+
+def client_key(address: str) -> str:
+    """What the per-address cap counts by: the address, or an IPv6 address's /64. Pure.
+
+    One IPv6 subscriber holds a whole /64: counting single addresses would
+    give them 2^64 caps.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
 
 
 class BodyClock:
@@ -155,6 +176,7 @@ class ConnectionGuard:
 
     def __init__(self, cap: int) -> None:
         self.slots = AddressSlots(cap)
+        self.lingering = 0  # refused connections being drained
         message = f"too many connections from this address (limits.connections_per_address = {cap})"
         body = json.dumps({"error": message}).encode()
         self.busy = (
@@ -178,7 +200,7 @@ class _GuardedConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        address = client_key(str(peer[0])) if isinstance(peer, tuple) and peer else None
         if address is not None and not self._guard.slots.take(address):
             self._refuse(transport, address)
             return
@@ -189,6 +211,10 @@ class _GuardedConnection(asyncio.Protocol):
     def _refuse(self, transport: asyncio.BaseTransport, address: str) -> None:
         log.info("refused a connection from %s: it has too many open", address)
         assert isinstance(transport, asyncio.Transport)
+        if self._guard.lingering >= MAX_LINGERING:
+            transport.abort()
+            return
+        self._guard.lingering += 1
         transport.write(self._guard.busy)
         if transport.can_write_eof():
             transport.write_eof()
@@ -209,6 +235,7 @@ class _GuardedConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:
             self._linger.cancel()
+            self._guard.lingering -= 1
         if self._inner is not None:
             if self._address is not None:
                 self._guard.slots.give(self._address)

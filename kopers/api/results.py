@@ -66,7 +66,9 @@ def checked_tail(tail: str) -> str:
 
 def resolve(root: Path, tail: str) -> Path:
     """The file below `root` that `tail` names; 404 for anything escaping it."""
-    target = (root / tail).resolve()
+    # "/results//abs/path" must not make the tail absolute: it would name a
+    # file outside `root` and confirm where the server keeps its data.
+    target = (root / tail.lstrip("/")).resolve()
     if target != root and root not in target.parents:
         raise web.HTTPNotFound()
     return target

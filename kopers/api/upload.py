@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,12 +28,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from kopers.api.bodycaps import BodyCaps
 from kopers.api.params import parse_json
-from kopers.errors import BadRequest
+from kopers.errors import BadRequest, KopersError
 
 if TYPE_CHECKING:
     from kopers.config import Config
 
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
+_MAX_NAME = 200  # bytes; the OS allows 255, and the name is shown in messages
 _READ = 1 << 16  # one read from the body
 # One write to the spool file, in a thread. Measured on loopback: inline 64 KiB
 # writes stalled the loop up to 16 ms each; 1 MiB blocks in a thread kept its
@@ -67,10 +69,7 @@ async def read_upload(request: web.Request, incoming: Path, config: Config) -> U
 
 
 async def _read_parts(request: web.Request, spool_dir: Path, caps: BodyCaps) -> Upload:
-    # aiohttp's reader takes the stream as a StreamReader; it calls only what
-    # _CappedBody forwards (read, readline, at_eof, unread_data).
-    body = cast(StreamReader, _CappedBody(request.content, caps))
-    reader = MultipartReader(request.headers, body)
+    reader = capped_multipart(request, caps.upload, caps.too_large_upload)
     package: Path | None = None
     options: dict[str, Any] | None = None
     while (part := await reader.next()) is not None:
@@ -87,9 +86,14 @@ async def _read_parts(request: web.Request, spool_dir: Path, caps: BodyCaps) -> 
     return Upload(package, options)
 
 
+def spool_name(sent: str | None) -> str:
+    """A file name for an uploaded package, from the client's: safe characters, short. Pure."""
+    name = _SAFE_FILENAME.sub("_", Path(sent or "").name)[-_MAX_NAME:].lstrip(".")
+    return name or "upload.src.rpm"
+
+
 async def _spool(part: BodyPartReader, spool_dir: Path) -> Path:
-    name = _SAFE_FILENAME.sub("_", Path(part.filename or "upload.src.rpm").name) or "upload"
-    path = spool_dir / name
+    path = spool_dir / spool_name(part.filename)
     with path.open("wb") as fh:
         block = bytearray()
         while chunk := await part.read_chunk(_READ):
@@ -114,6 +118,16 @@ async def _read_json(part: BodyPartReader, caps: BodyCaps) -> dict[str, Any]:
     return loaded
 
 
+def capped_multipart(
+    request: web.Request, cap: int, too_large: Callable[[], KopersError]
+) -> MultipartReader:
+    """A multipart reader of `request` that raises `too_large()` once `cap` bytes arrived."""
+    # aiohttp's reader takes the stream as a StreamReader; it calls only what
+    # _CappedBody forwards (read, readline, at_eof, unread_data).
+    body = cast(StreamReader, _CappedBody(request.content, cap, too_large))
+    return MultipartReader(request.headers, body)
+
+
 class _CappedBody:
     """The request body as the multipart reader sees it: every read checks the total.
 
@@ -122,15 +136,18 @@ class _CappedBody:
     that never reaches a boundary all count.
     """
 
-    __slots__ = ("_caps", "_stream")
+    __slots__ = ("_cap", "_stream", "_too_large")
 
-    def __init__(self, stream: StreamReader, caps: BodyCaps) -> None:
+    def __init__(
+        self, stream: StreamReader, cap: int, too_large: Callable[[], KopersError]
+    ) -> None:
         self._stream = stream
-        self._caps = caps
+        self._cap = cap
+        self._too_large = too_large
 
     def _check(self) -> None:
-        if self._stream.total_bytes > self._caps.upload:
-            raise self._caps.too_large_upload()
+        if self._stream.total_bytes > self._cap:
+            raise self._too_large()
 
     async def read(self, n: int = -1) -> bytes:
         self._check()

@@ -74,7 +74,24 @@ async def project_page(request: web.Request) -> web.Response:
     return await _project_page(request, path_name(request, "owner"))
 
 
+@routes.get("/static/{name}")
+async def static_file(request: web.Request) -> web.FileResponse:
+    """The pages' own scripts and styles: a flat directory of known names.
+
+    Not aiohttp's static route: a name too long for the OS made it raise, a 500.
+    """
+    name = request.match_info["name"]
+    path = STATIC_DIR / name
+    if name not in _static_names():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
+
+
+def _static_names() -> frozenset[str]:
+    if not STATIC_DIR.is_dir():
+        return frozenset()
+    return frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
 def add_routes(app: web.Application) -> None:
     app.add_routes(routes)
-    if STATIC_DIR.is_dir():
-        app.router.add_static("/static", STATIC_DIR)

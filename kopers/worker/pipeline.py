@@ -29,6 +29,7 @@ from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
+from kopers.redact import host_roots, scrub
 from kopers.rpmfile import read_rpm
 from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
@@ -139,11 +140,12 @@ class ChrootPipeline:
             try:
                 return await self._attempt(build, chroot, channel, workdir)
             except InfrastructureError as exc:
-                await channel.say(f"attempt {attempt} failed (infrastructure): {exc.message}")
                 log.warning(
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
                 )
-                last = exc.message
+                # The log and the reason are public: host paths stay in the server's log.
+                last = scrub(exc.message, host_roots(self.config))
+                await channel.say(f"attempt {attempt} failed (infrastructure): {last}")
                 if attempt < limit:
                     # A short pause lets a passing host problem pass before the next VM.
                     await asyncio.sleep(RETRY_PAUSE_S * attempt)

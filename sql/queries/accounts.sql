@@ -40,8 +40,9 @@ INSERT INTO events (user_id, address, action, object, details) VALUES ($1, $2, $
 -- starts_with, not LIKE: `_` is common in names and a LIKE wildcard.
 -- A plain reader sees the events of projects (objects `owner/name`: every
 -- project may be read, kopers.access has no private ones), the events they
--- caused, and the events about them (object: their name). Not the events of
--- groups, or of other accounts and their tokens.
+-- caused, the events about them (object: their name), and the events of the
+-- groups they belong to (object: @group). Not the events of other groups, or
+-- of other accounts and their tokens.
 SELECT e.id, e.at, u.name AS username, e.address, e.action, e.object, e.details
 FROM events e LEFT JOIN users u ON u.id = e.user_id
 WHERE ($1::text IS NULL OR e.object = $1 OR starts_with(e.object, $1 || '/'))
@@ -49,5 +50,8 @@ WHERE ($1::text IS NULL OR e.object = $1 OR starts_with(e.object, $1 || '/'))
   AND ($4::bigint IS NULL
        OR e.user_id = $4
        OR e.object = $5::text
-       OR strpos(e.object, '/') > 0)
+       OR strpos(e.object, '/') > 0
+       OR (starts_with(e.object, '@') AND EXISTS (
+             SELECT 1 FROM group_members gm JOIN groups g ON g.id = gm.group_id
+             WHERE gm.user_id = $4 AND '@' || g.name = e.object)))
 ORDER BY e.id DESC LIMIT $3;

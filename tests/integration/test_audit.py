@@ -408,3 +408,20 @@ async def test_events_show_readable_projects_and_own_events_and_addresses_to_adm
         assert status == 400 and "limit" in body["error"], bad
     status, body = await api.call("GET", "/api/events")
     assert status == 401
+
+
+async def test_a_group_s_members_see_its_events_and_others_do_not(api: Api) -> None:
+    store = api.kopers.store
+    group = await store.create_group("sig")
+    alice = await store.get_user("alice")
+    await store.add_group_member(group, alice, True)
+    await store.add_event(None, "cli", "group.member.add", "@sig", {"user": "alice"})
+
+    async def objects(caller: str) -> list[str]:
+        status, page = await api.call("GET", "/api/events", caller, params={"project": "@sig"})
+        assert status == 200, page
+        return [e["object"] for e in page["items"]]
+
+    assert await objects("alice") == ["@sig"]
+    assert await objects("bob") == []
+    assert await objects("root") == ["@sig"]

@@ -37,9 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 JSON_KIB = 64
 UPLOAD_MIB = 4
-BOUNDARY = (
-    "kopers-test-boundary-5f1c"  # fixed: it is in test ids, which xdist workers must agree on
-)
+# Fixed: it is in test ids, which the xdist workers must agree on.
+BOUNDARY = "kopers-test-boundary-5f1c"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 UPLOAD = "/api_3/build/create/upload"
 CHECK = "/api_3/build/check-before-build"
@@ -414,3 +413,13 @@ async def test_server_memory_stays_flat_while_a_gigabyte_is_refused(served: Serv
         assert pushed.sent >= 64 << 20, "the server stopped taking data at once"
         peak = max([*pushed.rss_kib, rss_kib(served.pid)])
         assert peak - idle < 50 << 10, f"RSS grew from {idle} KiB to {peak} KiB"
+
+
+async def test_a_skipped_part_of_an_edit_chroot_body_counts_toward_the_cap(capped: Api) -> None:
+    """A part edit-chroot ignores is still received: it may not be large either."""
+    junk = part("anything", b"j" * (4 * JSON_KIB << 10))
+    body = junk + part("json", b"{}", "json", "application/json") + END
+    head = request_head(EDIT_CHROOT, capped.auth["alice"], MULTIPART, None, "PUT")
+    pushed = await push(port_of(capped), head, filler_from(body), chunked=True)
+    assert pushed.status == 413, pushed.body
+    assert "max_json_kib" in pushed.body["error"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kopers.api.app import scrub
+from kopers.redact import scrub
 from tests.integration.conftest import Api, create
 
 RPM_LEAD = b"\xed\xab\xee\xdb"
@@ -34,5 +34,6 @@ def test_scrub_replaces_host_directories_and_keeps_request_paths() -> None:
     roots = (Path("/var/lib/kopers"), Path("/root/.cache/kopers"))
     message = "package index of /var/lib/kopers/results/a/b: cannot read /root/.cache/kopers/x"
     assert scrub(message, roots) == "package index of <data>/results/a/b: cannot read <data>/x"
+    assert scrub("see http://h/var/lib/kopersx/", roots) == "see http://h/var/lib/kopersx/"
     said = "POST /api_3/package/add is not supported by this Kopers server"
     assert scrub(said, roots) == said

@@ -52,6 +52,7 @@ GOOD = {
     "osver": "debian-12",
     "login": "nobody",
     "tail": "alice/p/",
+    "name": "kopers.css",
 }
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from kopers import tokens
 from kopers.api.auth import parse_basic
 from kopers.api.dnfrepo import pick_chroot
+from kopers.api.native import public_vm_status
 from kopers.api.results import listing
 from kopers.config import ChrootConfig
 from kopers.models import Build, BuildState, SourceType
@@ -116,3 +117,20 @@ def test_job_names_the_proxy_only_for_a_network_enabled_build() -> None:
             proxy=proxy,
         )
         assert (job["enable_net"], job["proxy"]) == (enable_net, shown)
+
+
+def test_the_public_vm_status_leaves_out_how_hosts_are_reached() -> None:
+    vm = {
+        "enabled": True,
+        "slots": 2,
+        "hosts": [
+            {"name": "b2", "uri": "qemu+ssh://root@b2/system", "tunnel": "root@b2", "error": "x"}
+        ],
+        "templates": {"debian-12": {"image": "/root/.cache/kopers/templates/d", "warm": 1}},
+        "vms": [],
+    }
+    public = public_vm_status(vm)
+    assert public["hosts"] == [{"name": "b2"}]
+    assert public["templates"] == {"debian-12": {"warm": 1}}
+    assert public["slots"] == 2
+    assert vm["hosts"][0]["uri"] == "qemu+ssh://root@b2/system"  # the original is untouched

@@ -1,6 +1,9 @@
 """The pure parts of the slow-client guard: the body clock and the per-address slots."""
 
-from kopers.api.guard import AddressSlots, BodyClock
+import asyncio
+
+from kopers.api import guard
+from kopers.api.guard import AddressSlots, BodyClock, ConnectionGuard, client_key
 
 
 def test_a_body_is_judged_only_once_the_grace_is_over() -> None:
@@ -55,3 +58,51 @@ def test_released_addresses_are_forgotten() -> None:
 def test_a_cap_of_zero_is_no_cap() -> None:
     slots = AddressSlots(0)
     assert all(slots.take("192.0.2.1") for _ in range(1000))
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("not an address") == "not an address"
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, peer: str) -> None:
+        super().__init__()
+        self.peer = peer
+        self.written = b""
+        self.aborted = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.peer, 40000) if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class NullProtocol(asyncio.Protocol):
+    pass
+
+
+async def test_refusals_past_the_lingering_budget_are_aborted_at_once() -> None:
+    conn_guard = ConnectionGuard(1)
+    wrap = conn_guard.wrap(NullProtocol)
+    wrap().connection_made(FakeTransport("192.0.2.7"))  # takes the address's one slot
+    refused = FakeTransport("192.0.2.7")
+    first = wrap()
+    first.connection_made(refused)
+    assert b"503" in refused.written and not refused.aborted  # answered, then drained
+    assert conn_guard.lingering == 1
+    conn_guard.lingering = guard.MAX_LINGERING
+    flood = FakeTransport("192.0.2.7")
+    wrap().connection_made(flood)
+    assert flood.aborted and flood.written == b""
+    first.connection_lost(None)
+    assert conn_guard.lingering == guard.MAX_LINGERING - 1

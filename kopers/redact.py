@@ -1,0 +1,29 @@
+"""Keeping the host's own paths out of what clients and build logs show. Pure.
+
+Kopers' messages are written not to name host paths, but an error from a
+library (rpm, createrepo_c, ssh, the OS) may still carry one. Whatever
+reaches a response, a task's reason or its public log passes through here.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from kopers.config import Config
+
+CODE_DIR = Path(__file__).resolve().parents[1]
+
+
+def host_roots(config: Config) -> tuple[Path, ...]:
+    """The directories whose names are the server's business."""
+    return (config.data_dir, config.vm.cache_dir, CODE_DIR, Path(tempfile.gettempdir()))
+
+
+def scrub(message: str, roots: tuple[Path, ...]) -> str:
+    """`message` with every directory in `roots` replaced by `<data>`."""
+    for root in sorted({str(r).rstrip("/") for r in roots if str(r) != "/"}, key=len, reverse=True):
+        # A whole path component only: /tmp, not the start of a URL's /tmpl.
+        message = re.sub(re.escape(root) + r"(?=[/\s'\":,;)]|$)", "<data>", message)
+    return message
