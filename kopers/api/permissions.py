@@ -8,7 +8,7 @@ while the project has no permission rows at all. Every change is audited.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -80,16 +80,7 @@ async def set_permissions(request: web.Request) -> web.Response:
             for name, roles in wanted.items()
         }
 
-    async with kopers.atomic():
-        changed = await kopers.store.update_grants(project.id, plan)
-        if changed:
-            await kopers.audit(
-                user,
-                request.remote,
-                "permission.set",
-                project.full_name,
-                {"changes": _changes(changed)},
-            )
+    changed = await _update(request, kopers, user, project, plan, "permission.set")
     return web.json_response({"updated": sorted(changed)})
 
 
@@ -106,17 +97,25 @@ async def request_permissions(request: web.Request) -> web.Response:
             )
         }
 
+    changed = await _update(request, kopers, user, project, plan, "permission.request")
+    return web.json_response({"updated": bool(changed)})
+
+
+async def _update(
+    request: web.Request,
+    kopers: Kopers,
+    user: User,
+    project: Project,
+    plan: Callable[[Mapping[str, Grant]], dict[str, Grant]],
+    action: str,
+) -> dict[str, tuple[Grant, Grant]]:
+    """Apply `plan` to the project's grants; the change and its event commit together."""
     async with kopers.atomic():
         changed = await kopers.store.update_grants(project.id, plan)
         if changed:
-            await kopers.audit(
-                user,
-                request.remote,
-                "permission.request",
-                project.full_name,
-                {"changes": _changes(changed)},
-            )
-    return web.json_response({"updated": bool(changed)})
+            details = {"changes": _changes(changed)}
+            await kopers.audit(user, request.remote, action, project.full_name, details)
+    return changed
 
 
 def add_routes(app: web.Application) -> None:

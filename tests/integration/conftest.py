@@ -22,6 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from kopers import config as config_mod
 from kopers import tokens
 from kopers.api.app import create_app
+from kopers.db.store import NewBuild, Store
+from kopers.models import BuildState, SourceType
 from kopers.service import Kopers, open_kopers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +100,25 @@ async def create(
     return await api.call(
         "POST", f"/api_3/project/add/{owner}?ownername={owner}&exist_ok=False", user, json=body
     )
+
+
+async def waiting_build(store: Store, project_id: int, submitter_id: int, finished: bool) -> int:
+    """A build row from a URL nothing serves, waiting (or canceled): an object to act on."""
+    build = await store.create_build(
+        NewBuild(
+            project_id=project_id,
+            submitter_id=submitter_id,
+            source_type=SourceType.URL,
+            source={"url": "http://127.0.0.1:1/hello-1.0-1.src.rpm"},
+            package_name=None,
+            package_version=None,
+            srpm_name=None,
+            source_state=BuildState.PENDING,
+            timeout=3600,
+            chroots=(CHROOT,),
+            task_state=BuildState.WAITING,
+        )
+    )
+    if finished:
+        await store.cancel_build(build.id)
+    return build.id

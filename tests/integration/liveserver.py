@@ -26,10 +26,9 @@ from kopers import config as config_mod
 from kopers import tokens
 from kopers.access import Grant, PermState
 from kopers.api.app import create_app
-from kopers.db.store import NewBuild
-from kopers.models import BuildState, SourceType
 from kopers.server import listening
 from kopers.service import Kopers, open_kopers
+from tests.integration.conftest import waiting_build
 
 REPO = Path(__file__).resolve().parents[2]
 CHROOT = "debian-12-x86_64"
@@ -85,24 +84,8 @@ async def _populate(kopers: Kopers, server: LiveServer) -> None:
             await store.update_grants(project.id, plan)
         server.builds[owner] = []
         for finished in (False, True):
-            build = await store.create_build(
-                NewBuild(
-                    project_id=project.id,
-                    submitter_id=user.id,
-                    source_type=SourceType.URL,
-                    source={"url": "http://127.0.0.1:1/hello-1.0-1.src.rpm"},
-                    package_name=None,
-                    package_version=None,
-                    srpm_name=None,
-                    source_state=BuildState.PENDING,
-                    timeout=3600,
-                    chroots=(CHROOT,),
-                    task_state=BuildState.WAITING,
-                )
-            )
-            if finished:
-                await store.cancel_build(build.id)
-            server.builds[owner].append(build.id)
+            build_id = await waiting_build(store, project.id, user.id, finished)
+            server.builds[owner].append(build_id)
 
 
 @contextmanager

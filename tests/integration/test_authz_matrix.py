@@ -32,9 +32,9 @@ from kopers import config as config_mod
 from kopers import tokens
 from kopers.access import Grant, PermState
 from kopers.api.app import create_app
-from kopers.db.store import NewBuild
-from kopers.models import BuildState, Project, SourceType
+from kopers.models import Project
 from kopers.service import Kopers, open_kopers
+from tests.integration.conftest import waiting_build
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -102,24 +102,7 @@ class World:
 
     async def build(self, project: Project, finished: bool) -> int:
         olga = await self.kopers.store.get_user("olga")
-        build = await self.kopers.store.create_build(
-            NewBuild(
-                project_id=project.id,
-                submitter_id=olga.id,
-                source_type=SourceType.URL,
-                source={"url": "http://127.0.0.1:1/x.src.rpm"},
-                package_name=None,
-                package_version=None,
-                srpm_name=None,
-                source_state=BuildState.PENDING,
-                timeout=3600,
-                chroots=(CHROOT,),
-                task_state=BuildState.WAITING,
-            )
-        )
-        if finished:
-            await self.kopers.store.cancel_build(build.id)
-        return build.id
+        return await waiting_build(self.kopers.store, project.id, olga.id, finished)
 
     async def token(self, user: str) -> str:
         u = await self.kopers.store.get_user(user)
