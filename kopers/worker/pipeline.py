@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import shutil
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
 from kopers.errors import BadRequest, BuildFailed, InfrastructureError
 from kopers.logs.hub import LogChannel, LogHub
-from kopers.models import Build, BuildState, Nevra
+from kopers.models import Build, BuildState, Nevra, TaskStep
 from kopers.net.connect import resolve_checked
 from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
@@ -36,6 +37,7 @@ from kopers.worker import job as jobs
 from kopers.worker.repos import forward_repos, plan_repos
 from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
+from kopers.worker.steps import StepClock, step_line, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class ChrootPipeline:
         chroot = self.config.chroot(chroot_name)
         channel = self.hub.open(build_id, chroot_name)
         workdir = self.paths.work / f"{build_id:08d}-{chroot_name}"
+        clock = StepClock()
         try:
             if chroot is None or not chroot.enabled:
                 return await self._finish(
@@ -84,17 +87,20 @@ class ChrootPipeline:
                     BuildState.FAILED,
                     f"chroot {chroot_name} is not configured on this server",
                 )
-            outcome = await self._attempts(build, chroot, channel, workdir)
+            outcome = await self._attempts(build, chroot, channel, workdir, clock)
             try:
-                await self._publish(build, chroot_name, outcome)
+                await self._publish(build, chroot_name, channel, outcome, clock)
+                await self._republish_log(build, chroot_name, channel, workdir, clock)
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
                 raise BuildFailed(f"the results could not be published ({cause(exc)})") from exc
             return await self._finish(
-                build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome
+                build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome, clock.steps
             )
         except BuildFailed as exc:
             try:
+                if clock.steps:
+                    await channel.say(summary_line(clock.steps))
                 files = await self._collect_logs(channel, workdir)
                 await self.publisher.publish_logs(
                     build.owner, build.project, chroot_name, build.id, self._package(build), files
@@ -102,7 +108,9 @@ class ChrootPipeline:
             except Exception:
                 # The task still ends; its log stays readable from the live log.
                 log.exception("task %d/%s: publishing the logs failed", build_id, chroot_name)
-            return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
+            return await self._finish(
+                build, chroot_name, channel, BuildState.FAILED, exc.message, None, clock.steps
+            )
         except TransitionRefused:
             # The stored task moved on without this run (a cancel won the race):
             # Postgres keeps its state; the viewers are told that one.
@@ -124,12 +132,19 @@ class ChrootPipeline:
             # failed in Postgres with its viewers told, not stay running forever.
             log.exception("task %d/%s crashed", build_id, chroot_name)
             reason = f"Kopers failed while running this task ({cause(exc)})"
-            return await self._finish(build, chroot_name, channel, BuildState.FAILED, reason)
+            return await self._finish(
+                build, chroot_name, channel, BuildState.FAILED, reason, None, clock.steps
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _attempts(
-        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+        self,
+        build: Build,
+        chroot: ChrootConfig,
+        channel: LogChannel,
+        workdir: Path,
+        clock: StepClock,
     ) -> Outcome:
         """Run the build on fresh VMs until it ends on its own merits."""
         limit = self.config.build.max_attempts
@@ -137,7 +152,7 @@ class ChrootPipeline:
             await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
             await channel.say(f"attempt {attempt} of {limit} on a fresh {chroot.template} VM")
             try:
-                return await self._attempt(build, chroot, channel, workdir)
+                return await self._attempt(build, chroot, channel, workdir, clock)
             except InfrastructureError as exc:
                 await channel.say(f"attempt {attempt} failed (infrastructure): {exc.message}")
                 log.warning(
@@ -152,7 +167,12 @@ class ChrootPipeline:
         )
 
     async def _attempt(
-        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+        self,
+        build: Build,
+        chroot: ChrootConfig,
+        channel: LogChannel,
+        workdir: Path,
+        clock: StepClock,
     ) -> Outcome:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -167,40 +187,52 @@ class ChrootPipeline:
                 "the project allows network access, but this server runs no egress "
                 "proxy for builds to reach it through"
             )
-        # The scope ends inside the VM's: the build's proxy session (its port and
-        # every tunnel it carries) closes on every way out, before the VM goes.
-        async with (
-            self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm,
-            contextlib.AsyncExitStack() as scope,
-        ):
-            if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
-                raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
-            repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
-            for note in refused:
-                await channel.say(f"repository {note.url} left out: {note.reason}")
-            proxy_url = None
-            if project.enable_net:
-                assert self.proxy is not None
-                label = f"build {build.id}/{chroot.name}"
-                session = await scope.enter_async_context(self.proxy.session(label))
-                proxy_url = await self._forward_proxy(vm, channel, session.address)
-            job = jobs.render_job(
-                build,
-                chroot,
-                repo_tag=self.config.build.repo_tag,
-                public_url=self.config.server.public_url,
-                srpm_name=srpm.name,
-                repos=repos,
-                enable_net=project.enable_net,
-                proxy=proxy_url,
-            )
-            await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
-            await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
-            await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
-            status = await run_builder(vm, channel, build.timeout, self.config.build)
-            out = workdir / "out"
-            if status == 0:
-                await take_results(vm, jobs.OUT_DIR, out, result_limits(self.config.build))
+        # The build's proxy session (its port and every tunnel it carries) is
+        # entered after the VM, so it closes on every way out, before the VM goes.
+        try:
+            async with contextlib.AsyncExitStack() as scope:
+                async with self._step(channel, clock, "vm claim"):
+                    vm = await scope.enter_async_context(
+                        self.vms.builder(chroot.template, f"{build.id}-{chroot.name}")
+                    )
+                # Leaving the scope destroys the VM: "vm release" from then on.
+                scope.callback(clock.start, "vm release")
+                if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
+                    raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
+                async with self._step(channel, clock, "repo forwards"):
+                    repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
+                    proxy_url = None
+                    if project.enable_net:
+                        assert self.proxy is not None
+                        label = f"build {build.id}/{chroot.name}"
+                        session = await scope.enter_async_context(self.proxy.session(label))
+                        proxy_url = await self._forward_proxy(vm, channel, session.address)
+                for note in refused:
+                    await channel.say(f"repository {note.url} left out: {note.reason}")
+                job = jobs.render_job(
+                    build,
+                    chroot,
+                    repo_tag=self.config.build.repo_tag,
+                    public_url=self.config.server.public_url,
+                    srpm_name=srpm.name,
+                    repos=repos,
+                    enable_net=project.enable_net,
+                    proxy=proxy_url,
+                )
+                async with self._step(channel, clock, "upload"):
+                    await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
+                    await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
+                    await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
+                status = await run_builder(vm, channel, build.timeout, self.config.build, clock)
+                out = workdir / "out"
+                if status == 0:
+                    async with self._step(channel, clock, "result download"):
+                        limits = result_limits(self.config.build)
+                        await take_results(vm, jobs.OUT_DIR, out, limits)
+        finally:
+            released = clock.stop("vm release")
+        if released is not None:
+            await channel.say(step_line(released))
         if status != 0:
             raise BuildFailed(failure_reason(status))
         identity = Identity(
@@ -208,7 +240,19 @@ class ChrootPipeline:
             jobs.vendor(build.owner, build.project),
             self._package(build),
         )
-        return await self._read_outcome(out, channel, workdir, identity)
+        async with self._step(channel, clock, "result check"):
+            return await self._read_outcome(out, channel, workdir, identity)
+
+    @contextlib.asynccontextmanager
+    async def _step(self, channel: LogChannel, clock: StepClock, name: str) -> AsyncIterator[None]:
+        """Time the block as step `name`; its time goes in the log when the block ends well."""
+        clock.start(name)
+        try:
+            yield
+        finally:
+            step = clock.stop(name)
+        if step is not None:
+            await channel.say(step_line(step))
 
     async def _resolve_repo(self, host: str, port: int) -> str:
         """A user repository's host, resolved once and checked: the address to forward to."""
@@ -262,14 +306,41 @@ class ChrootPipeline:
         await asyncio.to_thread(_copy)
         return [plain, packed]
 
-    async def _publish(self, build: Build, chroot: str, outcome: Outcome) -> None:
+    async def _publish(
+        self, build: Build, chroot: str, channel: LogChannel, outcome: Outcome, clock: StepClock
+    ) -> None:
         await self.publisher.publish(
-            build.owner, build.project, chroot, build.id, self._package(build), outcome.files
+            build.owner,
+            build.project,
+            chroot,
+            build.id,
+            self._package(build),
+            outcome.files,
+            timed=clock.step,
         )
+        for name in ("staging", "signing", "publish"):
+            for step in clock.steps:
+                if step.name == name:
+                    await channel.say(step_line(step))
         project = await self.store.project_by_id(build.project_id)
         if project.keep_builds is not None:
             # Retention: older builds of this package leave the repository, then the disk.
-            await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
+            async with self._step(channel, clock, "prune"):
+                await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
+
+    async def _republish_log(
+        self, build: Build, chroot: str, channel: LogChannel, workdir: Path, clock: StepClock
+    ) -> None:
+        """build.log again, now with the time of every step in it."""
+        await channel.say(summary_line(clock.steps))
+        try:
+            logs = await self._collect_logs(channel, workdir)
+            await self.publisher.replace_logs(
+                build.owner, build.project, chroot, build.id, self._package(build), logs
+            )
+        except Exception:
+            # The results are online; the published build.log only lacks the last steps.
+            log.exception("task %d/%s: replacing build.log failed", build.id, chroot)
 
     async def _finish(
         self,
@@ -279,6 +350,7 @@ class ChrootPipeline:
         state: BuildState,
         reason: str | None,
         outcome: Outcome | None = None,
+        steps: Sequence[TaskStep] = (),
     ) -> BuildState:
         result_dir = self.publisher.layout.build_dir(
             build.owner, build.project, chroot, build.id, self._package(build)
@@ -291,6 +363,7 @@ class ChrootPipeline:
             str(result_dir),
             outcome.built if outcome else (),
             outcome.manifest if outcome else (),
+            steps,
         )
         if not finished:
             # A cancel got there first and stands; what this run published goes again.
