@@ -11,44 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
+import dataclasses
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
-from kopers.errors import BadRequest, BuildFailed, InfrastructureError
+from kopers.errors import BuildFailed, InfrastructureError
 from kopers.logs.hub import LogChannel, LogHub
-from kopers.models import Build, BuildState, Nevra, TaskStep
+from kopers.models import Build, BuildState, TaskStep
 from kopers.net.connect import resolve_checked
 from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
-from kopers.rpmfile import read_rpm
 from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
-from kopers.worker.repos import forward_repos, plan_repos
-from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest, take_results
+from kopers.worker.outcome import Outcome, collect_logs, read_outcome
+from kopers.worker.repos import RepoNote, RepoPlan, RepoRef, forward_repos, plan_repos
+from kopers.worker.results import Identity, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
 from kopers.worker.steps import StepClock, step_line, summary_line
+from kopers.worker.timing import RELEASE, release_later, released, timed
 
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    files: list[Path]
-    built: list[Nevra]
-    manifest: list[str]
 
 
 class ChrootPipeline:
@@ -89,7 +82,11 @@ class ChrootPipeline:
                 )
             outcome = await self._attempts(build, chroot, channel, workdir, clock)
             try:
-                await self._publish(build, chroot_name, channel, outcome, clock)
+                try:
+                    await self._publish(build, chroot_name, channel, outcome, clock)
+                finally:
+                    # Published while the VM went down; gone before the task ends.
+                    await released(outcome.releasing, channel, clock)
                 await self._republish_log(build, chroot_name, channel, workdir, clock)
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
@@ -101,7 +98,7 @@ class ChrootPipeline:
             try:
                 if clock.steps:
                     await channel.say(summary_line(clock.steps))
-                files = await self._collect_logs(channel, workdir)
+                files = await collect_logs(channel, workdir)
                 await self.publisher.publish_logs(
                     build.owner, build.project, chroot_name, build.id, self._package(build), files
                 )
@@ -189,9 +186,10 @@ class ChrootPipeline:
             )
         # The build's proxy session (its port and every tunnel it carries) is
         # entered after the VM, so it closes on every way out, before the VM goes.
+        releasing: asyncio.Task[None] | None = None
         try:
             async with contextlib.AsyncExitStack() as scope:
-                async with self._step(channel, clock, "vm claim"):
+                async with timed(channel, clock, "vm claim"):
                     vm = await scope.enter_async_context(
                         self.vms.builder(chroot.template, f"{build.id}-{chroot.name}")
                     )
@@ -199,16 +197,23 @@ class ChrootPipeline:
                 scope.callback(clock.start, "vm release")
                 if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
                     raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
-                async with self._step(channel, clock, "repo forwards"):
-                    repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
-                    proxy_url = None
-                    if project.enable_net:
-                        assert self.proxy is not None
-                        label = f"build {build.id}/{chroot.name}"
-                        session = await scope.enter_async_context(self.proxy.session(label))
-                        proxy_url = await self._forward_proxy(vm, channel, session.address)
+                # The source package goes up while the repositories are forwarded.
+                uploading = asyncio.create_task(self._upload(vm, srpm, channel, clock))
+                try:
+                    repos, refused = await self._forward_repos(vm, plans, channel, clock)
+                except BaseException:
+                    uploading.cancel()
+                    await asyncio.gather(uploading, return_exceptions=True)
+                    raise
+                await uploading
                 for note in refused:
                     await channel.say(f"repository {note.url} left out: {note.reason}")
+                proxy_url = None
+                if project.enable_net:
+                    assert self.proxy is not None
+                    label = f"build {build.id}/{chroot.name}"
+                    session = await scope.enter_async_context(self.proxy.session(label))
+                    proxy_url = await self._forward_proxy(vm, channel, session.address)
                 job = jobs.render_job(
                     build,
                     chroot,
@@ -219,20 +224,21 @@ class ChrootPipeline:
                     enable_net=project.enable_net,
                     proxy=proxy_url,
                 )
-                async with self._step(channel, clock, "upload"):
-                    await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
+                async with timed(channel, clock, "job upload"):
                     await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
-                    await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
                 status = await run_builder(vm, channel, build.timeout, self.config.build, clock)
                 out = workdir / "out"
                 if status == 0:
-                    async with self._step(channel, clock, "result download"):
+                    async with timed(channel, clock, "result download"):
                         limits = result_limits(self.config.build)
                         await take_results(vm, jobs.OUT_DIR, out, limits)
+                    # The results are here: the VM goes down while they are checked
+                    # and published (run() waits for it before the task ends).
+                    releasing = release_later(scope.pop_all(), clock, vm.name)
         finally:
-            released = clock.stop("vm release")
-        if released is not None:
-            await channel.say(step_line(released))
+            step = clock.stop(RELEASE) if releasing is None else None
+        if step is not None:
+            await channel.say(step_line(step))
         if status != 0:
             raise BuildFailed(failure_reason(status))
         identity = Identity(
@@ -240,19 +246,26 @@ class ChrootPipeline:
             jobs.vendor(build.owner, build.project),
             self._package(build),
         )
-        async with self._step(channel, clock, "result check"):
-            return await self._read_outcome(out, channel, workdir, identity)
-
-    @contextlib.asynccontextmanager
-    async def _step(self, channel: LogChannel, clock: StepClock, name: str) -> AsyncIterator[None]:
-        """Time the block as step `name`; its time goes in the log when the block ends well."""
-        clock.start(name)
         try:
-            yield
-        finally:
-            step = clock.stop(name)
-        if step is not None:
-            await channel.say(step_line(step))
+            async with timed(channel, clock, "result check"):
+                outcome = await read_outcome(out, channel, workdir, identity)
+        except BaseException:
+            await released(releasing, channel, clock)
+            raise
+        return dataclasses.replace(outcome, releasing=releasing)
+
+    async def _forward_repos(
+        self, vm: BuilderVm, plans: list[RepoPlan], channel: LogChannel, clock: StepClock
+    ) -> tuple[tuple[RepoRef, ...], list[RepoNote]]:
+        async with timed(channel, clock, "repo forwards"):
+            return await forward_repos(plans, vm.forward, self._resolve_repo)
+
+    async def _upload(
+        self, vm: BuilderVm, srpm: Path, channel: LogChannel, clock: StepClock
+    ) -> None:
+        async with timed(channel, clock, "upload"):
+            await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
+            await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
 
     async def _resolve_repo(self, host: str, port: int) -> str:
         """A user repository's host, resolved once and checked: the address to forward to."""
@@ -274,38 +287,6 @@ class ChrootPipeline:
         host = self.config.server.host
         return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, self.config.server.port)
 
-    async def _read_outcome(
-        self, out: Path, channel: LogChannel, workdir: Path, identity: Identity
-    ) -> Outcome:
-        rpms = sorted(out.glob("*.rpm"))
-        if not any(not p.name.endswith(".src.rpm") for p in rpms):
-            raise BuildFailed("the builder reported success but produced no binary RPM")
-        try:
-            infos = [await read_rpm(p) for p in rpms]
-        except BadRequest as exc:
-            # The VM made these files: a header the host refuses is the build's fault.
-            reason = f"the builder returned an RPM the host refuses: {exc.message}"
-            raise BuildFailed(reason) from exc
-        check_identity(infos, identity)
-        built = [info.nevra for info in infos]
-        manifest = await read_manifest(out / MANIFEST)
-        logs = await self._collect_logs(channel, workdir)
-        return Outcome(files=rpms + logs, built=built, manifest=manifest)
-
-    async def _collect_logs(self, channel: LogChannel, workdir: Path) -> list[Path]:
-        """build.log and build.log.gz, copied from the live log."""
-        workdir.mkdir(parents=True, exist_ok=True)
-        plain = workdir / "build.log"
-        packed = workdir / "build.log.gz"
-
-        def _copy() -> None:
-            shutil.copyfile(channel.path, plain)
-            with plain.open("rb") as src, gzip.open(packed, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-
-        await asyncio.to_thread(_copy)
-        return [plain, packed]
-
     async def _publish(
         self, build: Build, chroot: str, channel: LogChannel, outcome: Outcome, clock: StepClock
     ) -> None:
@@ -325,7 +306,7 @@ class ChrootPipeline:
         project = await self.store.project_by_id(build.project_id)
         if project.keep_builds is not None:
             # Retention: older builds of this package leave the repository, then the disk.
-            async with self._step(channel, clock, "prune"):
+            async with timed(channel, clock, "prune"):
                 await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
 
     async def _republish_log(
@@ -334,7 +315,7 @@ class ChrootPipeline:
         """build.log again, now with the time of every step in it."""
         await channel.say(summary_line(clock.steps))
         try:
-            logs = await self._collect_logs(channel, workdir)
+            logs = await collect_logs(channel, workdir)
             await self.publisher.replace_logs(
                 build.owner, build.project, chroot, build.id, self._package(build), logs
             )
