@@ -33,7 +33,7 @@ from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
 from kopers.worker.outcome import Outcome, collect_logs, read_outcome
-from kopers.worker.repos import RepoNote, RepoPlan, RepoRef, forward_repos, plan_repos
+from kopers.worker.repos import forward_repos, plan_repos
 from kopers.worker.results import Identity, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
 from kopers.worker.steps import StepClock, step_line, summary_line
@@ -197,15 +197,10 @@ class ChrootPipeline:
                 scope.callback(clock.start, "vm release")
                 if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
                     raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
-                # The source package goes up while the repositories are forwarded.
-                uploading = asyncio.create_task(self._upload(vm, srpm, channel, clock))
-                try:
-                    repos, refused = await self._forward_repos(vm, plans, channel, clock)
-                except BaseException:
-                    uploading.cancel()
-                    await asyncio.gather(uploading, return_exceptions=True)
-                    raise
-                await uploading
+                # Measured: uploading while the repositories are forwarded costs more
+                # (a session more for the job file, in a one-CPU guest) than it saves.
+                async with timed(channel, clock, "repo forwards"):
+                    repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
                 for note in refused:
                     await channel.say(f"repository {note.url} left out: {note.reason}")
                 proxy_url = None
@@ -224,8 +219,10 @@ class ChrootPipeline:
                     enable_net=project.enable_net,
                     proxy=proxy_url,
                 )
-                async with timed(channel, clock, "job upload"):
+                async with timed(channel, clock, "upload"):
+                    await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
                     await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
+                    await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
                 status = await run_builder(vm, channel, build.timeout, self.config.build, clock)
                 out = workdir / "out"
                 if status == 0:
@@ -253,19 +250,6 @@ class ChrootPipeline:
             await released(releasing, channel, clock)
             raise
         return dataclasses.replace(outcome, releasing=releasing)
-
-    async def _forward_repos(
-        self, vm: BuilderVm, plans: list[RepoPlan], channel: LogChannel, clock: StepClock
-    ) -> tuple[tuple[RepoRef, ...], list[RepoNote]]:
-        async with timed(channel, clock, "repo forwards"):
-            return await forward_repos(plans, vm.forward, self._resolve_repo)
-
-    async def _upload(
-        self, vm: BuilderVm, srpm: Path, channel: LogChannel, clock: StepClock
-    ) -> None:
-        async with timed(channel, clock, "upload"):
-            await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
-            await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
 
     async def _resolve_repo(self, host: str, port: int) -> str:
         """A user repository's host, resolved once and checked: the address to forward to."""
