@@ -118,6 +118,28 @@ class Project:
         return f"{self.owner}/{self.name}"
 
 
+class StepSource(enum.StrEnum):
+    """Who timed a step: Kopers on the host, or the builder's own output (untrusted)."""
+
+    KOPERS = "kopers"
+    BUILDER = "builder"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStep:
+    """One timed step of a task's run (VM claim, upload, rpmbuild, signing, ...).
+
+    `offset` is when the step began, in seconds after the run began (about the
+    task's started_on). A BUILDER step is timed on the host between lines the
+    builder printed, so it is only as true as the build's output.
+    """
+
+    name: str
+    seconds: float
+    source: StepSource = StepSource.KOPERS
+    offset: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class BuildTask:
     """One chroot's part of a build: the unit the scheduler runs in one VM."""
@@ -130,6 +152,7 @@ class BuildTask:
     result_dir: str | None = None
     reason: str | None = None
     attempts: int = 0
+    steps: tuple[TaskStep, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

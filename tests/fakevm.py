@@ -130,18 +130,22 @@ class FakeVm:
         # template's builder does), build the binaries with the job's macros.
         # Each step that fails ends the script with the builder's status for it.
         srpm = shlex.quote(str(self._local(job["srpm"])))
+        # It announces its commands as the template's builder does (`+ argv`).
         script = f"""
+            echo "+ rpm -i --force-debian {srpm}"
             rpm -i --force-debian --define "_topdir {top}" {srpm} \\
                 || exit {BuilderStatus.UNPACK_FAILED:d}
             sed -i -E '/^\\s*(vendor|packager)\\s*:/Id; /^\\s*%(define|global)\\s+dist\\s/d' \\
                 {top}/SPECS/*.spec || exit {BuilderStatus.FAILED:d}
             mkdir -p {top}/tmp
+            echo "+ rpmbuild -bb {top}/SPECS/*.spec"
             rpmbuild -bb --define "_topdir {top}" --define "_tmppath {top}/tmp" \\
                 {" ".join(map(shlex.quote, defines))} \\
                 {top}/SPECS/*.spec || {{
                 echo "kopers-builder: rpmbuild -bb failed with exit code $?"
                 exit {BuilderStatus.RPMBUILD_FAILED:d}
             }}
+            echo "kopers-builder: build succeeded"
         """
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)

@@ -209,6 +209,16 @@ _BUILD_FIELDS: dict[str, Schema] = {
     "is_background": BOOL,
 }
 BUILD = obj(_BUILD_FIELDS)
+SECONDS: Schema = {"type": "number", "minimum": 0}
+# One timed step of a task's run; "builder" steps are timed between the builder's own lines.
+TASK_STEP = obj(
+    {
+        "name": STRING,
+        "seconds": SECONDS,
+        "source": {"type": "string", "enum": ["kopers", "builder"]},
+        "offset": SECONDS,
+    }
+)
 BUILD_DETAIL = obj(
     {
         **_BUILD_FIELDS,
@@ -222,6 +232,7 @@ BUILD_DETAIL = obj(
                     "attempts": COUNT,
                     "started_on": ISO_TIME,
                     "ended_on": ISO_TIME,
+                    "steps": {"type": "array", "items": TASK_STEP},
                 }
             ),
         },

@@ -16,6 +16,7 @@ from kopers.api import copr_json as cj
 from kopers.api.auth import require_user
 from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, path_id, path_name
+from kopers.worker.steps import steps_json
 
 routes = web.RouteTableDef()
 
@@ -48,7 +49,7 @@ async def resubmit(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/builds/{build_id:\d+}")
 async def build_detail(request: web.Request) -> web.Response:
-    """A build with exact (ISO 8601, microsecond) task timestamps and reasons."""
+    """A build with exact (ISO 8601, microsecond) task timestamps, reasons and step times."""
     kopers = request.app[KOPERS]
     build = await kopers.store.get_build(path_id(request, "build_id"))
 
@@ -64,6 +65,7 @@ async def build_detail(request: web.Request) -> web.Response:
                 "attempts": t.attempts,
                 "started_on": iso(t.started_on),
                 "ended_on": iso(t.ended_on),
+                "steps": steps_json(t.steps),
             }
             for t in build.tasks
         ]

@@ -18,7 +18,8 @@ import asyncpg
 from kopers.db.chains import ChainSpec, ChainStore, start_state
 from kopers.db.transitions import ATTEMPT_STATES, TransitionRefused, source_from, task_from
 from kopers.errors import NotFound
-from kopers.models import Build, BuildState, BuildTask, Nevra, SourceType
+from kopers.models import Build, BuildState, BuildTask, Nevra, SourceType, TaskStep
+from kopers.worker.steps import steps_from_json, steps_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +172,9 @@ class BuildStore(ChainStore):
         result_dir: str | None,
         built: Sequence[Nevra] = (),
         manifest: Sequence[str] = (),
+        steps: Sequence[TaskStep] = (),
     ) -> bool:
-        """Record a task's end, its packages and its buildroot manifest, atomically.
+        """Record a task's end, its packages, buildroot manifest and step times, atomically.
 
         False, and nothing recorded, when the task had already ended: above all
         when the user canceled it while it ran.
@@ -188,6 +190,7 @@ class BuildStore(ChainStore):
                 reason,
                 result_dir,
                 task_from(state),
+                steps_json(steps),
             )
             if done is None:
                 return False
@@ -290,6 +293,7 @@ def _task(row: asyncpg.Record) -> BuildTask:
         result_dir=row["result_dir"],
         reason=row["reason"],
         attempts=row["attempts"],
+        steps=steps_from_json(row["steps"]),
     )
 
 

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from kopers.errors import BadRequest, InfrastructureError
@@ -41,7 +42,12 @@ from kopers.publish.signing import Signer
 from kopers.publish.usage import UsageCache
 
 _STAGING_PREFIX = ".incoming-"
+Timer = Callable[[str], AbstractContextManager[None]]
 _TRASH_PREFIX = ".removing-"
+
+
+def _untimed(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class Publisher:
@@ -84,30 +90,37 @@ class Publisher:
         build_id: int,
         package: str,
         files: Sequence[Path],
+        timed: Timer = _untimed,
     ) -> Path:
         """Publish one build's results in one chroot; return its build directory.
 
         `files` (RPMs, the SRPM, logs; directories are copied whole) are
         copied, so the caller keeps and cleans up its own copies. Publishing
-        the same build again replaces its directory.
+        the same build again replaces its directory. `timed(name)` times the
+        steps: "staging", "signing", "publish" (into place, and the repodata).
         """
         build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
         chroot_dir = build_dir.parent
         await self._ensure_project(owner, project)
         try:
             async with self._signer.session(owner, project):  # one gpg-agent for all
-                staging = await asyncio.to_thread(
-                    _stage, chroot_dir, build_dir_name(build_id, package), list(files)
-                )
+                with timed("staging"):
+                    staging = await asyncio.to_thread(
+                        _stage, chroot_dir, build_dir_name(build_id, package), list(files)
+                    )
 
                 async def sign() -> None:
-                    rpms = await asyncio.to_thread(lambda: sorted(staging.glob("*.rpm")))
-                    await self._signer.sign_rpms(owner, project, rpms)
+                    with timed("signing"):
+                        rpms = await asyncio.to_thread(lambda: sorted(staging.glob("*.rpm")))
+                        await self._signer.sign_rpms(owner, project, rpms)
 
                 await _install(staging, build_dir, before=sign)
-                await self._update(
-                    chroot_dir, sign=self._repomd_signer(owner, project), changed=[build_dir.name]
-                )
+                with timed("publish"):
+                    await self._update(
+                        chroot_dir,
+                        sign=self._repomd_signer(owner, project),
+                        changed=[build_dir.name],
+                    )
         finally:
             self._usage.invalidate(chroot_dir)
         return build_dir
@@ -144,6 +157,28 @@ class Publisher:
         finally:
             self._usage.invalidate(chroot_dir)
         return build_dir
+
+    async def replace_logs(
+        self,
+        owner: str,
+        project: str,
+        chroot: str,
+        build_id: int,
+        package: str,
+        files: Sequence[Path],
+    ) -> None:
+        """Replace log files in a published build directory, each by one rename.
+
+        For a build.log that has grown since its build was published. RPMs are
+        never taken (they would change the repository behind its repodata);
+        a build directory that is not there gets nothing.
+        """
+        build_dir = self._layout.build_dir(owner, project, chroot, build_id, package)
+        logs = [f for f in files if not f.name.endswith(".rpm")]
+        try:
+            await asyncio.to_thread(_replace_files, build_dir, logs)
+        finally:
+            self._usage.invalidate(build_dir.parent)
 
     async def remove_build(
         self, owner: str, project: str, build_id: int, chroot: str, package: str
@@ -264,6 +299,24 @@ def _stage(chroot_dir: Path, name: str, files: list[Path]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging
+
+
+def _replace_files(build_dir: Path, files: list[Path]) -> None:
+    """Copy `files` into an existing `build_dir`, each replacing its namesake atomically."""
+    if not build_dir.is_dir():
+        return
+    for f in files:
+        if f.name.startswith(".") or not f.name or any(c in f.name for c in "\r\n\0/"):
+            raise BadRequest(f"invalid result file name: {f.name!r}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", dir=build_dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(f, tmp)
+            os.chmod(tmp, 0o644)  # served to anyone
+            os.replace(tmp, build_dir / f.name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _move_into_place(staging: Path, build_dir: Path) -> bool:

@@ -11,43 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
+import dataclasses
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from kopers.config import ChrootConfig, Config
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
-from kopers.errors import BadRequest, BuildFailed, InfrastructureError
+from kopers.errors import BuildFailed, InfrastructureError
 from kopers.logs.hub import LogChannel, LogHub
-from kopers.models import Build, BuildState, Nevra
+from kopers.models import Build, BuildState, TaskStep
 from kopers.net.connect import resolve_checked
 from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.redact import host_roots, scrub
-from kopers.rpmfile import read_rpm
 from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
+from kopers.worker.outcome import Outcome, collect_logs, read_outcome
 from kopers.worker.repos import forward_repos, plan_repos
-from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest, take_results
+from kopers.worker.results import Identity, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
+from kopers.worker.steps import StepClock, step_line, summary_line
+from kopers.worker.timing import RELEASE, release_later, released, timed
 
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    files: list[Path]
-    built: list[Nevra]
-    manifest: list[str]
 
 
 class ChrootPipeline:
@@ -76,6 +71,7 @@ class ChrootPipeline:
         chroot = self.config.chroot(chroot_name)
         channel = self.hub.open(build_id, chroot_name)
         workdir = self.paths.work / f"{build_id:08d}-{chroot_name}"
+        clock = StepClock()
         try:
             if chroot is None or not chroot.enabled:
                 return await self._finish(
@@ -85,25 +81,34 @@ class ChrootPipeline:
                     BuildState.FAILED,
                     f"chroot {chroot_name} is not configured on this server",
                 )
-            outcome = await self._attempts(build, chroot, channel, workdir)
+            outcome = await self._attempts(build, chroot, channel, workdir, clock)
             try:
-                await self._publish(build, chroot_name, outcome)
+                try:
+                    await self._publish(build, chroot_name, channel, outcome, clock)
+                finally:
+                    # Published while the VM went down; gone before the task ends.
+                    await released(outcome.releasing, channel, clock)
+                await self._republish_log(build, chroot_name, channel, workdir, clock)
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
                 raise BuildFailed(f"the results could not be published ({cause(exc)})") from exc
             return await self._finish(
-                build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome
+                build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome, clock.steps
             )
         except BuildFailed as exc:
             try:
-                files = await self._collect_logs(channel, workdir)
+                if clock.steps:
+                    await channel.say(summary_line(clock.steps))
+                files = await collect_logs(channel, workdir)
                 await self.publisher.publish_logs(
                     build.owner, build.project, chroot_name, build.id, self._package(build), files
                 )
             except Exception:
                 # The task still ends; its log stays readable from the live log.
                 log.exception("task %d/%s: publishing the logs failed", build_id, chroot_name)
-            return await self._finish(build, chroot_name, channel, BuildState.FAILED, exc.message)
+            return await self._finish(
+                build, chroot_name, channel, BuildState.FAILED, exc.message, None, clock.steps
+            )
         except TransitionRefused:
             # The stored task moved on without this run (a cancel won the race):
             # Postgres keeps its state; the viewers are told that one.
@@ -125,12 +130,19 @@ class ChrootPipeline:
             # failed in Postgres with its viewers told, not stay running forever.
             log.exception("task %d/%s crashed", build_id, chroot_name)
             reason = f"Kopers failed while running this task ({cause(exc)})"
-            return await self._finish(build, chroot_name, channel, BuildState.FAILED, reason)
+            return await self._finish(
+                build, chroot_name, channel, BuildState.FAILED, reason, None, clock.steps
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _attempts(
-        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+        self,
+        build: Build,
+        chroot: ChrootConfig,
+        channel: LogChannel,
+        workdir: Path,
+        clock: StepClock,
     ) -> Outcome:
         """Run the build on fresh VMs until it ends on its own merits."""
         limit = self.config.build.max_attempts
@@ -138,7 +150,7 @@ class ChrootPipeline:
             await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
             await channel.say(f"attempt {attempt} of {limit} on a fresh {chroot.template} VM")
             try:
-                return await self._attempt(build, chroot, channel, workdir)
+                return await self._attempt(build, chroot, channel, workdir, clock)
             except InfrastructureError as exc:
                 log.warning(
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
@@ -154,7 +166,12 @@ class ChrootPipeline:
         )
 
     async def _attempt(
-        self, build: Build, chroot: ChrootConfig, channel: LogChannel, workdir: Path
+        self,
+        build: Build,
+        chroot: ChrootConfig,
+        channel: LogChannel,
+        workdir: Path,
+        clock: StepClock,
     ) -> Outcome:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -169,40 +186,58 @@ class ChrootPipeline:
                 "the project allows network access, but this server runs no egress "
                 "proxy for builds to reach it through"
             )
-        # The scope ends inside the VM's: the build's proxy session (its port and
-        # every tunnel it carries) closes on every way out, before the VM goes.
-        async with (
-            self.vms.builder(chroot.template, f"{build.id}-{chroot.name}") as vm,
-            contextlib.AsyncExitStack() as scope,
-        ):
-            if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
-                raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
-            repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
-            for note in refused:
-                await channel.say(f"repository {note.url} left out: {note.reason}")
-            proxy_url = None
-            if project.enable_net:
-                assert self.proxy is not None
-                label = f"build {build.id}/{chroot.name}"
-                session = await scope.enter_async_context(self.proxy.session(label))
-                proxy_url = await self._forward_proxy(vm, channel, session.address)
-            job = jobs.render_job(
-                build,
-                chroot,
-                repo_tag=self.config.build.repo_tag,
-                public_url=self.config.server.public_url,
-                srpm_name=srpm.name,
-                repos=repos,
-                enable_net=project.enable_net,
-                proxy=proxy_url,
-            )
-            await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
-            await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
-            await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
-            status = await run_builder(vm, channel, build.timeout, self.config.build)
-            out = workdir / "out"
-            if status == 0:
-                await take_results(vm, jobs.OUT_DIR, out, result_limits(self.config.build))
+        # The build's proxy session (its port and every tunnel it carries) is
+        # entered after the VM, so it closes on every way out, before the VM goes.
+        releasing: asyncio.Task[None] | None = None
+        try:
+            async with contextlib.AsyncExitStack() as scope:
+                async with timed(channel, clock, "vm claim"):
+                    vm = await scope.enter_async_context(
+                        self.vms.builder(chroot.template, f"{build.id}-{chroot.name}")
+                    )
+                # Leaving the scope destroys the VM: "vm release" from then on.
+                scope.callback(clock.start, "vm release")
+                if not await self.store.set_task_state(build.id, chroot.name, BuildState.RUNNING):
+                    raise TransitionRefused(f"task {build.id}/{chroot.name} may not run now")
+                # Measured: uploading while the repositories are forwarded costs more
+                # (a session more for the job file, in a one-CPU guest) than it saves.
+                async with timed(channel, clock, "repo forwards"):
+                    repos, refused = await forward_repos(plans, vm.forward, self._resolve_repo)
+                for note in refused:
+                    await channel.say(f"repository {note.url} left out: {note.reason}")
+                proxy_url = None
+                if project.enable_net:
+                    assert self.proxy is not None
+                    label = f"build {build.id}/{chroot.name}"
+                    session = await scope.enter_async_context(self.proxy.session(label))
+                    proxy_url = await self._forward_proxy(vm, channel, session.address)
+                job = jobs.render_job(
+                    build,
+                    chroot,
+                    repo_tag=self.config.build.repo_tag,
+                    public_url=self.config.server.public_url,
+                    srpm_name=srpm.name,
+                    repos=repos,
+                    enable_net=project.enable_net,
+                    proxy=proxy_url,
+                )
+                async with timed(channel, clock, "upload"):
+                    await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
+                    await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)
+                    await vm.put(srpm, f"{jobs.IN_DIR}/{srpm.name}")
+                status = await run_builder(vm, channel, build.timeout, self.config.build, clock)
+                out = workdir / "out"
+                if status == 0:
+                    async with timed(channel, clock, "result download"):
+                        limits = result_limits(self.config.build)
+                        await take_results(vm, jobs.OUT_DIR, out, limits)
+                    # The results are here: the VM goes down while they are checked
+                    # and published (run() waits for it before the task ends).
+                    releasing = release_later(scope.pop_all(), clock, vm.name)
+        finally:
+            step = clock.stop(RELEASE) if releasing is None else None
+        if step is not None:
+            await channel.say(step_line(step))
         if status != 0:
             raise BuildFailed(failure_reason(status))
         identity = Identity(
@@ -210,7 +245,13 @@ class ChrootPipeline:
             jobs.vendor(build.owner, build.project),
             self._package(build),
         )
-        return await self._read_outcome(out, channel, workdir, identity)
+        try:
+            async with timed(channel, clock, "result check"):
+                outcome = await read_outcome(out, channel, workdir, identity)
+        except BaseException:
+            await released(releasing, channel, clock)
+            raise
+        return dataclasses.replace(outcome, releasing=releasing)
 
     async def _resolve_repo(self, host: str, port: int) -> str:
         """A user repository's host, resolved once and checked: the address to forward to."""
@@ -232,46 +273,41 @@ class ChrootPipeline:
         host = self.config.server.host
         return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, self.config.server.port)
 
-    async def _read_outcome(
-        self, out: Path, channel: LogChannel, workdir: Path, identity: Identity
-    ) -> Outcome:
-        rpms = sorted(out.glob("*.rpm"))
-        if not any(not p.name.endswith(".src.rpm") for p in rpms):
-            raise BuildFailed("the builder reported success but produced no binary RPM")
-        try:
-            infos = [await read_rpm(p) for p in rpms]
-        except BadRequest as exc:
-            # The VM made these files: a header the host refuses is the build's fault.
-            reason = f"the builder returned an RPM the host refuses: {exc.message}"
-            raise BuildFailed(reason) from exc
-        check_identity(infos, identity)
-        built = [info.nevra for info in infos]
-        manifest = await read_manifest(out / MANIFEST)
-        logs = await self._collect_logs(channel, workdir)
-        return Outcome(files=rpms + logs, built=built, manifest=manifest)
-
-    async def _collect_logs(self, channel: LogChannel, workdir: Path) -> list[Path]:
-        """build.log and build.log.gz, copied from the live log."""
-        workdir.mkdir(parents=True, exist_ok=True)
-        plain = workdir / "build.log"
-        packed = workdir / "build.log.gz"
-
-        def _copy() -> None:
-            shutil.copyfile(channel.path, plain)
-            with plain.open("rb") as src, gzip.open(packed, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-
-        await asyncio.to_thread(_copy)
-        return [plain, packed]
-
-    async def _publish(self, build: Build, chroot: str, outcome: Outcome) -> None:
+    async def _publish(
+        self, build: Build, chroot: str, channel: LogChannel, outcome: Outcome, clock: StepClock
+    ) -> None:
         await self.publisher.publish(
-            build.owner, build.project, chroot, build.id, self._package(build), outcome.files
+            build.owner,
+            build.project,
+            chroot,
+            build.id,
+            self._package(build),
+            outcome.files,
+            timed=clock.step,
         )
+        for name in ("staging", "signing", "publish"):
+            for step in clock.steps:
+                if step.name == name:
+                    await channel.say(step_line(step))
         project = await self.store.project_by_id(build.project_id)
         if project.keep_builds is not None:
             # Retention: older builds of this package leave the repository, then the disk.
-            await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
+            async with timed(channel, clock, "prune"):
+                await self.publisher.prune(build.owner, build.project, chroot, project.keep_builds)
+
+    async def _republish_log(
+        self, build: Build, chroot: str, channel: LogChannel, workdir: Path, clock: StepClock
+    ) -> None:
+        """build.log again, now with the time of every step in it."""
+        await channel.say(summary_line(clock.steps))
+        try:
+            logs = await collect_logs(channel, workdir)
+            await self.publisher.replace_logs(
+                build.owner, build.project, chroot, build.id, self._package(build), logs
+            )
+        except Exception:
+            # The results are online; the published build.log only lacks the last steps.
+            log.exception("task %d/%s: replacing build.log failed", build.id, chroot)
 
     async def _finish(
         self,
@@ -281,6 +317,7 @@ class ChrootPipeline:
         state: BuildState,
         reason: str | None,
         outcome: Outcome | None = None,
+        steps: Sequence[TaskStep] = (),
     ) -> BuildState:
         result_dir = self.publisher.layout.build_dir(
             build.owner, build.project, chroot, build.id, self._package(build)
@@ -293,6 +330,7 @@ class ChrootPipeline:
             str(result_dir),
             outcome.built if outcome else (),
             outcome.manifest if outcome else (),
+            steps,
         )
         if not finished:
             # A cancel got there first and stands; what this run published goes again.

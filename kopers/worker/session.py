@@ -22,14 +22,33 @@ from kopers.config import BuildConfig
 from kopers.errors import BuildFailed, KopersError
 from kopers.logs.hub import LogChannel
 from kopers.logs.watchdog import Limits, Watchdog
+from kopers.models import StepSource, TaskStep
 from kopers.vm.pool import BuilderVm
 from kopers.worker import job as jobs
 from kopers.worker.results import ResultLimits
+from kopers.worker.steps import BuilderPhases, StepClock, step_line
 
 
-async def run_builder(vm: BuilderVm, channel: LogChannel, timeout: int, cfg: BuildConfig) -> int:
-    """The builder's exit status; BuildFailed when it breaches a limit."""
+async def run_builder(
+    vm: BuilderVm,
+    channel: LogChannel,
+    timeout: int,
+    cfg: BuildConfig,
+    clock: StepClock | None = None,
+) -> int:
+    """The builder's exit status; BuildFailed when it breaches a limit.
+
+    With a `clock`, the run is timed as step "builder", and the phases its
+    output announces (see steps.BuilderPhases) as the builder's steps.
+    """
     loop = asyncio.get_running_loop()
+    phases = BuilderPhases()
+
+    async def note_phase(step: TaskStep | None) -> None:
+        if step is not None and clock is not None:
+            clock.add(step)
+            await channel.say(step_line(step))
+
     limits = Limits(timeout, cfg.silence_timeout_s, cfg.max_log_mib << 20)
     watch = Watchdog(limits, loop.time())
     await channel.say(
@@ -45,10 +64,25 @@ async def run_builder(vm: BuilderVm, channel: LogChannel, timeout: int, cfg: Bui
                 if breach is not None:
                     await channel.say(f"{breach.reason}; stopping the build")
                     raise BuildFailed(breach.reason)
+                if clock is not None:
+                    await note_phase(phases.saw(line, clock.offset()))
                 await channel.append(line)
                 scope.reschedule(watch.deadline())
 
-            return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
+            if clock is None:
+                return await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
+            clock.start("builder")
+            try:
+                status = await vm.run(f"{vm.builder} {jobs.JOB_PATH}", on_line)
+            finally:
+                # Recorded whatever ends the run; said only when it ends on its own.
+                ended = [s for s in (phases.end(clock.offset()), clock.stop("builder")) if s]
+                for step in ended:
+                    if step.source == StepSource.BUILDER:
+                        clock.add(step)
+            for step in ended:
+                await channel.say(step_line(step))
+            return status
     except TimeoutError:
         # The timer fired at the deadline (give or take the clock's resolution).
         breach = watch.breach_at(max(loop.time(), watch.deadline()))

@@ -53,7 +53,8 @@ WHERE build_id = $1 AND chroot = $2 AND state = ANY($4::text[])
 RETURNING build_id;
 
 -- name: finish_task
-UPDATE build_tasks SET state = $3, ended_on = now(), reason = $4, result_dir = $5
+UPDATE build_tasks SET state = $3, ended_on = now(), reason = $4, result_dir = $5,
+                       steps = $7::jsonb
 WHERE build_id = $1 AND chroot = $2 AND state = ANY($6::text[])
 RETURNING build_id;
 

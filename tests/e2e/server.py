@@ -61,6 +61,8 @@ class Server:
                 "KOPERS_LISTEN": f"127.0.0.1:{port}",
                 "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                # This checkout's kopers, whichever checkout the venv was installed from.
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
                 "KOPERS_VM_WARM": "0",
                 # Test web servers that builds may fetch from listen here; every
                 # other loopback, private and host address stays refused.

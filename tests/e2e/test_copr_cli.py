@@ -99,6 +99,19 @@ def test_build_upload_succeeds_and_downloads_signed_identifiable_rpms(
     manifest = server.get(f"/api/builds/{build_id}/buildroot")
     assert any(n.startswith("kopers-system-provides") for n in manifest["chroots"][CHROOT])
 
+    # Every step was timed on the host; the builder's phases as its output divides them.
+    [task] = server.get(f"/api/builds/{build_id}")["tasks"]
+    timed = {s["name"]: s for s in task["steps"] if s["source"] == "kopers"}
+    for name in ("vm claim", "upload", "builder", "result download", "signing", "publish"):
+        assert timed[name]["seconds"] > 0, (name, task["steps"])
+    phases = {s["name"] for s in task["steps"] if s["source"] == "builder"}
+    assert {"unpack", "rpmbuild"} <= phases, task["steps"]
+    log = (dest / CHROOT / "build.log").read_text()
+    assert "kopers: step vm claim: " in log and "kopers: step rpmbuild: " in log
+    # Nothing to install: rpm says so, and dnf is not asked.
+    assert "builddep" not in phases and "no dnf builddep" in log
+    assert "kopers: step times: vm claim " in log and " signing " in log
+
 
 def test_dnf_installs_from_the_served_repo_file(server: Server, alice: str, tmp_path: Path) -> None:
     reposdir = tmp_path / "repos"

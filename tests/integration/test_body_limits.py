@@ -349,6 +349,8 @@ async def served(dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
         "KOPERS_LISTEN": f"127.0.0.1:{port}",
         "KOPERS_VM_WARM": "0",
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        # This checkout's kopers, whichever checkout the venv was installed from.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(

@@ -215,6 +215,37 @@ def test_build_dependencies_that_cannot_be_installed(
 
 
 @NEEDS_RPM
+def test_no_dnf_builddep_when_rpm_finds_nothing_to_install(
+    builder: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # dnf would fail on this repository (it has no repodata); it is not asked.
+    empty = tmp_path / "empty-repo"
+    empty.mkdir()
+    repo = {"id": "empty", "name": "empty", "baseurl": empty.as_uri()}
+    status, lines = run_builder(
+        builder, tmp_path, capfd, **build_job(tmp_path, srpm_of(tmp_path), repos=[repo])
+    )
+    assert status == BuilderStatus.BUILT, lines
+    assert not any(line.startswith("+ dnf builddep") for line in lines)
+    assert any("no dnf builddep" in line for line in lines)
+
+
+@NEEDS_RPM
+@pytest.mark.parametrize("requires", ["kopers-nowhere-to-be-found", "bash >= 1"])
+def test_build_requires_rpm_cannot_vouch_for_go_to_dnf(
+    builder: ModuleType, tmp_path: Path, requires: str
+) -> None:
+    spec = tmp_path / "x.spec"
+    spec.write_text(NOARCH_SPEC.format(name="x", version="1", release=1, requires=""))
+    job = build_job(tmp_path, tmp_path / "x.src.rpm")
+    assert builder.deps_installed(job, spec)
+    spec.write_text(
+        NOARCH_SPEC.format(name="x", version="1", release=1, requires=f"BuildRequires: {requires}")
+    )
+    assert not builder.deps_installed(job, spec)
+
+
+@NEEDS_RPM
 def test_a_failing_rpmbuild_with_leftovers(
     builder: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,7 +22,8 @@ and the build gets it as http_proxy/https_proxy.
 Steps: install the SRPM into a fresh topdir; remove Vendor:, Packager: and
 %define/%global dist from the spec so the forced macros win, and append
 %{?dist} to a Release that would not end in the forced dist; `dnf builddep`
-against the job's repos (when there are any); `rpmbuild -ba`; copy the RPMs and
+against the job's repos (when there are any, and rpm does not find every
+BuildRequires installed already); `rpmbuild -ba`; copy the RPMs and
 the rebuilt SRPM to result_dir with manifest.txt (the buildroot's packages).
 
 A job with `"mode": "srpm"` builds a source package instead, from a checkout
@@ -88,6 +89,7 @@ MACROS = ("dist", "vendor", "packager")
 # Lines the packager may not set: they would override the identity Kopers forces.
 FORCED_LINE = re.compile(r"^\s*(?:(?:vendor|packager)\s*:|%(?:define|global)\s+dist\s)", re.I)
 REPO_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # a dependency without a version
 RELEASE_LINE = re.compile(r"^(\s*release\s*:\s*)(\S.*?)(\s*)$", re.I)
 
 
@@ -436,6 +438,9 @@ def write_repos(job: dict) -> None:
 
 
 def builddep(job: dict, spec: Path) -> None:
+    if deps_installed(job, spec):
+        say("every BuildRequires is installed already (rpm says so): no dnf builddep")
+        return
     argv = [
         "dnf", "builddep", "-y",
         f"--setopt=reposdir={REPOSDIR}",
@@ -445,6 +450,22 @@ def builddep(job: dict, spec: Path) -> None:
     for name in MACROS:
         argv += ["--define", f"{name} {job['macros'][name]}"]
     run([*argv, str(spec)], BUILDDEP_FAILED)
+
+
+def deps_installed(job: dict, spec: Path) -> bool:
+    """True if the spec's BuildRequires are plain names rpm finds installed (none at all
+    counts); anything else (versions, rich or generated dependencies) is dnf's to judge."""
+    if "%generate_buildrequires" in spec.read_text(errors="replace"):
+        return False
+    argv = ["rpmspec", "-q", "--buildrequires", *defines(job), str(spec)]
+    out = bytearray()
+    if contained(argv, out.extend, stderr=subprocess.DEVNULL) != 0:
+        return False
+    needs = out.decode(errors="replace").split()
+    if not all(PLAIN_NAME.match(n) for n in needs):
+        return False
+    query = ["rpm", "-q", "--quiet", "--whatprovides", *needs]
+    return not needs or contained(query, lambda _: None, stderr=subprocess.DEVNULL) == 0
 
 
 def write_manifest(result_dir: Path) -> None:
