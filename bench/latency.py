@@ -17,6 +17,14 @@ be judged side by side with the commit before it:
 
 Last line: `latency submit_running_s=… running_built_s=… built_published_s=… total_s=…`
 (medians).
+
+`--queue N` measures throughput instead: with two VM slots and two warm
+clones, N trivial builds are submitted at once; it prints builds per hour
+and how long tasks waited for a VM (the pool not keeping up):
+
+    .venv/bin/python bench/latency.py --queue 20
+
+Last line: `throughput builds=N builds_per_hour=… vm_wait_median_s=… vm_wait_p90_s=…`.
 """
 
 from __future__ import annotations
@@ -143,7 +151,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--builds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--queue", type=int, default=0, help="throughput of N builds at once")
     args = parser.parse_args()
+    if args.queue:
+        return throughput(args.queue)
     base = Path(tempfile.mkdtemp(prefix="kopers-bench-latency-"))
     server = Server.create(base, KOPERS_VM_WARM="1")
     server.start()
@@ -167,6 +178,51 @@ def main() -> int:
     report(runs)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
+    return 0
+
+
+def throughput(count: int) -> int:
+    """Submit `count` builds at once to a pool of two slots, two warm; print builds per hour."""
+    base = Path(tempfile.mkdtemp(prefix="kopers-bench-throughput-"))
+    server = Server.create(base, KOPERS_VM_WARM="2", KOPERS_VM_MAX_CONCURRENT="2")
+    server.start()
+    try:
+        server.user(USER)
+        if server.copr(USER, "create", PROJECT, "--chroot", CHROOT).returncode != 0:
+            print("creating the project failed", file=sys.stderr)
+            return 1
+        srpms = [noarch_srpm(base / "srpms", f"bench-queue{i}") for i in range(count)]
+        deadline = time.monotonic() + 900
+        while server.get("/api/status")["vm"]["warm"] < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("two warm clones did not come up")
+            time.sleep(0.5)
+        first = time.time()
+        ids = [upload(server, srpm) for srpm in srpms]
+        tasks = [wait_task(server, build_id, timeout=3600) for build_id in ids]
+    except Exception as exc:
+        print(f"{exc}; see {server.log_path}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+    failed = [t for t in tasks if t["state"] != "succeeded"]
+    if failed:
+        print(f"{len(failed)} builds did not succeed: {failed[0]['reason']}", file=sys.stderr)
+        return 1
+    span = max(when(t["ended_on"]) for t in tasks) - first
+    waits = [
+        next(
+            s["seconds"] for s in t["steps"] if s["name"] == "vm claim" and s["source"] == "kopers"
+        )
+        for t in tasks
+    ]
+    per_hour = count / span * 3600
+    print(f"{count} builds in {span:.1f} s: {per_hour:.0f} builds per hour")
+    print(f"waiting for a VM: median {pct(waits, 50):.2f} s, p90 {pct(waits, 90):.2f} s")
+    print(
+        f"throughput builds={count} builds_per_hour={per_hour:.0f} "
+        f"vm_wait_median_s={pct(waits, 50):.2f} vm_wait_p90_s={pct(waits, 90):.2f}"
+    )
     return 0
 
 
