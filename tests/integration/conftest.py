@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -122,3 +123,17 @@ async def waiting_build(store: Store, project_id: int, submitter_id: int, finish
     if finished:
         await store.cancel_build(build.id)
     return build.id
+
+
+async def table_rows(pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """Every table's rows (tokens without last_used: using a token is not a change)."""
+    tables = await pool.fetch(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    )
+    out = {}
+    for t in sorted(r["table_name"] for r in tables):
+        rows = await pool.fetch(f'SELECT * FROM "{t}"')
+        drop = {"last_used"} if t == "tokens" else set()
+        out[t] = sorted(repr({k: v for k, v in r.items() if k not in drop}) for r in rows)
+    return out

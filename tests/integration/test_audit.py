@@ -19,24 +19,13 @@ import pytest
 
 from kopers import tokens
 from kopers.models import Build
-from tests.integration.conftest import CHROOT, Api, create
+from tests.integration.conftest import CHROOT, Api, create, table_rows
 
 pytestmark = pytest.mark.integration
 
 
 async def db_snapshot(api: Api) -> dict[str, list[str]]:
-    """Every table's rows (tokens without last_used: using a token is not a change)."""
-    pool = api.kopers.store.pool
-    tables = await pool.fetch(
-        "SELECT table_name FROM information_schema.tables"
-        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-    )
-    out = {}
-    for t in sorted(r["table_name"] for r in tables):
-        rows = await pool.fetch(f'SELECT * FROM "{t}"')
-        drop = {"last_used"} if t == "tokens" else set()
-        out[t] = sorted(repr({k: v for k, v in r.items() if k not in drop}) for r in rows)
-    return out
+    return await table_rows(api.kopers.store.pool)
 
 
 async def refuse_events(api: Api, action: str) -> None:

@@ -34,7 +34,7 @@ from kopers.access import Grant, PermState
 from kopers.api.app import create_app
 from kopers.models import Project
 from kopers.service import Kopers, open_kopers
-from tests.integration.conftest import waiting_build
+from tests.integration.conftest import table_rows, waiting_build
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -112,16 +112,7 @@ class World:
 
     async def snapshot(self) -> dict[str, list[str]]:
         """Every table's rows (tokens without last_used: using a token is not a change)."""
-        pool = self.kopers.store.pool
-        tables = await pool.fetch(
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-        )
-        out = {}
-        for t in sorted(r["table_name"] for r in tables):
-            rows = await pool.fetch(f'SELECT * FROM "{t}"')
-            drop = {"last_used"} if t == "tokens" else set()
-            out[t] = sorted(repr({k: v for k, v in r.items() if k not in drop}) for r in rows)
+        out = await table_rows(self.kopers.store.pool)
         paths = self.kopers.paths
         for d in (paths.incoming, paths.sources, paths.results):
             out[f"files:{d.name}"] = sorted(str(p) for p in d.rglob("*"))
