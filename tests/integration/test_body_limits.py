@@ -30,6 +30,7 @@ from kopers.db.database import open_database
 from kopers.db.store import Store
 from kopers.service import open_kopers
 from tests.integration.conftest import CHROOT, Api, basic, create
+from tests.integration.liveserver import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -327,14 +328,6 @@ class Served:
     pid: int
     port: int
     auth: str
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from kopers.api.app import create_app
 from kopers.server import serve
 from kopers.service import Kopers, open_kopers
 from tests.integration.conftest import CHROOT, basic
+from tests.integration.liveserver import free_port
 from tests.integration.test_body_limits import (
     END,
     MULTIPART,
@@ -59,12 +60,6 @@ class Guarded:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
         return await asyncio.open_connection(sock=sock)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
