@@ -79,6 +79,10 @@ def create_app(kopers: Kopers) -> web.Application:
     from kopers.api import (
         auth,
         chroots,
+        coprbuilds,
+        coprpackages,
+        coprprojects,
+        coprsubmit,
         coprv3,
         dnfrepo,
         events,
@@ -104,6 +108,10 @@ def create_app(kopers: Kopers) -> web.Application:
     )
     app[KOPERS] = kopers
     coprv3.add_routes(app)
+    coprprojects.add_routes(app)
+    coprsubmit.add_routes(app)
+    coprbuilds.add_routes(app)
+    coprpackages.add_routes(app)
     chroots.add_routes(app)
     permissions.add_routes(app)
     auth.add_routes(app)

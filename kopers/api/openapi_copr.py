@@ -1,6 +1,6 @@
 """Copr's API v3 under /api_3 as OpenAPI operations: what copr-cli and python-copr call. Pure.
 
-The contract is ../shared/docs/copr-api-v3.md; the handlers are in coprv3.py,
+The contract is ../shared/docs/copr-api-v3.md; the handlers are in the copr*.py modules,
 chroots.py and permissions.py.
 """
 

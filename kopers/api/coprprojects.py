@@ -1,0 +1,112 @@
+"""Copr API v3 projects under /api_3/project: get, list, search, add, delete, regenerate."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kopers import access
+from kopers.api import bodies
+from kopers.api import copr_json as cj
+from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
+from kopers.api.params import (
+    json_body,
+    max_text,
+    need_name,
+    paging,
+    path_name,
+    query_bool,
+    query_name,
+    query_text,
+)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api_3/project")
+async def get_project(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    project = await kopers.store.get_project(
+        need_name(request, "ownername"), need_name(request, "projectname")
+    )
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.get("/api_3/project/list")
+async def list_projects(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    limit, offset = paging(request)
+    owner = query_name(request, "ownername")
+    projects = await kopers.store.list_projects(owner, None, limit, offset)
+    items = [cj.project_json(p, kopers.layout) for p in projects]
+    return web.json_response(cj.page(items, limit, offset, order_type="ASC"))
+
+
+@routes.get("/api_3/project/search")
+async def search_projects(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    limit, offset = paging(request)
+    query = query_text(request, "query", max_text(request)) or ""
+    projects = await kopers.store.list_projects(None, query, limit, offset)
+    items = [cj.project_json(p, kopers.layout) for p in projects]
+    return web.json_response(cj.page(items, limit, offset, order_type="ASC"))
+
+
+@routes.post("/api_3/project/add/{ownername}")
+async def add_project(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    owner = path_name(request, "ownername")
+    data = bodies.new_project(await json_body(request), max_text(request))
+    if query_bool(request, "exist_ok"):
+        existing = await kopers.store.list_projects(owner, None)
+        match = [p for p in existing if p.name == data["name"]]
+        if match:
+            return web.json_response(cj.project_json(match[0], kopers.layout))
+    async with kopers.atomic():
+        project = await kopers.projects.create(user, owner, data)
+        await kopers.audit(
+            user, request.remote, "project.create", project.full_name, {"chroots": project.chroots}
+        )
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.put("/api_3/project/regenerate-repos/{ownername}/{projectname}")
+async def regenerate_repos(request: web.Request) -> web.Response:
+    """The recovery path: rebuild every chroot's repodata from the files on disk."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        path_name(request, "ownername"), path_name(request, "projectname")
+    )
+    await access.authorize(
+        kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
+    )
+    for chroot in project.chroots:
+        await kopers.publisher.regenerate(project.owner, project.name, chroot)
+    await kopers.audit(user, request.remote, "project.regenerate-repos", project.full_name, {})
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.delete("/api_3/project/delete/{ownername}/{projectname}")
+async def delete_project(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        path_name(request, "ownername"), path_name(request, "projectname")
+    )
+
+    async def cancel_unfinished() -> None:
+        # Only once deleting is allowed: a refused delete must change nothing.
+        for build in await kopers.store.list_builds(project.id, None, None, 0):
+            if not build.state.finished:
+                await kopers.builds.cancel(user, build.id)
+
+    async with kopers.atomic():
+        await kopers.projects.delete(user, project, before=cancel_unfinished)
+        await kopers.audit(user, request.remote, "project.delete", project.full_name, {})
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)

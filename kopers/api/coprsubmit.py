@@ -1,0 +1,89 @@
+"""Copr API v3 build submission under /api_3/build: the check, and each source kind."""
+
+from __future__ import annotations
+
+import shutil
+
+from aiohttp import web
+
+from kopers.api import bodies
+from kopers.api import copr_json as cj
+from kopers.api.auth import require_user
+from kopers.api.keys import KOPERS
+from kopers.api.params import (
+    json_body,
+    require_multipart,
+)
+from kopers.api.upload import read_upload
+from kopers.errors import BadRequest
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api_3/build/check-before-build")
+async def check_before_build(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    body = bodies.build_body(await json_body(request))
+    project = await kopers.submissions.check(user, body.owner, body.project, body.request)
+    return web.json_response({"message": f"OK to build in {project.full_name}"})
+
+
+@routes.post("/api_3/build/create/upload")
+async def create_from_upload(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    # Authenticate from the header before reading a possibly large body.
+    user = await require_user(request)
+    require_multipart(request)
+    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
+    spooled, data = upload.package, upload.options
+    spool_dir = spooled.parent
+    try:
+        body = bodies.build_body(data, "the json part")
+    except BadRequest:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        raise
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_upload(
+            user, body.owner, body.project, body.request, spooled
+        ),
+    )
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.post("/api_3/build/create/url")
+async def create_from_url(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    data = await json_body(request)
+    body = bodies.build_body(data)
+    urls = bodies.package_urls(data)
+    builds = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_urls(user, body.owner, body.project, body.request, urls),
+    )
+    return web.json_response(
+        {"items": [cj.build_json(b, kopers.layout) for b in builds], "meta": {}}
+    )
+
+
+@routes.post("/api_3/build/create/scm")
+async def create_from_scm(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    data = await json_body(request)
+    body = bodies.build_body(data)
+    scm = bodies.scm_source(data)
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_scm(user, body.owner, body.project, body.request, scm),
+    )
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(routes)
