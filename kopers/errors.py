@@ -61,6 +61,16 @@ class UnsupportedMediaType(KopersError):
     status = 415
 
 
+class NotSupported(KopersError):
+    """The request is valid, but this server does not offer what it asks for.
+
+    The message says so in a way copr-cli prints as it is: a 404 would read
+    as "no such project", which sends people looking for the wrong problem.
+    """
+
+    status = 501
+
+
 class ConfigError(KopersError):
     """kopers.toml or an environment override is invalid."""
 
