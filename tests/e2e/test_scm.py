@@ -6,15 +6,14 @@ chroot task then builds that SRPM: two VM boots.
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, free_port
+from tests.e2e.gitdaemon import git_daemon
+from tests.e2e.server import CHROOT, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -42,63 +41,16 @@ install -D -m 644 %{SOURCE0} %{buildroot}/usr/share/kopers-fromgit/greeting.txt
 """
 
 
-def git(*args: str, cwd: Path) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(cwd),
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture(scope="module")
 def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("git")
-    work = base / "work"
-    (work / "pkg").mkdir(parents=True)
-    (work / "pkg" / "kopers-fromgit.spec").write_text(SPEC)
-    (work / "pkg" / "greeting.txt").write_text("hello from git, on the release branch\n")
-    git("init", "-q", "-b", "main", cwd=work)
-    git("add", ".", cwd=work)
-    git("commit", "-q", "-m", "first", cwd=work)
-    git("checkout", "-q", "-b", "release", cwd=work)
-    git("commit", "-q", "--allow-empty", "-m", "release", cwd=work)
-    git("checkout", "-q", "main", cwd=work)
-    (work / "pkg" / "greeting.txt").write_text("main branch: must not be built\n")
-    git("commit", "-q", "-am", "main moves on", cwd=work)
-    served = base / "served"
-    served.mkdir()
-    git("clone", "-q", "--bare", str(work), str(served / "pkg.git"), cwd=base)
-    port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            f"--base-path={served}",
-            f"--listen={WEBROOT_HOST}",
-            f"--port={port}",
-            str(served),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((WEBROOT_HOST, port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield f"git://{WEBROOT_HOST}:{port}/pkg.git"
-    daemon.terminate()
-    daemon.wait()
+    files = {
+        "pkg/kopers-fromgit.spec": SPEC,
+        "pkg/greeting.txt": "hello from git, on the release branch\n",
+    }
+    with git_daemon(tmp_path_factory.mktemp("git"), "pkg.git", files) as repo:
+        repo.commit({}, branch="release", message="release")
+        repo.commit({"pkg/greeting.txt": "main branch: must not be built\n"}, branch="main")
+        yield repo.url
 
 
 def test_buildscm_from_local_git(server: Server, git_url: str, tmp_path: Path) -> None:
