@@ -95,6 +95,25 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectOptions:
+    """A project's Copr options beyond its text, repositories and chroots.
+
+    What `copr-cli create`/`modify` set and a fork copies. Options Kopers can
+    hold only at their default (multilib, appstream, mock's bootstrap and
+    isolation, pulp storage) are not here: other values are refused.
+    """
+
+    persistent: bool = False  # only a server admin may delete the project
+    unlisted_on_hp: bool = False  # left off the home page
+    auto_prune: bool = True  # False: retention removes nothing
+    module_hotfixes: bool = False  # .repo: module_hotfixes=1
+    repo_priority: int | None = None  # .repo: priority=N
+    runtime_dependencies: tuple[str, ...] = ()  # http(s) URLs, copr://owner/project
+    follow_fedora_branching: bool = True
+    packit_forge_projects_allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     id: int
     owner: str
@@ -108,14 +127,21 @@ class Project:
     enable_net: bool
     created_by: int
     created_on: datetime
-    keep_builds: int | None = None  # retention: newest N builds per package and chroot
+    retention: int | None = None  # the keep_builds setting: newest N builds per package, chroot
     quota_mib: int | None = None
     delete_after: datetime | None = None  # temporary projects
     build_timeout: int | None = None  # seconds; None: the server's default
+    options: ProjectOptions = ProjectOptions()
+    webhook_secret: str = ""  # for the owner and admins only: never in a public answer
 
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+    @property
+    def keep_builds(self) -> int | None:
+        """The retention in force: None (keep every build) without one, or with auto_prune off."""
+        return self.retention if self.options.auto_prune else None
 
 
 class StepSource(enum.StrEnum):
@@ -199,3 +225,120 @@ class Nevra:
     @property
     def filename(self) -> str:
         return f"{self.name}-{self.version}-{self.release}.{self.arch}.rpm"
+
+
+# Packages ---------------------------------------------------------------------
+
+
+class PackageSourceType(enum.StrEnum):
+    """Where a package's builds come from, in Copr's words; UNSET after a reset."""
+
+    UNSET = "unset"
+    SCM = "scm"
+    PYPI = "pypi"
+    RUBYGEMS = "rubygems"
+    CUSTOM = "custom"
+    DISTGIT = "distgit"
+    UPLOAD = "upload"
+    LINK = "link"
+
+
+class ScmType(enum.StrEnum):
+    GIT = "git"
+    SVN = "svn"
+
+
+class SrpmBuildMethod(enum.StrEnum):
+    """How Copr makes the SRPM of an SCM package (its `source_build_method`)."""
+
+    RPKG = "rpkg"
+    TITO = "tito"
+    TITO_TEST = "tito_test"
+    MAKE_SRPM = "make_srpm"
+
+
+class SpecGenerator(enum.StrEnum):
+    PYP2RPM = "pyp2rpm"
+    PYP2SPEC = "pyp2spec"
+
+
+@dataclass(frozen=True, slots=True)
+class ScmPackageSource:
+    clone_url: str
+    committish: str = ""
+    subdirectory: str = ""
+    spec: str = ""
+    scm_type: ScmType = ScmType.GIT
+    source_build_method: SrpmBuildMethod = SrpmBuildMethod.RPKG
+
+
+@dataclass(frozen=True, slots=True)
+class PypiPackageSource:
+    pypi_package_name: str
+    pypi_package_version: str | None = None
+    spec_generator: SpecGenerator = SpecGenerator.PYP2SPEC
+    spec_template: str = ""
+    python_versions: tuple[str, ...] = ("3",)
+
+
+@dataclass(frozen=True, slots=True)
+class RubyGemsPackageSource:
+    gem_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomPackageSource:
+    """A script that makes the sources in a chroot (Copr's "custom" method)."""
+
+    script: str
+    chroot: str | None = None
+    builddeps: tuple[str, ...] = ()
+    resultdir: str | None = None
+    repos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DistGitPackageSource:
+    distgit: str | None = None  # the DistGit instance, e.g. "fedora"
+    namespace: str | None = None
+    committish: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPackageSource:
+    """The package came from an uploaded SRPM: there is nothing to build again from."""
+
+    pkg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPackageSource:
+    url: str
+
+
+PackageSource = (
+    ScmPackageSource
+    | PypiPackageSource
+    | RubyGemsPackageSource
+    | CustomPackageSource
+    | DistGitPackageSource
+    | UploadPackageSource
+    | LinkPackageSource
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """A project's package: its name, how to build it, and what to keep of its builds."""
+
+    id: int
+    project_id: int
+    owner: str
+    project: str
+    name: str
+    source_type: PackageSourceType
+    source: PackageSource | None  # None exactly when source_type is UNSET
+    webhook_rebuild: bool = False
+    max_builds: int | None = None  # keep the newest N builds; None: all
+    timeout: int | None = None  # seconds for its builds; None: the project's default
+    chroot_denylist: tuple[str, ...] = ()  # fnmatch patterns its builds leave out

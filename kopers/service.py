@@ -27,10 +27,12 @@ from kopers.db.database import Database, open_database
 from kopers.db.migrations import migrate
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
+from kopers.fork import Forks
 from kopers.logs.hub import LogHub
 from kopers.models import Build, User
 from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
+from kopers.packages import Packages
 from kopers.paths import DataPaths
 from kopers.projects import Projects
 from kopers.publish.layout import Layout
@@ -65,6 +67,8 @@ class Kopers:
     builds: Builds
     submissions: Submissions
     proxy: EgressProxy  # the way out for builds with network access
+    forks: Forks  # project/fork, and the copier of forked builds' results
+    packages: Packages
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def atomic(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -180,6 +184,7 @@ class Kopers:
         self.supervise("vm-pool-refill", self.vms.refill)
         self.supervise("scheduler", self.scheduler.run)
         self.supervise("project-reaper", self.reap_expired_projects)
+        self.supervise("fork-copier", self.forks.run)
 
     def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(_supervised(name, loop), name=name))
@@ -226,6 +231,11 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     scheduler = Scheduler(
         store, runner, vms.capacity, owner_cap=config.build.owner_max_concurrent or None
     )
+    builds = Builds(store, scheduler, publisher, paths)
+    submissions = Submissions(config, paths, store, publisher)
+    packages = Packages(config, store, builds, submissions)
+    # max_builds: a package's builds beyond its newest N go once one of them succeeded.
+    runner.pipeline.on_succeeded = packages.prune_after
     return Kopers(
         config=config,
         paths=paths,
@@ -237,7 +247,9 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         vms=vms,
         scheduler=scheduler,
         projects=Projects(config, store, publisher),
-        builds=Builds(store, scheduler, publisher, paths),
-        submissions=Submissions(config, paths, store, publisher),
+        builds=builds,
+        submissions=submissions,
         proxy=proxy,
+        forks=Forks(store, publisher, paths),
+        packages=packages,
     )

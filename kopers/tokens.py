@@ -8,6 +8,8 @@ and would cost time on every authenticated call.
 Tokens expire: `kopers token create --days N` (default 180, fractions
 allowed, 0 for never) sets the lifetime. A user may hold several tokens, each
 revoked on its own (`kopers token revoke LOGIN`, `DELETE /api/tokens/LOGIN`).
+`POST /api_3/api-token` (copr-cli new-api-token) replaces the token it is
+called with by a new one.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def expires_on(now: datetime, days: float) -> datetime | None:
 
 def expired(expires: datetime | None, now: datetime) -> bool:
     return expires is not None and expires <= now
+
+
+def expiration_date(expires: datetime | None) -> str | None:
+    """The day a token expires, as Copr reports it (`YYYY-MM-DD`); None: never."""
+    return expires.date().isoformat() if expires is not None else None
 
 
 def copr_cli_config(public_url: str, username: str, token: NewToken) -> str:

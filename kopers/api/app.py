@@ -78,14 +78,18 @@ def _unrouted(request: web.Request) -> bool:
 def create_app(kopers: Kopers) -> web.Application:
     from kopers.api import (
         auth,
+        buildsource,
         chroots,
         coprbuilds,
+        coprfork,
         coprpackages,
         coprprojects,
         coprsubmit,
+        coprtokens,
         coprv3,
         dnfrepo,
         events,
+        hub,
         native,
         openapi,
         permissions,
@@ -111,7 +115,10 @@ def create_app(kopers: Kopers) -> web.Application:
     coprprojects.add_routes(app)
     coprsubmit.add_routes(app)
     coprbuilds.add_routes(app)
+    buildsource.add_routes(app)
+    coprtokens.add_routes(app)
     coprpackages.add_routes(app)
+    coprfork.add_routes(app)
     chroots.add_routes(app)
     permissions.add_routes(app)
     auth.add_routes(app)
@@ -121,6 +128,7 @@ def create_app(kopers: Kopers) -> web.Application:
     projects.add_routes(app)
     openapi.add_routes(app)
     dnfrepo.add_routes(app)
+    hub.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)
     websocket.add_routes(app)

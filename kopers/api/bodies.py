@@ -3,18 +3,24 @@
 Each function takes a decoded JSON value as the client sent it (copr-cli's
 habits included: numbers as strings, lists as space-separated strings, null
 for "not given") and returns typed values, or raises BadRequest naming the
-field. Keys a body may carry but Kopers does not use (isolation, bootstrap,
-...) are ignored, as upstream ignores what it does not know.
+field. Keys no Copr client sends are ignored, as upstream ignores what it
+does not know; a project option Kopers cannot honour (multilib, mock's
+bootstrap and isolation, pulp storage, ...) is taken at its default, the
+value copr-cli always sends, and refused with a 400 naming it otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from kopers.api import fields
 from kopers.api.fields import body_object, optional
 from kopers.errors import BadRequest
+from kopers.projects import MAX_DAYS, MAX_INT4, NO_EXPIRY, ProjectInput
+from kopers.publish.repofile import copr_repo
 from kopers.submission import BuildRequest, ChainStep, ScmSource
 from kopers.worker.scm import check_clone_url, check_committish, relative
 
@@ -22,6 +28,35 @@ from kopers.worker.scm import check_clone_url, check_committish, relative
 PROJECT_TEXT = ("description", "instructions", "homepage", "contact")
 # edit-chroot lists Kopers does not keep yet: refused when not empty.
 CHROOT_UNSUPPORTED = ("additional_packages", "additional_modules", "with_opts", "without_opts")
+# What get-chroot shows and edit-chroot's reset_fields may name. Only
+# additional_repos is kept; the others are always at their default.
+CHROOT_FIELDS = (
+    "additional_repos",
+    *CHROOT_UNSUPPORTED,
+    "comps_name",
+    "delete_after_days",
+    "isolation",
+    "bootstrap",
+    "bootstrap_image",
+)
+
+# The builders run rpmbuild in a contained VM: there is no mock to configure.
+_NO_MOCK = "builds run rpmbuild in a contained VM, not mock"
+# Options only their default value of which this server can honour: the values
+# accepted (None: not given), and why another is refused.
+_DEFAULT_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
+    "bootstrap": ((None, "", "default", "unchanged", "untouched"), _NO_MOCK),
+    "bootstrap_image": ((None, ""), _NO_MOCK),
+    "isolation": ((None, "", "default", "unchanged"), _NO_MOCK),
+    "storage": ((None, "", "backend"), "this server keeps results on its own disk (backend)"),
+}
+# Flags this server can honour only when off.
+_OFF_ONLY = {
+    "devel_mode": "this server publishes repodata after every build",
+    "multilib": "this server makes no multilib repositories",
+    "fedora_review": "the builders have no fedora-review",
+    "appstream": "this server generates no AppStream metadata",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +146,129 @@ def chain_steps(data: dict[str, Any]) -> list[ChainStep]:
     return steps
 
 
+def _default_only(body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Refuse any value but the default of an option this server cannot honour otherwise."""
+    for key in keys:
+        value = body.get(key)
+        if key in _OFF_ONLY:
+            if optional(fields.boolean, value, key):
+                raise BadRequest(f"{key} is not supported by this server: {_OFF_ONLY[key]}")
+            continue
+        accepted, why = _DEFAULT_ONLY[key]
+        if value not in accepted:
+            raise BadRequest(
+                f"{key} {fields.shown(value)} is not supported by this server: {why}; "
+                f"leave it {accepted[2] if len(accepted) > 2 else 'unset'}"
+            )
+
+
+def _runtime_dependency(value: Any, field: str) -> str:
+    """A repository to enable with the project's: an http(s) URL with a host, or copr://o/p."""
+    url = fields.url(value, field, ("http", "https", "copr"))
+    if url.startswith("copr:"):
+        if copr_repo(url) is None:
+            raise BadRequest(f"{field} must be copr://owner/project, got {fields.shown(url)}")
+    elif not urlsplit(url).hostname:
+        raise BadRequest(f"{field} must name a host, got {fields.shown(url)}")
+    return url
+
+
+def _forge_project(value: Any, field: str) -> str:
+    """A forge project Packit may build from (github.com/owner/repo), without a scheme."""
+    word = fields.token(value, field)
+    return word.split("://", 1)[1] if "://" in word else word
+
+
+def _days(value: Any) -> int | None:
+    """delete_after_days: a positive number of days, or -1 for no expiry (Copr's way)."""
+    days = optional(fields.integer, value, "delete_after_days", lo=NO_EXPIRY, hi=MAX_DAYS)
+    if days == 0:
+        raise BadRequest("delete_after_days must be a positive number of days, or -1 for none")
+    return days
+
+
+def _flag(body: dict[str, Any], key: str) -> bool | None:
+    return optional(fields.boolean, body.get(key), key)
+
+
+def _tuple(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def project_input(body: dict[str, Any], max_text: int, repos_key: str) -> ProjectInput:
+    """The project fields of a create or modify body; the repository list is `repos_key`."""
+    _default_only(body, (*_DEFAULT_ONLY, *_OFF_ONLY))
+    texts = {key: optional(fields.text, body.get(key), key, max_text) for key in PROJECT_TEXT}
+    chroots = body.get("chroots")
+    return ProjectInput(
+        **texts,
+        additional_repos=_tuple(
+            optional(fields.str_list, body.get(repos_key), repos_key, item=fields.url)
+        ),
+        enable_net=_flag(body, "enable_net"),
+        delete_after_days=_days(body.get("delete_after_days")),
+        chroots=None if chroots is None else tuple(fields.str_list(chroots, "chroots")),
+        persistent=_flag(body, "persistent"),
+        unlisted_on_hp=_flag(body, "unlisted_on_hp"),
+        auto_prune=_flag(body, "auto_prune"),
+        module_hotfixes=_flag(body, "module_hotfixes"),
+        repo_priority=optional(
+            fields.integer, body.get("repo_priority"), "repo_priority", lo=1, hi=MAX_INT4
+        ),
+        runtime_dependencies=_tuple(
+            optional(
+                fields.str_list,
+                body.get("runtime_dependencies"),
+                "runtime_dependencies",
+                item=_runtime_dependency,
+            )
+        ),
+        follow_fedora_branching=_flag(body, "follow_fedora_branching"),
+        packit_forge_projects_allowed=_tuple(
+            optional(
+                fields.str_list,
+                body.get("packit_forge_projects_allowed"),
+                "packit_forge_projects_allowed",
+                item=_forge_project,
+            )
+        ),
+    )
+
+
 def new_project(data: Any, max_text: int) -> dict[str, Any]:
     """project/add's body -> the values kopers.projects creates a project from.
 
-    Free text is capped at `max_text` bytes; the name's own pattern, the
-    chroots on offer and the expiry's range are the project rules' to check.
+    The name, the chroots and every field of `ProjectInput`, by name. Free
+    text is capped at `max_text` bytes; the name's own pattern, the chroots
+    on offer, the expiry's range and who may set what are the project rules'
+    to check.
     """
     body = body_object(data, "the request body")
+    given = project_input(body, max_text, "additional_repos")
     project: dict[str, Any] = {
-        "name": fields.name(body.get("name"), "name"),
-        "chroots": fields.str_list(body.get("chroots") or [], "chroots"),
-        "additional_repos": fields.str_list(
-            body.get("additional_repos") or [], "additional_repos", item=fields.url
-        ),
-        "enable_net": bool(optional(fields.boolean, body.get("enable_net"), "enable_net")),
-        "delete_after_days": optional(
-            fields.integer, body.get("delete_after_days"), "delete_after_days", lo=1
-        ),
+        f.name: list(v) if isinstance(v := getattr(given, f.name), tuple) else v
+        for f in dataclasses.fields(given)
     }
-    for key in PROJECT_TEXT:
-        project[key] = optional(fields.text, body.get(key), key, max_text)
+    project["name"] = fields.name(body.get("name"), "name")
+    project["chroots"] = project["chroots"] or []
+    project["additional_repos"] = project["additional_repos"] or []
+    project["enable_net"] = bool(given.enable_net)
     return project
+
+
+def project_edit(data: Any, max_text: int) -> ProjectInput:
+    """project/edit's body (copr-cli modify): null or absent leaves a field as it is.
+
+    The repository list is `repos` (python-copr's edit renames it), or
+    `additional_repos`; a delete_after_days of "" (copr-cli's "empty
+    disables") takes the expiry away, as -1 does.
+    """
+    body = dict(body_object(data, "the request body"))
+    if body.get("repos") is None:
+        body["repos"] = body.get("additional_repos")
+    if body.get("delete_after_days") == "":
+        body["delete_after_days"] = NO_EXPIRY
+    return project_input(body, max_text, "repos")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +279,28 @@ class ChrootEdit:
 
 
 def chroot_edit(data: Any) -> ChrootEdit:
-    """edit-chroot's `json` part (or JSON body)."""
+    """edit-chroot's `json` part (or JSON body).
+
+    Only additional_repos is kept per chroot: every other field must be
+    empty or at its default, and reset_fields may name only get-chroot's
+    fields (resetting one that is always at its default changes nothing).
+    """
     body = body_object(data, "the json part")
     for key in CHROOT_UNSUPPORTED:
         if optional(fields.str_list, body.get(key), key, item=fields.token):
             raise BadRequest(f"{key} is not supported by this server yet")
+    for key in ("delete_after_days", "comps", "comps_name"):
+        if body.get(key) not in (None, ""):
+            raise BadRequest(f"{key} is not supported by this server yet")
+    _default_only(body, ("bootstrap", "bootstrap_image", "isolation"))
     optional(fields.boolean, body.get("delete_comps"), "delete_comps")
     reset = optional(fields.str_list, body.get("reset_fields"), "reset_fields") or []
+    for name in reset:
+        if name not in CHROOT_FIELDS:
+            raise BadRequest(
+                f"reset_fields: {fields.shown(name)} is not a field of a project chroot "
+                f"that can be reset; those are: {', '.join(CHROOT_FIELDS)}"
+            )
     repos = body.get("additional_repos")
     if "additional_repos" in reset:
         return ChrootEdit([])

@@ -3,8 +3,9 @@
 `copr-cli edit-chroot` always sends multipart: an optional `upload_comps` file,
 then a `json` part whose list-valued fields arrive as space-separated strings
 (python-copr callers may send lists). Only `additional_repos` is kept per
-chroot today; other non-empty fields are refused with a clear message rather
-than silently dropped.
+chroot today; other non-empty fields, and mock's bootstrap and isolation
+other than their defaults, are refused with a clear message rather than
+silently dropped. `reset_fields` may name get-chroot's fields only.
 """
 
 from __future__ import annotations
@@ -117,17 +118,18 @@ async def build_config(request: web.Request) -> web.Response:
     # Kopers' own repositories get host "" here, and so the public URL below.
     plans, _ = plan_repos(project, chroot, ("", 0), extra)
     repos = []
-    for plan in plans:
+    for index, plan in enumerate(plans):
         base = (
             kopers.config.server.public_url if not plan.host else f"http://{plan.host}:{plan.port}"
         )
+        own = index == 0  # the project's own repository: its options apply
         repos.append(
             {
                 "id": plan.id,
                 "name": plan.name,
                 "baseurl": base + plan.path,
-                "priority": None,
-                "module_hotfixes": False,
+                "priority": project.options.repo_priority if own else None,
+                "module_hotfixes": project.options.module_hotfixes and own,
                 "repo_gpgcheck": False,
             }
         )

@@ -19,6 +19,12 @@ def ts(value: datetime | None) -> int | None:
 
 
 def project_json(p: Project, layout: Layout) -> dict[str, Any]:
+    """A project as Copr shows it; never its webhook secret (this answer is public).
+
+    Options Kopers holds only at their default (devel_mode, bootstrap,
+    isolation, appstream, storage) show that default.
+    """
+    o = p.options
     return {
         "id": p.id,
         "name": p.name,
@@ -29,17 +35,18 @@ def project_json(p: Project, layout: Layout) -> dict[str, Any]:
         "homepage": p.homepage,
         "contact": p.contact,
         "devel_mode": False,
-        "persistent": False,
-        "unlisted_on_hp": False,
-        "auto_prune": True,
+        "persistent": o.persistent,
+        "unlisted_on_hp": o.unlisted_on_hp,
+        "auto_prune": o.auto_prune,
         "enable_net": p.enable_net,
         "bootstrap": "default",
         "isolation": "default",
-        "module_hotfixes": False,
+        "module_hotfixes": o.module_hotfixes,
         "appstream": False,
-        "packit_forge_projects_allowed": [],
-        "follow_fedora_branching": False,
-        "repo_priority": None,
+        "packit_forge_projects_allowed": list(o.packit_forge_projects_allowed),
+        "follow_fedora_branching": o.follow_fedora_branching,
+        "repo_priority": o.repo_priority,
+        "runtime_dependencies": list(o.runtime_dependencies),
         "chroot_repos": {c: layout.chroot_repo_url(p.owner, p.name, c) for c in p.chroots},
         "additional_repos": list(p.additional_repos),
         "storage": "backend",

@@ -1,11 +1,18 @@
-"""Copr API v3 builds under /api_3/build and /api_3/build-chroot: reads, cancel, delete."""
+"""Copr API v3 builds under /api_3/build and /api_3/build-chroot: reads, cancel, delete.
+
+A build's chroot that does not exist is a 404, as upstream answers it:
+python-copr then raises CoprNoResultException. The source step's calls
+(source-chroot, source-build-config) are in kopers.api.buildsource.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
+from kopers.api import buildconfig, fields
 from kopers.api import copr_json as cj
-from kopers.api import fields
 from kopers.api.auth import require_user
 from kopers.api.keys import KOPERS
 from kopers.api.params import (
@@ -16,7 +23,11 @@ from kopers.api.params import (
     path_id,
     query_name,
 )
-from kopers.errors import BadRequest
+from kopers.errors import BadRequest, NotFound
+from kopers.models import Build, BuildTask, User
+
+if TYPE_CHECKING:
+    from kopers.service import Kopers
 
 routes = web.RouteTableDef()
 
@@ -72,14 +83,33 @@ async def delete_builds(request: web.Request) -> web.Response:
         raise BadRequest(f"builds lists more than {MAX_DELETE} ids; delete them in parts")
     ids = list(dict.fromkeys(ids))  # each build once, in the order given
     builds = {i: await kopers.store.get_build(i) for i in ids}
+    deleted = await _delete(request, kopers, user, builds)
+    return web.json_response({"builds": deleted})
+
+
+@routes.delete(r"/api_3/build/delete/{build_id:\d+}")
+async def delete_build(request: web.Request) -> web.Response:
+    """python-copr's `build.delete`: one build, the list's rules; answers the build as it was."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    build = await kopers.store.get_build(path_id(request, "build_id"))
+    if not await _delete(request, kopers, user, {build.id: build}):
+        raise NotFound(f"Build {build.id} does not exist.")  # deleted meanwhile by another call
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+async def _delete(
+    request: web.Request, kopers: Kopers, user: User, builds: dict[int, Build]
+) -> list[int]:
+    """Delete `builds` (all or none), one audit event each, in one transaction."""
     async with kopers.atomic():
-        deleted = await kopers.builds.delete(user, ids)
+        deleted = await kopers.builds.delete(user, list(builds))
         for build_id in deleted:
             b = builds[build_id]
             await kopers.audit(
                 user, request.remote, "build.delete", f"{b.owner}/{b.project}", {"build": b.id}
             )
-    return web.json_response({"builds": deleted})
+    return deleted
 
 
 @routes.get(r"/api_3/build/built-packages/{build_id:\d+}")
@@ -100,15 +130,51 @@ async def list_build_chroots(request: web.Request) -> web.Response:
     return web.json_response(cj.page(items, limit, offset, order="name", order_type="ASC"))
 
 
-@routes.get("/api_3/build-chroot")
-async def get_build_chroot(request: web.Request) -> web.Response:
-    kopers = request.app[KOPERS]
-    build = await kopers.store.get_build(need_id(request, "build_id"))
+async def _build_task(request: web.Request) -> tuple[Build, BuildTask]:
+    """The build and chroot named by `build_id` and `chrootname`; 404 for either unknown."""
+    build_id = need_id(request, "build_id")
     chroot = need_name(request, "chrootname")
+    build = await request.app[KOPERS].store.get_build(build_id)
     task = next((t for t in build.tasks if t.chroot == chroot), None)
     if task is None:
-        raise BadRequest(f"build {build.id} has no chroot {chroot}")
-    return web.json_response(cj.build_chroot_json(build, task, kopers.layout))
+        raise NotFound(f"Build {build.id} has no chroot {chroot}")
+    return build, task
+
+
+@routes.get("/api_3/build-chroot")
+async def get_build_chroot(request: web.Request) -> web.Response:
+    build, task = await _build_task(request)
+    return web.json_response(cj.build_chroot_json(build, task, request.app[KOPERS].layout))
+
+
+@routes.get("/api_3/build-chroot/build-config")
+async def build_chroot_config(request: web.Request) -> web.Response:
+    """The repositories, options and forced macros of one build in one chroot."""
+    kopers = request.app[KOPERS]
+    build, task = await _build_task(request)
+    project = await kopers.store.project_by_id(build.project_id)
+    extra = await kopers.store.chroot_repos(project.id, task.chroot)
+    config = kopers.config
+    body = buildconfig.build_chroot_config(
+        build,
+        project,
+        task.chroot,
+        extra,
+        config.chroot(task.chroot),
+        config.build.repo_tag,
+        config.server.public_url,
+    )
+    return web.json_response(body)
+
+
+@routes.get("/api_3/build-chroot/built-packages")
+async def build_chroot_packages(request: web.Request) -> web.Response:
+    """What one build built in one chroot: `{"packages": [NEVRA, ...]}`."""
+    kopers = request.app[KOPERS]
+    build, task = await _build_task(request)
+    built = await kopers.store.built_packages(build.id)
+    shaped = cj.built_packages_json({task.chroot: built.get(task.chroot, [])})
+    return web.json_response(shaped[task.chroot])
 
 
 def add_routes(app: web.Application) -> None:

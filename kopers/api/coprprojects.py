@@ -1,4 +1,8 @@
-"""Copr API v3 projects under /api_3/project: get, list, search, add, delete, regenerate."""
+"""Copr API v3 projects under /api_3/project: get, list, search, add, edit, delete, regenerate.
+
+Also the project's webhook secret (python-copr's `webhook.generate`, copr-cli
+`new-webhook-secret`), under /api_3/webhook.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +73,44 @@ async def add_project(request: web.Request) -> web.Response:
             user, request.remote, "project.create", project.full_name, {"chroots": project.chroots}
         )
     return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.put("/api_3/project/edit/{ownername}/{projectname}")
+async def edit_project(request: web.Request) -> web.Response:
+    """copr-cli modify: null leaves a field as it is; a chroot list replaces the set."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        path_name(request, "ownername"), path_name(request, "projectname")
+    )
+    given = bodies.project_edit(await json_body(request), max_text(request))
+    async with kopers.atomic():
+        project = await kopers.projects.edit(user, project, given)
+        await kopers.audit(user, request.remote, "project.edit", project.full_name, given.details())
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+@routes.post("/api_3/webhook/generate/{ownername}/{projectname}")
+async def new_webhook_secret(request: web.Request) -> web.Response:
+    """A new webhook secret for the project; the old one stops working."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        path_name(request, "ownername"), path_name(request, "projectname")
+    )
+    async with kopers.atomic():
+        secret = await kopers.projects.new_webhook_secret(user, project)
+        # The event says that it changed, never what to.
+        await kopers.audit(user, request.remote, "project.webhook-secret", project.full_name, {})
+    return web.json_response(
+        {
+            "id": project.id,
+            "name": project.name,
+            "ownername": project.owner,
+            "full_name": project.full_name,
+            "webhook_secret": secret,
+        }
+    )
 
 
 @routes.put("/api_3/project/regenerate-repos/{ownername}/{projectname}")

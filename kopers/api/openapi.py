@@ -24,9 +24,13 @@ from markupsafe import Markup, escape
 import kopers
 from kopers.api.keys import KOPERS
 from kopers.api.openapi_bodies import request_schemas
+from kopers.api.openapi_builds import build_paths, build_schemas
 from kopers.api.openapi_copr import copr_paths
+from kopers.api.openapi_fork import fork_paths, fork_schemas
 from kopers.api.openapi_native import native_paths
 from kopers.api.openapi_ops import ERRORS
+from kopers.api.openapi_packages import package_paths, package_schemas
+from kopers.api.openapi_projects import project_schemas
 from kopers.api.openapi_schemas import Schema, ref, response_schemas
 from kopers.api.views import render
 from kopers.config import Config
@@ -59,7 +63,14 @@ than `limits.min_body_rate_kib` loses its connection.
 @functools.lru_cache(maxsize=8)
 def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) -> str:
     components: dict[str, Any] = {
-        "schemas": {**response_schemas(), **request_schemas(list(chroots), max_text_bytes)},
+        "schemas": {
+            **response_schemas(),
+            **request_schemas(list(chroots), max_text_bytes),
+            **project_schemas(list(chroots), max_text_bytes),
+            **package_schemas(max_text_bytes),
+            **build_schemas(),
+            **fork_schemas(),
+        },
         "responses": {
             f"E{code}": {
                 "description": text,
@@ -80,7 +91,17 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
         "info": {"title": "Kopers API", "version": kopers.__version__, "description": DESCRIPTION},
         "servers": [{"url": public_url}],
         "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
-        "paths": dict(sorted({**copr_paths(max_text_bytes), **native_paths()}.items())),
+        "paths": dict(
+            sorted(
+                {
+                    **copr_paths(max_text_bytes),
+                    **native_paths(),
+                    **package_paths(max_text_bytes),
+                    **build_paths(),
+                    **fork_paths(),
+                }.items()
+            )
+        ),
         "components": components,
     }
     return json.dumps(doc, indent=1)

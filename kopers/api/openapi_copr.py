@@ -101,10 +101,40 @@ def copr_paths(max_text_bytes: int) -> dict[str, dict[str, Any]]:
                     ECHO_OWNER,
                     q("exist_ok", COPR_BOOL, description="True: answer an existing project."),
                 ),
-                body=json_body("ProjectCreate"),
+                body=json_body("ProjectAdd"),
                 errors=(400, 403, 404, 409, 501),
                 auth=WRITE,
-                description="For the owner, or a member of the owning group. Makes its key.",
+                description=(
+                    "For the owner, or a member of the owning group. Makes its key. "
+                    "persistent, and auto_prune off, are for server admins."
+                ),
+            )
+        },
+        "/api_3/project/edit/{ownername}/{projectname}": {
+            "put": op(
+                "Change a project",
+                "projects",
+                ref("Project"),
+                params=PROJECT_PATH,
+                body=json_body("ProjectEdit"),
+                errors=(400, 403, 404, 501),
+                auth=WRITE,
+                description=(
+                    "copr-cli modify. For the owner and the project's admins. null leaves a "
+                    "field as it is; a chroot list replaces the set (a chroot taken out keeps "
+                    "its results on disk)."
+                ),
+            )
+        },
+        "/api_3/webhook/generate/{ownername}/{projectname}": {
+            "post": op(
+                "A new webhook secret",
+                "projects",
+                ref("WebhookSecret"),
+                params=PROJECT_PATH,
+                errors=(400, 403, 404, 501),
+                auth=WRITE,
+                description="copr-cli new-webhook-secret. The old secret stops working.",
             )
         },
         "/api_3/project/regenerate-repos/{ownername}/{projectname}": {
@@ -137,7 +167,10 @@ def copr_paths(max_text_bytes: int) -> dict[str, dict[str, Any]]:
                 },
                 errors=(400, 403, 404, 501),
                 auth=WRITE,
-                description="Cancels its unfinished builds, then removes rows, key and results.",
+                description=(
+                    "Cancels its unfinished builds, then removes rows, key and results. "
+                    "A persistent project only by a server admin."
+                ),
             )
         },
         "/api_3/build/check-before-build": {
@@ -321,19 +354,20 @@ def copr_paths(max_text_bytes: int) -> dict[str, dict[str, Any]]:
                                 "type": "object",
                                 "properties": {
                                     "upload_comps": {"type": "string", "format": "binary"},
-                                    "json": ref("ChrootEdit"),
+                                    "json": ref("ProjectChrootEdit"),
                                 },
                             },
                             "encoding": {"json": {"contentType": "application/json"}},
                         },
-                        "application/json": {"schema": ref("ChrootEdit")},
+                        "application/json": {"schema": ref("ProjectChrootEdit")},
                     },
                 },
                 errors=(400, 403, 404, 501),
                 auth=WRITE,
                 description=(
                     "copr-cli sends multipart (an optional comps file, refused, then `json`); "
-                    "JSON works too. Only additional_repos is kept per chroot."
+                    "JSON works too. Only additional_repos is kept per chroot; mock's "
+                    "bootstrap and isolation only at their defaults."
                 ),
             )
         },

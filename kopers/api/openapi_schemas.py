@@ -173,21 +173,26 @@ PROJECT = obj(
         "instructions": nullable(STRING),
         "homepage": nullable(STRING),
         "contact": nullable(STRING),
-        "devel_mode": BOOL,
+        "devel_mode": {"const": False},
         "persistent": BOOL,
         "unlisted_on_hp": BOOL,
         "auto_prune": BOOL,
         "enable_net": BOOL,
-        "bootstrap": STRING,
-        "isolation": STRING,
+        "bootstrap": {"const": "default"},
+        "isolation": {"const": "default"},
         "module_hotfixes": BOOL,
-        "appstream": BOOL,
+        "appstream": {"const": False},
         "packit_forge_projects_allowed": STRINGS,
         "follow_fedora_branching": BOOL,
-        "repo_priority": nullable({"type": "integer"}),
+        "repo_priority": nullable({"type": "integer", "minimum": 1, "maximum": MAX_INT4}),
+        "runtime_dependencies": {
+            "type": "array",
+            "items": STRING,
+            "description": "repositories enabled with this one: URLs or copr://owner/project",
+        },
         "chroot_repos": {"type": "object", "additionalProperties": URL},
         "additional_repos": STRINGS,
-        "storage": {"type": "string", "enum": ["backend", "pulp"]},
+        "storage": {"const": "backend"},
     }
 )
 
@@ -264,9 +269,16 @@ PACKAGE = obj(
         "name": STRING,
         "ownername": STRING,
         "projectname": STRING,
-        "source_type": {"type": "string", "enum": ["upload", "link", "scm"]},
-        "source_dict": {"type": "object"},
+        "source_type": {
+            "type": "string",
+            "enum": ["unset", "scm", "pypi", "rubygems", "custom", "distgit", "upload", "link"],
+        },
+        "source_dict": {"type": "object", "description": "the definition; {} when unset"},
         "auto_rebuild": BOOL,
+        "webhook_rebuild": BOOL,
+        "max_builds": nullable({"type": "integer", "minimum": 1, "maximum": 100}),
+        "timeout": nullable({"type": "integer", "minimum": 60, "maximum": MAX_TIMEOUT}),
+        "chroot_denylist": STRINGS,
         "builds": obj(
             {"latest": nullable(ref("Build")), "latest_succeeded": nullable(ref("Build"))}
         ),
@@ -366,7 +378,8 @@ PROJECT_SETTINGS = obj(
         "delete_after": ISO_TIME,
         "build_timeout": nullable({"type": "integer", "minimum": 60, "maximum": MAX_TIMEOUT}),
         "storage_bytes": COUNT,
-    }
+    },
+    {"webhook_secret": {"type": "string", "format": "uuid", "description": "for editors only"}},
 )
 ERROR = obj(
     {

@@ -4,6 +4,7 @@ The contract is section 5 of ../shared/docs/copr-api-v3.md and upstream's
 behaviour: all three need credentials; `get` and `set` are for those who may
 change the project, `request` for any user; `get` answers 404 with an error
 while the project has no permission rows at all. Every change is audited.
+`can_build_in` asks kopers.access the question a build submission asks.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ async def get_permissions(request: web.Request) -> web.Response:
         raise NotFound(f"No permissions set on {project.full_name} project")
     return web.json_response(
         {"permissions": {name: g.as_json() for name, g in facts.grants.items()}}
+    )
+
+
+@routes.get("/api_3/project/permissions/can_build_in/{who}/{ownername}/{projectname}")
+async def can_build_in(request: web.Request) -> web.Response:
+    """Whether `who` may build in the project: the rule a submission by `who` meets.
+
+    python-copr sends credentials, and any user may ask about any user (as
+    upstream answers anyone); who holds which role is no secret from users.
+    """
+    kopers = request.app[KOPERS]
+    await require_user(request)
+    who = await kopers.store.get_user(path_name(request, "who"))
+    project = await kopers.store.get_project(
+        path_name(request, "ownername"), path_name(request, "projectname")
+    )
+    facts = await kopers.store.access_facts(who, Target.of(project))
+    return web.json_response(
+        {
+            "who": who.name,
+            "ownername": project.owner,
+            "projectname": project.name,
+            "can_build_in": access.may(facts, Action.BUILD),
+        }
     )
 
 

@@ -2,7 +2,8 @@
 
 Copr's API has no place for these: how many builds of each package to keep,
 a storage quota, and when a temporary project goes away. The storage a
-project takes is reported here too.
+project takes is reported here too, and, to those who may edit the project,
+its webhook secret.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kopers import access
 from kopers.api import fields
-from kopers.api.auth import require_user
+from kopers.api.auth import current_user, require_user
 from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, path_name
-from kopers.models import Project
+from kopers.errors import AuthenticationError
+from kopers.models import Project, User
 from kopers.projects import SETTING_BOUNDS, SettingsChange
 
 if TYPE_CHECKING:
@@ -39,15 +42,20 @@ def parse_settings(body: dict[str, Any]) -> SettingsChange:
     return SettingsChange(sent)
 
 
-async def settings_json(kopers: Kopers, project: Project) -> dict[str, Any]:
-    return {
+async def settings_json(kopers: Kopers, project: Project, user: User | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "full_name": project.full_name,
-        "keep_builds": project.keep_builds,
+        # The setting; with auto_prune off, no retention is in force whatever it says.
+        "keep_builds": project.retention,
         "quota_mib": project.quota_mib,
         "delete_after": project.delete_after.isoformat() if project.delete_after else None,
         "build_timeout": project.build_timeout,
         "storage_bytes": (await kopers.submissions.usage(project)).total,
     }
+    facts = await kopers.store.access_facts(user, access.Target.of(project))
+    if access.may(facts, access.Action.EDIT_PROJECT):
+        out["webhook_secret"] = project.webhook_secret
+    return out
 
 
 @routes.get("/api/projects/{owner}/{project}")
@@ -56,7 +64,11 @@ async def get_settings(request: web.Request) -> web.Response:
     project = await kopers.store.get_project(
         path_name(request, "owner"), path_name(request, "project")
     )
-    return web.json_response(await settings_json(kopers, project))
+    try:
+        user = await current_user(request)
+    except AuthenticationError:
+        user = None  # a read needs no credentials: bad ones just show what anyone sees
+    return web.json_response(await settings_json(kopers, project, user))
 
 
 @routes.patch("/api/projects/{owner}/{project}")
@@ -80,7 +92,7 @@ async def update_settings(request: web.Request) -> web.Response:
         await kopers.audit(
             user, request.remote, "project.storage", project.full_name, change.details()
         )
-    return web.json_response(await settings_json(kopers, project))
+    return web.json_response(await settings_json(kopers, project, user))
 
 
 def add_routes(app: web.Application) -> None:

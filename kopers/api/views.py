@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from kopers.api import hub
 from kopers.api.keys import KOPERS
 from kopers.api.params import path_id, path_name
 
@@ -26,21 +27,23 @@ def render(name: str, **context: Any) -> web.Response:
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     k = request.app[KOPERS]
-    return render(
-        "index.html", projects=await k.store.list_projects(None), url=k.config.server.public_url
-    )
+    # Unlisted projects stay reachable by their URL and the API, just not listed here.
+    listed = [p for p in await k.store.list_projects(None) if not p.options.unlisted_on_hp]
+    return render("index.html", projects=listed, url=k.config.server.public_url)
 
 
 async def _project_page(request: web.Request, owner: str) -> web.Response:
     k = request.app[KOPERS]
     project = await k.store.get_project(owner, path_name(request, "project"))
     builds = await k.store.list_builds(project.id, None, 100, 0)
+    url = k.config.server.public_url
     return render(
         "project.html",
         project=project,
         builds=builds,
         layout=k.layout,
-        url=k.config.server.public_url,
+        url=url,
+        dnf=hub.instructions(url, project, k.layout),
     )
 
 

@@ -132,6 +132,20 @@ class AccountStore(StoreBase):
         """Revoke a token; False if it was revoked already."""
         return await self.db.fetchrow(self.q.revoke_token, login) is not None
 
+    async def replace_token(
+        self, old_login: str, user_id: int, login: str, secret_hash: str, expires: datetime | None
+    ) -> bool:
+        """Revoke `old_login` and make a new token of `user_id`, together.
+
+        False, and no new token, when `old_login` was revoked already (by a
+        replacement running at the same moment, say): one token makes one.
+        """
+        async with self.atomic() as conn:
+            if await conn.fetchrow(self.q.revoke_token, old_login) is None:
+                return False
+            await conn.execute(self.q.create_token, user_id, login, secret_hash, expires)
+        return True
+
     # the audit trail ----------------------------------------------------------
 
     async def add_event(

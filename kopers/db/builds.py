@@ -65,6 +65,9 @@ class BuildStore(ChainStore):
                 new.timeout,
             )
             await conn.execute(self.q.set_build_priority, build_id, new.priority, new.is_background)
+            if new.package_name is not None:
+                # Its package (kopers/db/packages.py), made from this build if new.
+                await conn.execute(self.q.link_build_package, build_id)
             for chroot in new.chroots:
                 await conn.execute(self.q.add_task, build_id, chroot, str(new.task_state))
             if not new.chain.empty:
@@ -127,10 +130,22 @@ class BuildStore(ChainStore):
     async def set_source(
         self, build_id: int, name: str, version: str, srpm_name: str, state: BuildState
     ) -> bool:
-        """Record the source package the source step made; False if the step was ended."""
-        done = await self.db.fetchval(
-            self.q.set_source, build_id, name, version, srpm_name, str(state), source_from(state)
-        )
+        """Record the source package the source step made; False if the step was ended.
+
+        The build then gets its package by name (made from its source if new).
+        """
+        async with self.atomic() as conn:
+            done = await conn.fetchval(
+                self.q.set_source,
+                build_id,
+                name,
+                version,
+                srpm_name,
+                str(state),
+                source_from(state),
+            )
+            if done is not None:
+                await conn.execute(self.q.link_build_package, build_id)
         return done is not None
 
     async def set_source_state(self, build_id: int, state: BuildState) -> bool:

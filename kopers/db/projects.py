@@ -9,7 +9,9 @@ import asyncpg
 
 from kopers.db.base import StoreBase
 from kopers.errors import Conflict, NotFound
-from kopers.models import Project
+from kopers.models import Project, ProjectOptions
+
+DEFAULT_OPTIONS = ProjectOptions()
 
 
 class ProjectStore(StoreBase):
@@ -28,8 +30,13 @@ class ProjectStore(StoreBase):
         created_by: int,
         delete_after: datetime | None = None,
         on_created: Callable[[Project], Awaitable[None]] | None = None,
+        options: ProjectOptions = DEFAULT_OPTIONS,
+        webhook_secret: str | None = None,
     ) -> Project:
-        """Insert a project; `on_created` runs inside the transaction (e.g. to make its key)."""
+        """Insert a project; `on_created` runs inside the transaction (e.g. to make its key).
+
+        Without a `webhook_secret`, Postgres makes a random one.
+        """
         async with self.atomic() as conn:
             try:
                 pid = await conn.fetchval(
@@ -43,6 +50,8 @@ class ProjectStore(StoreBase):
                     list(additional_repos),
                     enable_net,
                     created_by,
+                    *_option_values(options),
+                    webhook_secret,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(f"project {owner}/{name} already exists") from None
@@ -79,6 +88,43 @@ class ProjectStore(StoreBase):
 
     async def set_chroot_repos(self, project_id: int, chroot: str, repos: Sequence[str]) -> None:
         await self.db.execute(self.q.set_chroot_repos, project_id, chroot, list(repos))
+
+    async def update_project(
+        self,
+        project_id: int,
+        *,
+        description: str,
+        instructions: str,
+        homepage: str | None,
+        contact: str | None,
+        additional_repos: Sequence[str],
+        enable_net: bool,
+        delete_after: datetime | None,
+        options: ProjectOptions,
+    ) -> None:
+        """Set a project's text, repositories, network, expiry and options."""
+        await self.db.execute(
+            self.q.update_project,
+            project_id,
+            description,
+            instructions,
+            homepage,
+            contact,
+            list(additional_repos),
+            enable_net,
+            delete_after,
+            *_option_values(options),
+        )
+
+    async def set_project_chroots(self, project_id: int, chroots: Sequence[str]) -> None:
+        """Offer exactly `chroots`: others are switched off (rows and results kept)."""
+        async with self.atomic() as conn:
+            await conn.execute(self.q.disable_project_chroots, project_id, list(chroots))
+            for chroot in chroots:
+                await conn.execute(self.q.add_project_chroot, project_id, chroot)
+
+    async def set_webhook_secret(self, project_id: int, secret: str) -> None:
+        await self.db.execute(self.q.set_project_webhook_secret, project_id, secret)
 
     async def set_project_storage(
         self,
@@ -125,8 +171,33 @@ def _project(row: asyncpg.Record) -> Project:
         enable_net=row["enable_net"],
         created_by=row["created_by"],
         created_on=row["created_on"],
-        keep_builds=row["keep_builds"],
+        retention=row["keep_builds"],
         quota_mib=row["quota_mib"],
         delete_after=row["delete_after"],
         build_timeout=row["build_timeout"],
+        options=ProjectOptions(
+            persistent=row["persistent"],
+            unlisted_on_hp=row["unlisted_on_hp"],
+            auto_prune=row["auto_prune"],
+            module_hotfixes=row["module_hotfixes"],
+            repo_priority=row["repo_priority"],
+            runtime_dependencies=tuple(row["runtime_dependencies"]),
+            follow_fedora_branching=row["follow_fedora_branching"],
+            packit_forge_projects_allowed=tuple(row["packit_forge_projects_allowed"]),
+        ),
+        webhook_secret=str(row["webhook_secret"]),
+    )
+
+
+def _option_values(o: ProjectOptions) -> tuple[object, ...]:
+    """The options in the order create_project ($10..$17) and update_project ($9..$16) take."""
+    return (
+        o.persistent,
+        o.unlisted_on_hp,
+        o.auto_prune,
+        o.module_hotfixes,
+        o.repo_priority,
+        list(o.runtime_dependencies),
+        o.follow_fedora_branching,
+        list(o.packit_forge_projects_allowed),
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from kopers.db.accounts import AccountStore, TokenRecord
 from kopers.db.builds import BuildStore, NewBuild
+from kopers.db.forks import ForkStore
+from kopers.db.packages import PackageStore
 from kopers.db.permissions import PermissionStore
 from kopers.db.projects import ProjectStore
 
 __all__ = ["NewBuild", "Store", "TokenRecord"]
 
 
-class Store(AccountStore, ProjectStore, BuildStore, PermissionStore):
+class Store(AccountStore, ProjectStore, PackageStore, BuildStore, PermissionStore, ForkStore):
     """All parts of the store over one pool."""

@@ -8,6 +8,9 @@ all failed, so they hold logs only), the newest build that does have RPMs
 is kept as well.
 
 Directories whose names are not build directory names are never touched.
+
+A project whose auto_prune is off has no retention in force
+(`Project.keep_builds` is None whatever its setting), so nothing prunes it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from kopers.config import ChrootConfig, Config
@@ -65,6 +65,8 @@ class ChrootPipeline:
         # The way out for builds with network access; without it they cannot run.
         self.proxy = proxy
         self.policy = proxy.policy if proxy is not None else address_policy(config.network)
+        # Called with the build's id once a task of it succeeded (packages' max_builds).
+        self.on_succeeded: Callable[[int], Awaitable[object]] | None = None
 
     async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
@@ -92,9 +94,11 @@ class ChrootPipeline:
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
                 raise BuildFailed(f"the results could not be published ({cause(exc)})") from exc
-            return await self._finish(
+            state = await self._finish(
                 build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome, clock.steps
             )
+            await self._after_success(build_id, state)
+            return state
         except BuildFailed as exc:
             try:
                 if clock.steps:
@@ -345,6 +349,15 @@ class ChrootPipeline:
         await channel.say(f"task ended {state}" + (f": {reason}" if reason else ""))
         channel.close(state, reason)
         return state
+
+    async def _after_success(self, build_id: int, state: BuildState) -> None:
+        """Run the success hook; the task has ended whatever the hook does."""
+        if state != BuildState.SUCCEEDED or self.on_succeeded is None:
+            return
+        try:
+            await self.on_succeeded(build_id)
+        except Exception:
+            log.exception("task of build %d: the hook after its success failed", build_id)
 
     async def _stored_state(self, build_id: int, chroot: str) -> BuildState:
         build = await self.store.get_build(build_id)

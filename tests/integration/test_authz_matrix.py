@@ -32,7 +32,8 @@ from kopers import config as config_mod
 from kopers import tokens
 from kopers.access import Grant, PermState
 from kopers.api.app import create_app
-from kopers.models import Project
+from kopers.db.packages import PackageSettings
+from kopers.models import Project, ScmPackageSource
 from kopers.service import Kopers, open_kopers
 from tests.integration.conftest import table_rows, waiting_build
 
@@ -138,6 +139,25 @@ async def add_project(w: World, kind: str, user: str | None) -> Call:
     return Call("POST", path, {"json": body}, f"{owner}/{name}")
 
 
+async def fork_project(w: World, kind: str, user: str | None) -> Call:
+    source = await w.project(kind)
+    owner, name = owner_of(kind), w.name("fork")
+    body = {"name": name, "ownername": owner, "confirm": False}
+    path = f"/api_3/project/fork/{source.owner}/{source.name}"
+    return Call("POST", path, {"json": body}, f"{owner}/{name}")
+
+
+async def edit_project(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {"description": "changed", "repos": None, "bootstrap": "default", "chroots": None}
+    return Call("PUT", f"/api_3/project/edit/{p.owner}/{p.name}", {"json": body}, p.full_name)
+
+
+async def new_webhook_secret(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("POST", f"/api_3/webhook/generate/{p.owner}/{p.name}", {}, p.full_name)
+
+
 async def delete_project(w: World, kind: str, user: str | None) -> Call:
     p = await w.project(kind)
     await w.build(p, finished=False)  # a delete also cancels what still runs
@@ -222,6 +242,21 @@ async def delete_builds(w: World, kind: str, user: str | None) -> Call:
     return Call("DELETE", "/api_3/build/delete/list", {"json": body}, p.full_name)
 
 
+async def delete_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    return Call("DELETE", f"/api_3/build/delete/{await w.build(p, True)}", {}, p.full_name)
+
+
+async def new_api_token(w: World, kind: str, user: str | None) -> Call:
+    # The call replaces the token it is made with: give the caller a fresh one.
+    if user is not None:
+        u = await w.kopers.store.get_user(user)
+        new = tokens.generate()
+        await w.kopers.store.create_token(u.id, new.login, new.digest, None)
+        w.auth[user] = basic(new.login, new.secret)
+    return Call("POST", "/api_3/api-token", {}, user or "")
+
+
 async def set_permissions(w: World, kind: str, user: str | None) -> Call:
     p = await w.project(kind)
     path = f"/api_3/project/permissions/set/{p.owner}/{p.name}"
@@ -265,11 +300,100 @@ BUILDERS = EDITORS | {"builder"}
 GROUP_BUILDERS = BUILDERS | {"member"}
 ANY_USER = frozenset(PRINCIPALS) - {"anonymous"}
 
+SCM_SOURCE = ScmPackageSource("https://127.0.0.1:1/x.git")
+
+
+async def _package(w: World, kind: str, with_build: bool = False) -> tuple[Project, str]:
+    p = await w.project(kind)
+    name = w.name("pkg")
+    package = await w.kopers.store.create_package(p.id, name, PackageSettings(SCM_SOURCE))
+    if with_build:
+        build_id = await w.build(p, finished=True)
+        await w.kopers.store.attach_build(build_id, package.id)
+    return p, name
+
+
+def _ref(p: Project, name: str) -> dict[str, str]:
+    return {"ownername": p.owner, "projectname": p.name, "package_name": name}
+
+
+async def add_package(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    path = f"/api_3/package/add/{p.owner}/{p.name}/hello/scm"
+    return Call("POST", path, {"json": {"clone_url": "https://127.0.0.1:1/x.git"}}, p.full_name)
+
+
+async def edit_package(w: World, kind: str, user: str | None) -> Call:
+    p, name = await _package(w, kind)
+    path = f"/api_3/package/edit/{p.owner}/{p.name}/{name}/scm"
+    return Call("POST", path, {"json": {"committish": "main"}}, p.full_name)
+
+
+async def edit_package_same_type(w: World, kind: str, user: str | None) -> Call:
+    p, name = await _package(w, kind)
+    path = f"/api_3/package/edit/{p.owner}/{p.name}/{name}"
+    return Call("POST", path, {"json": {"max_builds": 2}}, p.full_name)
+
+
+def reset_package(method: str) -> Prepare:
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        p, name = await _package(w, kind)
+        return Call(method, "/api_3/package/reset", {"json": _ref(p, name)}, p.full_name)
+
+    return prepare
+
+
+async def delete_package(w: World, kind: str, user: str | None) -> Call:
+    p, name = await _package(w, kind, with_build=True)
+    return Call("DELETE", "/api_3/package/delete", {"json": _ref(p, name)}, p.full_name)
+
+
+async def build_package(w: World, kind: str, user: str | None) -> Call:
+    p, name = await _package(w, kind)
+    return Call("POST", "/api_3/package/build", {"json": _ref(p, name)}, p.full_name)
+
+
+PACKAGE_MATRIX: dict[tuple[str, str], Case] = {
+    (
+        "POST",
+        "/api_3/package/add/{ownername}/{projectname}/{package_name}/{source_type_text}",
+    ): Case(add_package, (EDITORS, EDITORS), "package.add"),
+    (
+        "POST",
+        "/api_3/package/edit/{ownername}/{projectname}/{package_name}/{source_type_text}",
+    ): Case(edit_package, (EDITORS, EDITORS), "package.edit"),
+    ("POST", "/api_3/package/edit/{ownername}/{projectname}/{package_name}"): Case(
+        edit_package_same_type, (EDITORS, EDITORS), "package.edit"
+    ),
+    ("PUT", "/api_3/package/reset"): Case(
+        reset_package("PUT"), (EDITORS, EDITORS), "package.reset"
+    ),
+    ("POST", "/api_3/package/reset"): Case(
+        reset_package("POST"), (EDITORS, EDITORS), "package.reset"
+    ),
+    ("DELETE", "/api_3/package/delete"): Case(delete_package, (EDITORS, EDITORS), "package.delete"),
+    ("POST", "/api_3/package/build"): Case(
+        build_package, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+}
+
+
 MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/api_3/project/add/{ownername}"): Case(
         add_project,
         (_s("owner", "site_admin"), _s("owner", "member", "site_admin")),
         "project.create",
+    ),
+    ("POST", "/api_3/project/fork/{ownername}/{projectname}"): Case(
+        fork_project,
+        (_s("owner", "site_admin"), _s("owner", "member", "site_admin")),
+        "project.fork",
+    ),
+    ("PUT", "/api_3/project/edit/{ownername}/{projectname}"): Case(
+        edit_project, (EDITORS, EDITORS), "project.edit"
+    ),
+    ("POST", "/api_3/webhook/generate/{ownername}/{projectname}"): Case(
+        new_webhook_secret, (EDITORS, EDITORS), "project.webhook-secret"
     ),
     ("DELETE", "/api_3/project/delete/{ownername}/{projectname}"): Case(
         delete_project, (_s("owner", "site_admin"), _s("owner", "site_admin")), "project.delete"
@@ -305,6 +429,10 @@ MATRIX: dict[tuple[str, str], Case] = {
         cancel_build, (BUILDERS, GROUP_BUILDERS), "build.cancel"
     ),
     ("DELETE", "/api_3/build/delete/list"): Case(delete_builds, (EDITORS, EDITORS), "build.delete"),
+    ("DELETE", "/api_3/build/delete/{build_id}"): Case(
+        delete_build, (EDITORS, EDITORS), "build.delete"
+    ),
+    ("POST", "/api_3/api-token"): Case(new_api_token, (ANY_USER, ANY_USER), "token.rotate"),
     ("PUT", "/api_3/project/permissions/set/{ownername}/{projectname}"): Case(
         set_permissions, (EDITORS, EDITORS), "permission.set"
     ),
@@ -321,6 +449,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         revoke_token, (_s("owner", "site_admin"), _s("owner", "site_admin")), "token.revoke"
     ),
 }
+MATRIX.update(PACKAGE_MATRIX)
 
 
 @pytest.fixture

@@ -54,20 +54,21 @@ from tests.integration.liveserver import CHROOT, LiveServer, live_server
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("KOPERS_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("KOPERS_FUZZ_SEED", "kopers")
-UNROUTED = "is not supported by this Kopers server"
+UNSUPPORTED = "not supported by this Kopers server"
 
 
 def no_server_error(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
-    """Any 5xx fails, except the 501 of a path under /api_3 that no route matches.
+    """Any 5xx fails, except a documented 501 saying what this server does not offer.
 
     Copr's clients read a 404 as a missing object, so a path outside the
     router's grammar (a build id that is not digits, an empty segment) is
-    answered "not supported"; the operations with path parameters document it.
+    answered "not supported"; so is a valid request for something this server
+    lacks (a project directory, a source type it cannot build).
     """
     if (
         response.status_code == 501
         and "501" in case.operation.responses.status_codes
-        and UNROUTED in response.text
+        and UNSUPPORTED in response.text
     ):
         return None
     return not_a_server_error(ctx, response, case)
@@ -247,6 +248,10 @@ def fuzz(
             if not only(operation.label):
                 continue
             for caller in callers:
+                if operation.label == "POST /api_3/api-token" and caller is not None:
+                    # A success replaces the caller's own token: the rows-unchanged
+                    # check would flag it. test_tokens_api.py covers that call.
+                    continue
                 fuzz_operation(server, operation, caller, targets, tally, session, examples)
     tally.seconds = time.monotonic() - started
     return tally

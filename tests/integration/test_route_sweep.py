@@ -40,6 +40,9 @@ SWEEP_QUERY = [
     "project",
     "user",
     "with_latest_build",
+    "with_latest_succeeded_build",
+    "project_dirname",
+    "additional_fields[]",
 ]
 GOOD = {
     "ownername": "alice",
@@ -51,6 +54,9 @@ GOOD = {
     "group": "grp",
     "osver": "debian-12",
     "login": "nobody",
+    "who": "bob",
+    "package_name": "hello",
+    "source_type_text": "scm",
     "tail": "alice/p/",
     "name": "kopers.css",
 }
