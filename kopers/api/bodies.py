@@ -15,6 +15,7 @@ from typing import Any
 from kopers.api import fields
 from kopers.api.fields import body_object, optional
 from kopers.errors import BadRequest
+from kopers.sourcekinds import MAX_SCRIPT_BYTES, CustomSource, PypiSource, scm_method
 from kopers.submission import BuildRequest, ChainStep, ScmSource
 from kopers.worker.scm import check_clone_url, check_committish, relative
 
@@ -43,7 +44,7 @@ def build_request(data: dict[str, Any]) -> BuildRequest:
         exclude_chroots=tuple(
             optional(fields.str_list, data.get("exclude_chroots"), "exclude_chroots") or ()
         ),
-        timeout=optional(fields.integer, data.get("timeout"), "timeout", lo=0),
+        timeout=optional(fields.integer, data.get("timeout"), "timeout", lo=1),
         background=bool(optional(fields.boolean, data.get("background"), "background")),
         after_build_id=after,
         with_build_id=with_,
@@ -73,10 +74,55 @@ def scm_source(data: dict[str, Any]) -> ScmSource:
     committish = optional(fields.token, data.get("committish"), "committish") or ""
     subdirectory = optional(_path, data.get("subdirectory"), "subdirectory") or ""
     spec = optional(_path, data.get("spec"), "spec") or ""
+    method = scm_method(
+        optional(fields.token, data.get("source_build_method"), "source_build_method")
+    )
     check_committish(committish)
     relative(subdirectory, "subdirectory")
     relative(spec, "spec")
-    return ScmSource(clone_url, committish, subdirectory, spec)
+    return ScmSource(clone_url, committish, subdirectory, spec, method)
+
+
+def custom_source(data: dict[str, Any]) -> CustomSource:
+    """create/custom's script, its chroot, build dependencies, result dir and repos."""
+    script = data.get("script")
+    if not isinstance(script, str):
+        raise BadRequest("script must be a string: the script's text")
+    resultdir = optional(_path, data.get("resultdir"), "resultdir") or ""
+    relative(resultdir, "resultdir")
+    return CustomSource(
+        script=fields.text(script, "script", MAX_SCRIPT_BYTES),
+        chroot=optional(fields.token, data.get("chroot"), "chroot"),
+        builddeps=tuple(
+            optional(fields.str_list, data.get("builddeps"), "builddeps", item=fields.token) or ()
+        ),
+        resultdir=resultdir,
+        repos=tuple(
+            optional(fields.str_list, data.get("repos"), "repos", item=fields.http_url) or ()
+        ),
+    )
+
+
+def pypi_source(data: dict[str, Any]) -> PypiSource:
+    """create/pypi's package name and version, spec generator and Python versions."""
+    name = fields.line(data.get("pypi_package_name"), "pypi_package_name", 200)
+    version = optional(fields.line, data.get("pypi_package_version"), "pypi_package_version", 64)
+    template = optional(fields.line, data.get("spec_template"), "spec_template", 64)
+    if template:
+        raise BadRequest("spec_template is for pyp2rpm, which this server does not run")
+    versions = data.get("python_versions")
+    if versions is None or versions == []:
+        versions = [3]
+    if not isinstance(versions, list):
+        versions = [versions]
+    parsed = tuple(fields.integer(v, "python_versions", lo=2, hi=3) for v in versions)
+    return PypiSource(
+        name=name,
+        version=version or "",
+        spec_generator=optional(fields.line, data.get("spec_generator"), "spec_generator", 20)
+        or "pyp2spec",
+        python_versions=parsed,
+    )
 
 
 def _path(value: Any, field: str) -> str:

@@ -28,6 +28,7 @@ from kopers.api.openapi_copr import copr_paths
 from kopers.api.openapi_native import native_paths
 from kopers.api.openapi_ops import ERRORS
 from kopers.api.openapi_schemas import Schema, ref, response_schemas
+from kopers.api.openapi_sources import source_paths, source_schemas
 from kopers.api.views import render
 from kopers.config import Config
 
@@ -59,7 +60,11 @@ than `limits.min_body_rate_kib` loses its connection.
 @functools.lru_cache(maxsize=8)
 def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) -> str:
     components: dict[str, Any] = {
-        "schemas": {**response_schemas(), **request_schemas(list(chroots), max_text_bytes)},
+        "schemas": {
+            **response_schemas(),
+            **request_schemas(list(chroots), max_text_bytes),
+            **source_schemas(),
+        },
         "responses": {
             f"E{code}": {
                 "description": text,
@@ -80,7 +85,9 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
         "info": {"title": "Kopers API", "version": kopers.__version__, "description": DESCRIPTION},
         "servers": [{"url": public_url}],
         "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
-        "paths": dict(sorted({**copr_paths(max_text_bytes), **native_paths()}.items())),
+        "paths": dict(
+            sorted({**copr_paths(max_text_bytes), **source_paths(), **native_paths()}.items())
+        ),
         "components": components,
     }
     return json.dumps(doc, indent=1)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kopers.models import SourceType
+
 Schema = dict[str, Any]
 
 MAX_BIGINT = (1 << 63) - 1
@@ -264,7 +266,7 @@ PACKAGE = obj(
         "name": STRING,
         "ownername": STRING,
         "projectname": STRING,
-        "source_type": {"type": "string", "enum": ["upload", "link", "scm"]},
+        "source_type": {"type": "string", "enum": [str(t) for t in SourceType]},
         "source_dict": {"type": "object"},
         "auto_rebuild": BOOL,
         "builds": obj(
