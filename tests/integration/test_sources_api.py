@@ -8,7 +8,6 @@ which needs no VM.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -276,7 +275,3 @@ async def test_small_timeouts_are_taken(demo: Api, timeout: Any, status: int) ->
     if status == 200:
         build = await demo.kopers.store.get_build(body["id"])
         assert build.timeout == int(timeout)
-
-
-def test_rpm_is_here() -> None:
-    assert shutil.which("rpm") and shutil.which("rpmbuild")
