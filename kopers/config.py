@@ -155,6 +155,13 @@ class ChrootConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SourcesConfig:
+    """Where build sources come from that a client names only (buildpypi)."""
+
+    pypi_url: str = "https://pypi.org"  # a package index serving PyPI's JSON API
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     server: ServerConfig
@@ -165,6 +172,7 @@ class Config:
     source: Path | None  # the file it was read from, if any
     network: NetworkConfig = NetworkConfig()
     limits: LimitsConfig = LimitsConfig()
+    sources: SourcesConfig = SourcesConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -207,6 +215,7 @@ DEFAULTS: dict[str, Any] = {
         "hosts": [],
     },
     "network": {"allow": []},
+    "sources": {"pypi_url": "https://pypi.org"},
     "limits": dict(LIMIT_DEFAULTS),
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
@@ -300,7 +309,16 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         source=source,
         network=_parse_network(data["network"]),
         limits=parse_limits(data["limits"]),
+        sources=_parse_sources(data["sources"]),
     )
+
+
+def _parse_sources(section: Mapping[str, Any]) -> SourcesConfig:
+    url = str(section.get("pypi_url", "")).rstrip("/")
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\n" in url:
+        raise ConfigError(f"sources.pypi_url must be an http(s) URL: {url!r}")
+    return SourcesConfig(pypi_url=url)
 
 
 def _parse_network(section: Mapping[str, Any]) -> NetworkConfig:

@@ -85,6 +85,15 @@ class SourceType(enum.StrEnum):
     UPLOAD = "upload"
     URL = "link"
     SCM = "scm"
+    SPEC = "spec_upload"  # an uploaded .spec: the SRPM is made in a VM
+    CUSTOM = "custom"  # a script run in a VM leaves a spec and sources
+    PYPI = "pypi"  # a spec generated from a Python package index (pyp2spec)
+    RPM_UPLOAD = "rpm_upload"  # a built binary RPM, published without building
+
+    @property
+    def in_vm(self) -> bool:
+        """Whether the source step makes the SRPM in a builder VM (and takes a slot)."""
+        return self in (SourceType.SCM, SourceType.SPEC, SourceType.CUSTOM, SourceType.PYPI)
 
 
 @dataclass(frozen=True, slots=True)

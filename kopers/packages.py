@@ -38,11 +38,12 @@ from kopers.models import (
     Package,
     PackageSource,
     Project,
+    PypiPackageSource,
     ScmPackageSource,
     ScmType,
-    SrpmBuildMethod,
     User,
 )
+from kopers.sourcekinds import CustomSource, PypiSource, scm_method
 from kopers.submission import BuildRequest, ScmSource, Submissions
 
 log = logging.getLogger(__name__)
@@ -201,15 +202,38 @@ class Packages:
                         f"package {package.name} is from {scm.scm_type}: this Kopers server "
                         "builds from git repositories only"
                     )
-                if scm.source_build_method is not SrpmBuildMethod.RPKG:
-                    raise NotSupported(
-                        f"source_build_method {scm.source_build_method} is not supported by "
-                        "this Kopers server: it makes the SRPM from the spec file (rpkg)"
-                    )
-                source = ScmSource(scm.clone_url, scm.committish, scm.subdirectory, scm.spec)
+                method = scm_method(str(scm.source_build_method))
+                source = ScmSource(
+                    scm.clone_url, scm.committish, scm.subdirectory, scm.spec, method
+                )
 
                 async def make() -> Build:
                     return await self.submissions.from_scm(user, owner, name, request, source)
+
+            case PypiPackageSource() as pypi:
+                if pypi.spec_template:
+                    raise BadRequest("spec_template is not supported: pyp2spec has no templates")
+                spec = PypiSource(
+                    pypi.pypi_package_name,
+                    pypi.pypi_package_version or "",
+                    str(pypi.spec_generator),
+                    tuple(_python_version(v) for v in pypi.python_versions),
+                )
+
+                async def make() -> Build:
+                    return await self.submissions.from_pypi(user, owner, name, request, spec)
+
+            case CustomPackageSource() as custom:
+                script = CustomSource(
+                    custom.script,
+                    custom.chroot,
+                    custom.builddeps,
+                    custom.resultdir or "",
+                    custom.repos,
+                )
+
+                async def make() -> Build:
+                    return await self.submissions.from_custom(user, owner, name, request, script)
 
             case LinkPackageSource() as link:
 
@@ -264,3 +288,10 @@ class Packages:
             )
         log.info("package %s: max_builds deleted builds %s", package.name, deleted)
         return deleted
+
+
+def _python_version(value: str) -> int:
+    """A stored python_versions entry ("3") as the pyp2spec source takes it; 400 if odd."""
+    if value.isdigit() and len(value) == 1:
+        return int(value)
+    raise BadRequest(f"python_versions: {value[:10]!r} is not a Python major version")

@@ -106,3 +106,11 @@ async def read_srpm(path: Path) -> RpmInfo:
     if not info.is_source:
         raise BadRequest(f"{path.name} is a binary RPM, not a source RPM (.src.rpm)")
     return info
+
+
+async def read_binary_rpm(path: Path) -> RpmInfo:
+    """Like read_rpm, but insist on a built (binary) package."""
+    info = await read_rpm(path)
+    if info.is_source:
+        raise BadRequest(f"{path.name} is a source RPM; uploadrpm publishes built (binary) RPMs")
+    return info

@@ -17,12 +17,13 @@ from __future__ import annotations
 import fnmatch
 import secrets
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kopers import access
+from kopers.buildrequest import BuildOptions, BuildRequest
 from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
@@ -32,23 +33,12 @@ from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
 from kopers.publish.usage import SourceSizes, StorageUsage
 from kopers.rpmfile import read_srpm
+from kopers.submitsources import SourceSubmissions
 
 MAX_TIMEOUT = 48 * 3600
 # Source states after which nothing writes to a build's source directory. Not
 # canceled: a canceled source step may still be stopping.
 _SOURCE_ENDED = frozenset({BuildState.SUCCEEDED, BuildState.FAILED})
-
-
-@dataclass(frozen=True, slots=True)
-class BuildRequest:
-    """Copr's build options as a client gave them, each value already parsed."""
-
-    chroots: tuple[str, ...] | None = None  # names or fnmatch patterns; None: every enabled
-    exclude_chroots: tuple[str, ...] = ()
-    timeout: int | None = None  # seconds; None: the project's default, then the server's
-    background: bool = False
-    after_build_id: int | None = None
-    with_build_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +49,7 @@ class ScmSource:
     committish: str = ""
     subdirectory: str = ""
     spec: str = ""
+    method: str = "rpkg"  # source_build_method (kopers.sourcekinds.SCM_METHODS)
 
     def as_source(self) -> dict[str, Any]:
         return {
@@ -66,28 +57,16 @@ class ScmSource:
             "committish": self.committish,
             "subdirectory": self.subdirectory,
             "spec": self.spec,
+            "source_build_method": self.method,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class BuildOptions:
-    chroots: tuple[str, ...]
-    timeout: int
-    background: bool
-    chain: ChainSpec = field(default_factory=ChainSpec)
-
-    @property
-    def priority(self) -> int:
-        # Copr's --background: run after everything that is not background.
-        return 1 if self.background else 0
 
 
 def parse_options(request: BuildRequest, project: Project, default_timeout: int) -> BuildOptions:
     """A build request -> BuildOptions, validated against the project. Pure."""
     chroots = select_chroots(project, request.chroots, request.exclude_chroots)
     timeout = default_timeout if request.timeout is None else request.timeout
-    if not 60 <= timeout <= MAX_TIMEOUT:
-        raise BadRequest(f"timeout must be between 60 and {MAX_TIMEOUT} seconds")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise BadRequest(f"timeout must be between 1 and {MAX_TIMEOUT} seconds")
     after, with_ = request.after_build_id, request.with_build_id
     if after is not None and with_ is not None:
         raise BadRequest("--after-build-id and --with-build-id cannot be used together")
@@ -123,7 +102,7 @@ def select_chroots(
     return tuple(chosen)
 
 
-class Submissions:
+class Submissions(SourceSubmissions):
     def __init__(
         self, config: Config, paths: DataPaths, store: Store, publisher: Publisher
     ) -> None:
@@ -220,7 +199,9 @@ class Submissions:
     async def from_upload(
         self, user: User, owner: str, name: str, request: BuildRequest, spooled: Path
     ) -> Build:
-        """A build from an uploaded SRPM that has been spooled to `spooled`."""
+        """A build from an uploaded SRPM (or .spec) that has been spooled to `spooled`."""
+        if spooled.name.endswith(".spec"):
+            return await self.from_spec(user, owner, name, request, spooled)
         try:
             size = spooled.stat().st_size
             project = await self.check(user, owner, name, request, incoming_bytes=size)
@@ -303,6 +284,10 @@ class Submissions:
                 f"none of build {build_id}'s chroots is enabled in {project.full_name}"
             )
         options = BuildOptions(chroots, old.timeout, old.is_background)
+        if old.source_type in (SourceType.RPM_UPLOAD, SourceType.SPEC):
+            raise BadRequest(
+                f"build {build_id} was made from an uploaded {old.source_type}: upload it again"
+            )
         if old.source_type != SourceType.UPLOAD:
             # Its source is fetched or made again, and counts like a new one's.
             await self._check_quota(project, 0)
@@ -329,16 +314,24 @@ class Submissions:
         options: BuildOptions,
         source_type: SourceType,
         source: dict[str, Any],
+        *,
+        on_created: Callable[[int], Awaitable[None]] | None = None,
+        package: tuple[str, str, str] | None = None,
     ) -> Build:
-        """A build whose SRPM a source step makes first; its chroot tasks wait for it."""
+        """A build whose SRPM a source step makes first; its chroot tasks wait for it.
+
+        `on_created` stores an uploaded source with the rows; `package` is the
+        (name, version, file name) when the upload tells them already.
+        """
+        name, version, filename = package or (None, None, None)
         new = NewBuild(
             project_id=project.id,
             submitter_id=user.id,
             source_type=source_type,
             source=source,
-            package_name=None,
-            package_version=None,
-            srpm_name=None,
+            package_name=name,
+            package_version=version,
+            srpm_name=filename,
             source_state=BuildState.PENDING,
             timeout=options.timeout,
             chroots=options.chroots,
@@ -347,7 +340,7 @@ class Submissions:
             priority=options.priority,
             is_background=options.background,
         )
-        return await self.store.create_build(new)
+        return await self.store.create_build(new, on_created=on_created)
 
 
 def _mib(size: int) -> str:

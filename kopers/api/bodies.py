@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from kopers.api import fields
 from kopers.api.fields import body_object, optional
-from kopers.errors import BadRequest
+from kopers.errors import BadRequest, NotSupported
 from kopers.projects import MAX_DAYS, MAX_INT4, NO_EXPIRY, ProjectInput
 from kopers.publish.repofile import copr_repo
+from kopers.sourcekinds import MAX_SCRIPT_BYTES, CustomSource, PypiSource, scm_method
 from kopers.submission import BuildRequest, ChainStep, ScmSource
 from kopers.worker.scm import check_clone_url, check_committish, relative
 
@@ -78,7 +79,7 @@ def build_request(data: dict[str, Any]) -> BuildRequest:
         exclude_chroots=tuple(
             optional(fields.str_list, data.get("exclude_chroots"), "exclude_chroots") or ()
         ),
-        timeout=optional(fields.integer, data.get("timeout"), "timeout", lo=0),
+        timeout=optional(fields.integer, data.get("timeout"), "timeout", lo=1),
         background=bool(optional(fields.boolean, data.get("background"), "background")),
         after_build_id=after,
         with_build_id=with_,
@@ -88,10 +89,30 @@ def build_request(data: dict[str, Any]) -> BuildRequest:
 def build_body(data: Any, field: str = "the request body") -> BuildBody:
     """A /api_3/build/* body: `ownername`, `projectname` and the build options."""
     body = body_object(data, field)
+    project = fields.name(body.get("projectname"), "projectname")
+    same_dir(project, body.get("project_dirname"))
     return BuildBody(
         owner=fields.name(body.get("ownername"), "ownername"),
-        project=fields.name(body.get("projectname"), "projectname"),
+        project=project,
         request=build_request(body),
+    )
+
+
+def same_dir(project: str, dirname: Any) -> None:
+    """Copr's project directories (`p:custom:x`) are not kept apart here: only `p` is.
+
+    A build sent to one must not land in the main repository as if it had
+    been asked for: it is refused, saying so.
+    """
+    if dirname is None or dirname == "" or dirname == project:
+        return
+    if not isinstance(dirname, str):
+        raise BadRequest("project_dirname must be a string")
+    if dirname.split(":", 1)[0] != project:
+        raise BadRequest(f"project_dirname must be {project} or {project}:<suffix>")
+    raise NotSupported(
+        f"project directories ({project}:<suffix>) are not supported by this Kopers "
+        f"server; use {project}"
     )
 
 
@@ -108,10 +129,55 @@ def scm_source(data: dict[str, Any]) -> ScmSource:
     committish = optional(fields.token, data.get("committish"), "committish") or ""
     subdirectory = optional(_path, data.get("subdirectory"), "subdirectory") or ""
     spec = optional(_path, data.get("spec"), "spec") or ""
+    method = scm_method(
+        optional(fields.token, data.get("source_build_method"), "source_build_method")
+    )
     check_committish(committish)
     relative(subdirectory, "subdirectory")
     relative(spec, "spec")
-    return ScmSource(clone_url, committish, subdirectory, spec)
+    return ScmSource(clone_url, committish, subdirectory, spec, method)
+
+
+def custom_source(data: dict[str, Any]) -> CustomSource:
+    """create/custom's script, its chroot, build dependencies, result dir and repos."""
+    script = data.get("script")
+    if not isinstance(script, str):
+        raise BadRequest("script must be a string: the script's text")
+    resultdir = optional(_path, data.get("resultdir"), "resultdir") or ""
+    relative(resultdir, "resultdir")
+    return CustomSource(
+        script=fields.text(script, "script", MAX_SCRIPT_BYTES),
+        chroot=optional(fields.token, data.get("chroot"), "chroot"),
+        builddeps=tuple(
+            optional(fields.str_list, data.get("builddeps"), "builddeps", item=fields.token) or ()
+        ),
+        resultdir=resultdir,
+        repos=tuple(
+            optional(fields.str_list, data.get("repos"), "repos", item=fields.http_url) or ()
+        ),
+    )
+
+
+def pypi_source(data: dict[str, Any]) -> PypiSource:
+    """create/pypi's package name and version, spec generator and Python versions."""
+    name = fields.line(data.get("pypi_package_name"), "pypi_package_name", 200)
+    version = optional(fields.line, data.get("pypi_package_version"), "pypi_package_version", 64)
+    template = optional(fields.line, data.get("spec_template"), "spec_template", 64)
+    if template:
+        raise BadRequest("spec_template is for pyp2rpm, which this server does not run")
+    versions = data.get("python_versions")
+    if versions is None or versions == []:
+        versions = [3]
+    if not isinstance(versions, list):
+        versions = [versions]
+    parsed = tuple(fields.integer(v, "python_versions", lo=2, hi=3) for v in versions)
+    return PypiSource(
+        name=name,
+        version=version or "",
+        spec_generator=optional(fields.line, data.get("spec_generator"), "spec_generator", 20)
+        or "pyp2spec",
+        python_versions=parsed,
+    )
 
 
 def _path(value: Any, field: str) -> str:

@@ -27,7 +27,7 @@ from kopers.api.params import (
     query_bool,
     query_name,
 )
-from kopers.errors import BadRequest, NotSupported
+from kopers.errors import BadRequest
 from kopers.models import (
     Build,
     BuildState,
@@ -92,7 +92,7 @@ async def list_packages(request: web.Request) -> web.Response:
 async def monitor(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project = await _project(kopers, request)
-    _same_dir(project, query_name(request, "project_dirname"))
+    bodies.same_dir(project.name, query_name(request, "project_dirname"))
     wanted = request.query.getall("additional_fields[]", [])
     unknown = sorted({f for f in wanted if f not in MONITOR_FIELDS})
     if unknown:
@@ -195,7 +195,7 @@ async def build_package(request: web.Request) -> web.Response:
     ref = pb.package_ref(data)
     options = bodies.build_body(data).request
     project = await kopers.store.get_project(ref.owner, ref.project)
-    _same_dir(project, data.get("project_dirname"))
+    bodies.same_dir(project.name, data.get("project_dirname"))
     package = await kopers.store.get_package(project.id, ref.name)
     submission = await kopers.packages.submission_for(user, project, package, options)
     build = await kopers.submit(user, request.remote, submission)
@@ -208,18 +208,6 @@ async def build_package(request: web.Request) -> web.Response:
 async def _project(kopers: Kopers, request: web.Request) -> Project:
     return await kopers.store.get_project(
         need_name(request, "ownername"), need_name(request, "projectname")
-    )
-
-
-def _same_dir(project: Project, dirname: Any) -> None:
-    """Copr's project directories (`p:suffix`) are not kept apart here: only `p` is."""
-    if dirname is None or dirname == "" or dirname == project.name:
-        return
-    if not isinstance(dirname, str):
-        raise BadRequest("project_dirname must be a string")
-    raise NotSupported(
-        f"project directories ({project.name}:<suffix>) are not supported by this Kopers "
-        f"server; use {project.name}"
     )
 
 

@@ -15,7 +15,7 @@ from kopers.api.params import (
     require_multipart,
 )
 from kopers.api.upload import read_upload
-from kopers.errors import BadRequest
+from kopers.errors import KopersError, NotSupported
 
 routes = web.RouteTableDef()
 
@@ -40,7 +40,7 @@ async def create_from_upload(request: web.Request) -> web.Response:
     spool_dir = spooled.parent
     try:
         body = bodies.build_body(data, "the json part")
-    except BadRequest:
+    except KopersError:  # refused before a build owns the spooled file
         shutil.rmtree(spool_dir, ignore_errors=True)
         raise
     build = await kopers.submit(
@@ -83,6 +83,76 @@ async def create_from_scm(request: web.Request) -> web.Response:
         lambda: kopers.submissions.from_scm(user, body.owner, body.project, body.request, scm),
     )
     return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.post("/api_3/build/create/rpm-upload")
+async def create_from_rpm_upload(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    require_multipart(request)
+    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
+    spooled = upload.package
+    try:
+        body = bodies.build_body(upload.options, "the json part")
+    except KopersError:  # refused before a build owns the spooled file
+        shutil.rmtree(spooled.parent, ignore_errors=True)
+        raise
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_rpm_upload(
+            user, body.owner, body.project, body.request, spooled
+        ),
+    )
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.post("/api_3/build/create/custom")
+async def create_from_custom(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    data = await json_body(request)
+    body = bodies.build_body(data)
+    custom = bodies.custom_source(data)
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_custom(
+            user, body.owner, body.project, body.request, custom
+        ),
+    )
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.post("/api_3/build/create/pypi")
+async def create_from_pypi(request: web.Request) -> web.Response:
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    data = await json_body(request)
+    body = bodies.build_body(data)
+    pypi = bodies.pypi_source(data)
+    build = await kopers.submit(
+        user,
+        request.remote,
+        lambda: kopers.submissions.from_pypi(user, body.owner, body.project, body.request, pypi),
+    )
+    return web.json_response(cj.build_json(build, kopers.layout))
+
+
+@routes.post("/api_3/build/create/rubygems")
+async def create_from_rubygems(request: web.Request) -> web.Response:
+    await require_user(request)
+    raise NotSupported(
+        "building from RubyGems is not supported by this Kopers server: it has no RubyGems mirror"
+    )
+
+
+@routes.post("/api_3/build/create/distgit")
+async def create_from_distgit(request: web.Request) -> web.Response:
+    await require_user(request)
+    raise NotSupported(
+        "building from dist-git is not supported by this Kopers server: it has no dist-git"
+    )
 
 
 def add_routes(app: web.Application) -> None:

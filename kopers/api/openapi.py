@@ -32,6 +32,7 @@ from kopers.api.openapi_ops import ERRORS
 from kopers.api.openapi_packages import package_paths, package_schemas
 from kopers.api.openapi_projects import project_schemas
 from kopers.api.openapi_schemas import Schema, ref, response_schemas
+from kopers.api.openapi_sources import source_paths, source_schemas
 from kopers.api.views import render
 from kopers.config import Config
 
@@ -70,6 +71,7 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
             **package_schemas(max_text_bytes),
             **build_schemas(),
             **fork_schemas(),
+            **source_schemas(),
         },
         "responses": {
             f"E{code}": {
@@ -99,6 +101,7 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
                     **package_paths(max_text_bytes),
                     **build_paths(),
                     **fork_paths(),
+                    **source_paths(),
                 }.items()
             )
         ),

@@ -39,11 +39,18 @@ _BUILD_OPTION_FIELDS: dict[str, Schema] = {
     "project_dirname": nullable(STRING),
     "chroots": {**name_list(NAME), "description": "names or patterns; null: every chroot"},
     "exclude_chroots": name_list(NAME),
-    "timeout": number_or_digits(60, MAX_TIMEOUT),
+    "timeout": number_or_digits(1, MAX_TIMEOUT),
     "background": FLAG,
     "after_build_id": number_or_digits(1, MAX_BIGINT),
     "with_build_id": number_or_digits(1, MAX_BIGINT),
 }
+
+
+def build_option_fields() -> dict[str, Schema]:
+    """Copr's build options, for the bodies of other modules' operations."""
+    return dict(_BUILD_OPTION_FIELDS)
+
+
 _EMPTY_LIST: Schema = {
     "anyOf": [{"type": "array", "maxItems": 0}, {"type": "string", "enum": [""]}, {"type": "null"}],
     "description": "not kept by Kopers yet: refused unless empty",
@@ -121,6 +128,7 @@ def _schemas(chroots: list[str], max_text_bytes: int) -> dict[str, Schema]:
                 "subdirectory": nullable(text(MAX_URL, lines=False)),
                 "spec": nullable(text(MAX_URL, lines=False)),
                 "scm_type": nullable({"type": "string", "enum": ["git"]}),
+                "source_build_method": nullable({"type": "string", "enum": ["rpkg", "make_srpm"]}),
             },
             ("ownername", "projectname", "clone_url"),
         ),

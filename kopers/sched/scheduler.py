@@ -41,7 +41,7 @@ def source_node(build_id: int, owner: str, source_type: str, priority: int) -> N
         owner,
         BuildState.PENDING,
         priority,
-        vm=source_type == SourceType.SCM,
+        vm=SourceType(source_type).in_vm,
     )
 
 

@@ -17,7 +17,7 @@ from kopers.errors import BadRequest, BuildFailed
 from kopers.logs.hub import LogChannel
 from kopers.models import Nevra
 from kopers.rpmfile import read_rpm
-from kopers.worker.results import MANIFEST, Identity, check_identity, read_manifest
+from kopers.worker.results import MANIFEST, Identity, check_identity, is_spec, read_manifest
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ async def read_outcome(
     built = [info.nevra for info in infos]
     manifest = await read_manifest(out / MANIFEST)
     logs = await collect_logs(channel, workdir)
-    return Outcome(files=rpms + logs, built=built, manifest=manifest)
+    specs = sorted(p for p in out.glob("*.spec") if is_spec(p.name))  # the boundary took one
+    return Outcome(files=rpms + specs + logs, built=built, manifest=manifest)
 
 
 async def collect_logs(channel: LogChannel, workdir: Path) -> list[Path]:

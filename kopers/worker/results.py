@@ -6,8 +6,9 @@ like RPMs, devices, thousands of files, sparse files of any apparent size.
 Nothing in it is trusted. This module:
 
 - lists the directory once (lstat, never following links) and accepts only
-  regular files whose names are RPM-shaped or `manifest.txt`, at most
-  `max_files` of them and `max_bytes` in all, as the listing states them;
+  regular files whose names are RPM-shaped, `manifest.txt`, or one spec
+  (`<name>.spec`, at most MAX_SPEC_BYTES), at most `max_files` of them and
+  `max_bytes` in all, as the listing states them;
 - copies each file on its own into a new local directory, creating every
   file exclusively and without following links, and stops reading a file at
   the byte budget that is left (a file may grow after it was listed);
@@ -34,6 +35,9 @@ from kopers.vm.ssh import RemoteEntry
 MANIFEST = "manifest.txt"
 # An RPM's file name: the characters rpmfile accepts in its fields, ".rpm" at the end.
 _RPM_NAME = re.compile(r"[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]{0,250}\.rpm\Z")
+# The package's spec, kept with the results (copr-cli download-build --spec).
+_SPEC_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]{0,200}\.spec\Z")
+MAX_SPEC_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_MANIFEST_ENTRY = 512
 
@@ -73,8 +77,17 @@ def check_listing(entries: list[RemoteEntry], limits: ResultLimits) -> list[Remo
         name = shown(entry.name, 80)
         if entry.kind != "file":
             raise BuildFailed(f"the build's result {name} is a {entry.kind}, not a regular file")
+        if _SPEC_NAME.match(entry.name):
+            if entry.size > MAX_SPEC_BYTES:
+                raise BuildFailed(f"the build's spec {name} is larger than {MAX_SPEC_BYTES} bytes")
+            continue
         if entry.name != MANIFEST and not _RPM_NAME.match(entry.name):
-            raise BuildFailed(f"the build's result {name} is neither an RPM nor {MANIFEST}")
+            raise BuildFailed(
+                f"the build's result {name} is neither an RPM nor {MANIFEST} nor a spec"
+            )
+    specs = [e.name for e in entries if _SPEC_NAME.match(e.name)]
+    if len(specs) > 1:
+        raise BuildFailed(f"the build left {len(specs)} spec files in its results; one is taken")
     total = sum(max(e.size, 0) for e in entries)
     if total > limits.max_bytes:
         raise BuildFailed(
@@ -95,11 +108,12 @@ async def take_results(
             budget = limits.max_bytes
             for entry in entries:
                 local = local_dir / entry.name
-                got = await vm.fetch(f"{remote_dir.rstrip('/')}/{entry.name}", local, budget)
-                if got > budget:
+                cap = min(budget, MAX_SPEC_BYTES) if is_spec(entry.name) else budget
+                got = await vm.fetch(f"{remote_dir.rstrip('/')}/{entry.name}", local, cap)
+                if got > cap:
                     raise BuildFailed(
                         f"the build's result {shown(entry.name, 80)} grew past the "
-                        f"{limits.max_bytes} bytes the results may take"
+                        f"{cap} bytes it may take"
                     )
                 budget -= got
                 copied.append(local)
@@ -108,6 +122,11 @@ async def take_results(
             f"the build's results took longer than {limits.deadline_s:.0f} s to copy"
         ) from None
     return copied
+
+
+def is_spec(name: str) -> bool:
+    """Whether a result file's name is the package's spec's. Pure."""
+    return bool(_SPEC_NAME.match(name))
 
 
 def check_identity(infos: list[RpmInfo], identity: Identity) -> None:

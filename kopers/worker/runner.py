@@ -31,7 +31,7 @@ class Runner:
         vms: VmPool,
         proxy: EgressProxy | None = None,
     ) -> None:
-        self.source = SourceStep(config, paths, store, hub, vms)
+        self.source = SourceStep(config, paths, store, hub, vms, proxy, publisher)
         self.pipeline = ChrootPipeline(config, paths, store, hub, publisher, vms, proxy)
 
     async def run(self, key: TaskKey) -> BuildState:

@@ -62,6 +62,26 @@ def relative(path: str, what: str) -> PurePosixPath:
     return p
 
 
+def locate_make_srpm(tree: Path, subdirectory: str, spec: str) -> tuple[Path, str]:
+    """(source directory, spec path in it or "") for make_srpm, links resolved.
+
+    The Makefile finds the spec itself when none is named and none is alone
+    in the directory; `.copr/Makefile` must be there.
+    """
+    root = tree.resolve()
+    sub = _inside(root, tree / relative(subdirectory, "subdirectory"), "subdirectory")
+    if not sub.is_dir():
+        raise BuildFailed(f"subdirectory {subdirectory!r} is not in the repository")
+    makefile = sub / ".copr" / "Makefile"
+    if not makefile.is_file():
+        raise BuildFailed(f"make_srpm needs .copr/Makefile in {subdirectory or 'the repository'}")
+    _inside(sub, makefile, ".copr/Makefile")
+    if spec:
+        return sub, str(_inside(sub, sub / relative(spec, "spec"), "spec file").relative_to(sub))
+    specs = sorted(sub.glob("*.spec"))
+    return sub, specs[0].name if len(specs) == 1 else ""
+
+
 def locate_spec(tree: Path, subdirectory: str, spec: str) -> tuple[Path, Path]:
     """(source directory, spec file) inside the checkout `tree`, links resolved.
 

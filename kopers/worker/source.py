@@ -1,14 +1,20 @@
-"""The source step of a build: get its SRPM, by URL import or made from git.
+"""The source step of a build: get its SRPM, by URL import or made in a VM.
 
-A URL is fetched on the host and only read by `rpm -qp` there. A git source
-is cloned on the host (with every argument passed as data, see `scm`) and
-turned into an SRPM inside a builder VM of the build's first chroot, since
-making it runs the spec. Either way the SRPM lands under the build's source
-directory, named from its validated header only.
+A URL is fetched on the host and only read by `rpm -qp` there. Every other
+SRPM is made inside a builder VM of the build's first chroot (a custom
+script's own chroot), since making it runs the spec or the user's script: a
+git checkout (cloned on the host with every argument passed as data, see
+`scm`), an uploaded spec, a script, or a spec pyp2spec generates from the
+configured Python package index. The VM reaches the network only through
+the egress proxy, with the same address policy as URL imports. Either way the
+SRPM lands under the build's source directory, named from its validated
+header only. An uploaded binary RPM needs no SRPM: it is published as it is
+(kopers.worker.rpmupload).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -17,10 +23,12 @@ from pathlib import Path
 from kopers.config import Config
 from kopers.db.store import Store
 from kopers.errors import BuildFailed, KopersError
-from kopers.logs.hub import LogHub
+from kopers.logs.hub import LogChannel, LogHub
 from kopers.models import Build, BuildState, SourceType
 from kopers.net.local import address_policy
+from kopers.net.proxy import EgressProxy
 from kopers.paths import DataPaths
+from kopers.publish.publisher import Publisher
 from kopers.rpmfile import RpmInfo, read_srpm
 from kopers.sched.graph import SOURCE
 from kopers.vm.pool import VmPool
@@ -28,33 +36,51 @@ from kopers.worker import job as jobs
 from kopers.worker import scm
 from kopers.worker.importer import fetch_srpm
 from kopers.worker.results import take_results
+from kopers.worker.rpmupload import publish_rpm_upload
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
+from kopers.worker.srpmjob import SCRIPT_NAME, srpm_job
 
 log = logging.getLogger(__name__)
 
 
 class SourceStep:
     def __init__(
-        self, config: Config, paths: DataPaths, store: Store, hub: LogHub, vms: VmPool
+        self,
+        config: Config,
+        paths: DataPaths,
+        store: Store,
+        hub: LogHub,
+        vms: VmPool,
+        proxy: EgressProxy | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.config = config
         self.paths = paths
         self.store = store
         self.hub = hub
         self.vms = vms
+        self.proxy = proxy
+        self.publisher = publisher
         # URL imports and git clones fetch where the user says: through the policy.
-        self.policy = address_policy(config.network)
+        self.policy = proxy.policy if proxy is not None else address_policy(config.network)
 
     async def run(self, build_id: int) -> BuildState:
         build = await self.store.get_build(build_id)
         url = str(build.source.get("url") or build.source.get("clone_url", ""))
-        scm_source = build.source_type == SourceType.SCM
-        step = BuildState.RUNNING if scm_source else BuildState.IMPORTING
+        in_vm = build.source_type.in_vm
+        step = BuildState.RUNNING if in_vm else BuildState.IMPORTING
         if not await self.store.set_source_state(build_id, step):
             return BuildState.CANCELED  # the build was canceled before its source step ran
         try:
-            if scm_source:
-                path, info = await self._srpm_from_git(build)
+            if build.source_type == SourceType.RPM_UPLOAD:
+                if self.publisher is None:
+                    raise BuildFailed("this server runs no publisher for uploaded RPMs")
+                info = await publish_rpm_upload(
+                    build, self.paths, self.store, self.hub, self.publisher
+                )
+                path = self.paths.source_dir(build_id) / info.nevra.filename
+            elif in_vm:
+                path, info = await self._srpm_in_vm(build)
             else:
                 path, info = await fetch_srpm(
                     url,
@@ -66,7 +92,7 @@ class SourceStep:
             # Any failure, Kopers' own or not, ends the step: a source step left
             # importing would keep its build unfinished for good.
             if isinstance(exc, KopersError):
-                log.info("build %d: source from %s failed: %s", build_id, url, exc.message)
+                log.info("build %d: source step failed: %s", build_id, exc.message)
             else:
                 log.exception("build %d: the source step crashed", build_id)
             await self.store.set_source_state(build_id, BuildState.FAILED)
@@ -85,15 +111,20 @@ class SourceStep:
         # Not stored: the build was canceled meanwhile, and its source goes with it.
         return BuildState.SUCCEEDED if stored else BuildState.CANCELED
 
-    async def _srpm_from_git(self, build: Build) -> tuple[Path, RpmInfo]:
-        """Clone on the host, make the SRPM in a builder VM of the build's first chroot."""
-        src = build.source
-        chroot = self.config.chroot(build.tasks[0].chroot) if build.tasks else None
+    def _source_chroot(self, build: Build) -> str:
+        """A custom script's chroot, else the build's first; BuildFailed if none can build."""
+        name = build.source.get("chroot") if build.source_type == SourceType.CUSTOM else None
+        if not name and build.tasks:
+            name = build.tasks[0].chroot
+        chroot = self.config.chroot(str(name)) if name else None
         if chroot is None or not chroot.enabled:
             raise BuildFailed("the build has no chroot this server can build in")
-        channel = self.hub.open(build.id, SOURCE)
-        workdir = self.paths.work / f"{build.id:08d}-source"
-        try:
+        return chroot.name
+
+    async def _stage(self, build: Build, workdir: Path, channel: LogChannel) -> tuple[Path, str]:
+        """The local directory to upload as SRC_DIR, and the spec's path in it ("" if none)."""
+        src = build.source
+        if build.source_type == SourceType.SCM:
             await channel.say(f"cloning {src['clone_url']} {src.get('committish') or ''}")
             commit = await scm.checkout(
                 str(src["clone_url"]),
@@ -102,18 +133,53 @@ class SourceStep:
                 self.policy,
             )
             await channel.say(f"checked out commit {commit}")
-            sources, spec = scm.locate_spec(
-                workdir / "tree", str(src.get("subdirectory") or ""), str(src.get("spec") or "")
+            subdirectory, spec = str(src.get("subdirectory") or ""), str(src.get("spec") or "")
+            if src.get("source_build_method") == "make_srpm":
+                return scm.locate_make_srpm(workdir / "tree", subdirectory, spec)
+            sources, path = scm.locate_spec(workdir / "tree", subdirectory, spec)
+            return sources, str(path.relative_to(sources))
+        staged = workdir / "staged"
+        staged.mkdir(parents=True)
+        if build.source_type == SourceType.SPEC:
+            name = str(src["filename"])
+            shutil.copyfile(self.paths.source_dir(build.id) / name, staged / name)
+            return staged, name
+        if build.source_type == SourceType.CUSTOM:
+            (staged / SCRIPT_NAME).write_text(str(src["script"]))
+            return staged, ""
+        if build.source_type == SourceType.PYPI:
+            await channel.say(
+                f"generating the spec of {src.get('pypi_package_name')} with pyp2spec "
+                f"from {self.config.sources.pypi_url}"
             )
-            job = {
-                "mode": "srpm",
-                "build_id": build.id,
-                "chroot": chroot.name,
-                "spec": f"{jobs.SRC_DIR}/{spec.relative_to(sources)}",
-                "sources": jobs.SRC_DIR,
-                "result_dir": jobs.OUT_DIR,
-            }
-            async with self.vms.builder(chroot.template, f"{build.id}-source") as vm:
+            return staged, ""
+        raise BuildFailed(f"source type {build.source_type} is not made in a VM")
+
+    async def _srpm_in_vm(self, build: Build) -> tuple[Path, RpmInfo]:
+        """Make the SRPM in a builder VM; the network only through the egress proxy."""
+        chroot = self.config.chroot(self._source_chroot(build))
+        assert chroot is not None
+        channel = self.hub.open(build.id, SOURCE)
+        workdir = self.paths.work / f"{build.id:08d}-source"
+        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            sources, spec = await self._stage(build, workdir, channel)
+            async with contextlib.AsyncExitStack() as scope:
+                vm = await scope.enter_async_context(
+                    self.vms.builder(chroot.template, f"{build.id}-source")
+                )
+                proxy_url = None
+                if self.proxy is not None:
+                    session = await scope.enter_async_context(
+                        self.proxy.session(f"build {build.id} source")
+                    )
+                    port = await vm.forward(*session.address)
+                    proxy_url = f"http://127.0.0.1:{port}"
+                    await channel.say(
+                        "network access goes through Kopers' egress proxy, which refuses "
+                        "local, private and this host's own addresses"
+                    )
+                job = srpm_job(build, chroot.name, spec, proxy_url, self.config.sources.pypi_url)
                 await vm.mkdirs(jobs.OUT_DIR)
                 await vm.put(sources, jobs.SRC_DIR)
                 await vm.put_text(json.dumps(job, indent=2), jobs.JOB_PATH)

@@ -46,8 +46,11 @@ WITH b AS (
 ), made AS (
     INSERT INTO packages (project_id, name, source_type, source)
     SELECT project_id, package_name,
+           -- An uploaded spec or binary RPM is an upload in Copr's words.
            CASE WHEN source_type IN ('scm', 'pypi', 'rubygems', 'custom', 'distgit', 'upload',
-                                     'link') THEN source_type ELSE 'unset' END,
+                                     'link') THEN source_type
+                WHEN source_type IN ('spec_upload', 'rpm_upload') THEN 'upload'
+                ELSE 'unset' END,
            CASE WHEN source_type IN ('scm', 'pypi', 'rubygems', 'custom', 'distgit', 'upload',
                                      'link') THEN source ELSE '{}' END
     FROM b

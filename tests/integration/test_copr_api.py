@@ -73,7 +73,9 @@ async def test_build_submission_rejections_leave_nothing(
     status, body = await api.upload("alice", not_rpm, opts)
     assert status == 400 and "not an RPM" in body["error"]
 
-    status, body = await api.upload("alice", srpm, {**opts, "projectname": "nope"})
+    status, body = await api.upload(
+        "alice", srpm, {**opts, "projectname": "nope", "project_dirname": "nope"}
+    )
     assert status == 404 and "does not exist" in body["error"]
 
     status, body = await api.upload("alice", srpm, {**opts, "chroots": ["fedora-40-x86_64"]})
@@ -87,6 +89,14 @@ async def test_build_submission_rejections_leave_nothing(
 
     status, body = await api.call("POST", "/api_3/build/check-before-build", "bob", json=opts)
     assert status == 403
+
+    # A side directory (`copr-cli build p:custom:x`) would land in the main repository.
+    side = {**opts, "project_dirname": "p:custom:x"}
+    status, body = await api.upload("alice", srpm, side)
+    assert status == 501 and "project directories" in body["error"]
+    url = {**side, "pkgs": ["https://example.org/x.src.rpm"]}
+    status, body = await api.call("POST", "/api_3/build/create/url", "alice", json=url)
+    assert status == 501 and "project directories" in body["error"]
 
     assert await api.count("builds") == 0
     assert list(api.kopers.paths.incoming.iterdir()) == []

@@ -49,7 +49,7 @@ async def test_copr_cli_prints_the_501_message_verbatim(api: Api, tmp_path: Path
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     said = (out + err).decode()
     assert proc.returncode != 0, said
-    expected = f"POST /api_3/build/create/distgit {UNSUPPORTED}"
+    expected = f"building from dist-git {UNSUPPORTED}: it has no dist-git"
     assert expected in said, said
     assert "Not Found" not in said
 

@@ -48,6 +48,33 @@ def test_anything_else_fails_the_build_naming_the_entry(
         check_listing(entries, LIMITS)
 
 
+def test_one_spec_passes_with_the_rpms() -> None:
+    entries = [rpm(), RemoteEntry("hello.spec", "file", 300)]
+    assert [e.name for e in check_listing(entries, LIMITS)] == [
+        "hello-1-1.deb12.kopers.noarch.rpm",
+        "hello.spec",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([RemoteEntry("hello.spec", "link", 0)], "'hello.spec' is a link"),
+        ([RemoteEntry("a.spec", "file", 1), RemoteEntry("b.spec", "file", 1)], "2 spec files"),
+        ([RemoteEntry("big.spec", "file", (1 << 20) + 1)], "spec 'big.spec' is larger"),
+        ([RemoteEntry(".hidden.spec", "file", 1)], "is neither"),
+        ([RemoteEntry("-rf.spec", "file", 1)], "is neither"),
+        ([RemoteEntry("x.spec.sh", "file", 1)], "is neither"),
+    ],
+)
+def test_a_hostile_spec_in_the_results_fails_the_build(
+    entries: list[RemoteEntry], message: str
+) -> None:
+    limits = ResultLimits(max_files=3, max_bytes=4 << 20, deadline_s=60)
+    with pytest.raises(BuildFailed, match=message):
+        check_listing(entries, limits)
+
+
 def info(release: str, vendor: str = "Kopers alice/tools", source: bool = False) -> RpmInfo:
     arch = "src" if source else "noarch"
     return RpmInfo(Nevra("hello", 0, "1", release, arch), source, vendor)

@@ -46,8 +46,14 @@ def test_timeout_accepts_strings_and_checks_range() -> None:
     assert parse_options(build_request({"timeout": None}), PROJECT, 18000).timeout == 18000
     with pytest.raises(BadRequest, match="whole number"):
         build_request({"timeout": "soon"})
+    # Copr takes small timeouts: a build of a few seconds is a real one.
+    assert parse_options(build_request({"timeout": "5"}), PROJECT, 18000).timeout == 5
     with pytest.raises(BadRequest, match="between"):
-        parse_options(BuildRequest(timeout=5), PROJECT, 18000)
+        parse_options(BuildRequest(timeout=0), PROJECT, 18000)
+    with pytest.raises(BadRequest, match="between"):
+        parse_options(BuildRequest(timeout=48 * 3600 + 1), PROJECT, 18000)
+    with pytest.raises(BadRequest, match="timeout"):
+        build_request({"timeout": "0"})
 
 
 def test_after_and_with_build_id_exclude_each_other() -> None:

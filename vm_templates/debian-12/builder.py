@@ -26,12 +26,43 @@ against the job's repos (when there are any, and rpm does not find every
 BuildRequires installed already); `rpmbuild -ba`; copy the RPMs and
 the rebuilt SRPM to result_dir with manifest.txt (the buildroot's packages).
 
-A job with `"mode": "srpm"` builds a source package instead, from a checkout
-the host uploaded (builds from git):
+The spec as the source package holds it (before the changes above) goes to
+result_dir too, as `<its name>.spec`, so the results show what was built.
+
+A job with `"mode": "srpm"` builds a source package instead, from a directory
+the host uploaded (a git checkout, or an uploaded spec alone):
 
     {"mode": "srpm", "build_id": 7, "chroot": "debian-12-x86_64",
      "spec": "/build/src/pkg.spec", "sources": "/build/src",
-     "result_dir": "/build/out"}
+     "result_dir": "/build/out", "method": "rpmbuild", "fetch": false,
+     "proxy": null}
+
+"method" is "rpmbuild" (`rpmbuild -bs`) or "make_srpm" (`make -f
+.copr/Makefile srpm outdir=DIR spec=SPEC` in the sources directory, as Copr
+documents it; "spec" may then be the directory itself when none was found).
+With "fetch", the spec's Source and Patch URLs (http, https, ftp) that are
+not in the sources directory are downloaded first. "proxy" is the egress
+proxy (the only way out), for the downloads and whatever the commands fetch.
+
+A job with `"mode": "pypi"` generates the spec with pyp2spec (installed in
+/opt/pyp2spec) from a Python package index that serves PyPI's JSON API at
+"index_url" (pyp2spec's requests to https://pypi.org/ go there instead),
+downloads the release's sdist and makes the SRPM. Where the chroot lacks
+Fedora's %pypi_source, %autorelease and %autochangelog (Debian), they are
+defined for making the SRPM only; building it needs the pyproject macros:
+
+    {"mode": "pypi", "build_id": 7, "chroot": "debian-12-x86_64",
+     "package": "six", "version": "", "index_url": "https://pypi.org",
+     "sources": "/build/src", "result_dir": "/build/out", "proxy": null}
+
+A job with `"mode": "custom"` runs a user's script as root, in a fresh
+directory, after installing its build dependencies; the spec and sources it
+leaves in its result directory (relative to where it ran) become the SRPM:
+
+    {"mode": "custom", "build_id": 7, "chroot": "debian-12-x86_64",
+     "script": "/build/src/script", "sources": "/build/src",
+     "builddeps": ["make"], "resultdir": "out", "repos": ["http://..."],
+     "result_dir": "/build/out", "proxy": null}
 
 Every command and all of its output go to stdout, line-buffered: the host
 streams them live as the build log. Nothing a command starts outlives it: each
@@ -52,7 +83,8 @@ the output):
     4  an additional repository's key could not be fetched or imported
     5  the build dependencies could not be installed (dnf builddep)
     6  rpmbuild -ba failed
-    7  making the source package failed (rpmbuild -bs, builds from git)
+    7  making the source package failed (rpmbuild -bs, make_srpm, the custom
+       script, or fetching the spec's sources)
 
 On a failure the last line names the failing command.
 """
@@ -77,6 +109,25 @@ from pathlib import Path
 
 TOPDIR = Path("/build/top")
 REPOSDIR = Path("/build/repos.d")
+WORKDIR = Path("/build/work")  # where a custom script runs
+MADEDIR = Path("/build/made")  # where make_srpm and custom write, before the SRPM is picked
+PYP2SPEC = Path("/opt/pyp2spec")  # pyp2spec and its libraries (see customize.sh)
+PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+PYPI_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.!+_-]*$")
+# pyp2spec asks https://pypi.org/ only; this sends its requests to the job's index.
+PYP2SPEC_RUN = """
+import sys
+import requests
+index, argv = sys.argv[1].rstrip("/"), sys.argv[2:]
+request = requests.Session.request
+def redirected(self, method, url, *args, **kwargs):
+    if isinstance(url, str) and url.startswith("https://pypi.org/"):
+        url = index + url[len("https://pypi.org"):]
+    return request(self, method, url, *args, **kwargs)
+requests.Session.request = redirected
+from pyp2spec.pyp2spec import main
+main(argv, prog_name="pyp2spec")
+"""
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BUILT, FAILED, INVALID_JOB = 0, 1, 2
 UNPACK_FAILED, KEY_FAILED, BUILDDEP_FAILED, RPMBUILD_FAILED, SRPM_FAILED = 3, 4, 5, 6, 7
@@ -91,6 +142,11 @@ FORCED_LINE = re.compile(r"^\s*(?:(?:vendor|packager)\s*:|%(?:define|global)\s+d
 REPO_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # a dependency without a version
 RELEASE_LINE = re.compile(r"^(\s*release\s*:\s*)(\S.*?)(\s*)$", re.I)
+SOURCE_LINE = re.compile(r"^\s*(?:source|patch)\d*\s*:\s*(\S+)\s*$", re.I)
+SAFE_FILE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+~-]{0,200}$")
+SPEC_FILE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,200}\.spec$")
+MAX_SPEC_BYTES = 1 << 20  # what the host takes of a spec in the results
+MAX_FETCH_BYTES = 2 << 30  # one downloaded source file
 
 
 class JobError(Exception):
@@ -114,10 +170,10 @@ def say(text: str) -> None:
     print(f"kopers-builder: {text}", flush=True)
 
 
-def run(argv: list[str], status: int) -> None:
+def run(argv: list[str], status: int, cwd: Path | None = None) -> None:
     """Run a command, its output going to ours; StepFailed(status) if it fails."""
-    print(f"+ {shlex.join(argv)}", flush=True)
-    code = contained(argv, write_out)
+    print(f"+ {shlex.join(argv)}" + (f"  (in {cwd})" if cwd else ""), flush=True)
+    code = contained(argv, write_out, cwd=cwd)
     if code != 0:
         raise CommandFailed(argv, code, status)
 
@@ -134,7 +190,12 @@ _cgroups = itertools.count(1)
 _without_cgroups: list[str] = []  # why, once known
 
 
-def contained(argv: list[str], sink: Callable[[bytes], None], stderr: int | None = None) -> int:
+def contained(
+    argv: list[str],
+    sink: Callable[[bytes], None],
+    stderr: int | None = None,
+    cwd: Path | None = None,
+) -> int:
     """Run argv, pass its output (stdout, and stderr unless redirected) to sink; its status.
 
     The output goes through a pipe of ours rather than straight to our stdout,
@@ -148,6 +209,7 @@ def contained(argv: list[str], sink: Callable[[bytes], None], stderr: int | None
             stdin=subprocess.DEVNULL,
             stdout=write_fd,
             stderr=subprocess.STDOUT if stderr is None else stderr,
+            cwd=cwd,
             start_new_session=True,
             # Between fork and exec, so the command starts nothing outside it.
             preexec_fn=None if cgroup is None else lambda: enter_cgroup(cgroup),
@@ -291,6 +353,10 @@ def load_job(path: str) -> dict:
         raise JobError("job must be a JSON object")
     if job.get("mode") == "srpm":
         return load_srpm_job(job)
+    if job.get("mode") == "custom":
+        return load_custom_job(job)
+    if job.get("mode") == "pypi":
+        return load_pypi_job(job)
     expect = {
         "build_id": int, "chroot": str, "srpm": str, "result_dir": str,
         "macros": dict, "repos": list, "enable_net": bool,
@@ -322,28 +388,303 @@ def load_srpm_job(job: dict) -> dict:
     for key in ("chroot", "spec", "sources", "result_dir"):
         if not isinstance(job.get(key), str):
             raise JobError(f"job field {key!r} must be a string")
-    if not Path(job["spec"]).is_file():
+    method = job.setdefault("method", "rpmbuild")
+    if method not in ("rpmbuild", "make_srpm"):
+        raise JobError(f"unknown method {method!r}")
+    if not isinstance(job.setdefault("fetch", False), bool):
+        raise JobError("job field 'fetch' must be a boolean")
+    check_proxy(job)
+    spec = Path(job["spec"])
+    if not (spec.is_file() or (method == "make_srpm" and spec.is_dir())):
         raise JobError(f"spec file {job['spec']} does not exist")
     if not Path(job["sources"]).is_dir():
         raise JobError(f"source directory {job['sources']} does not exist")
     return job
 
 
+def load_custom_job(job: dict) -> dict:
+    for key in ("chroot", "script", "sources", "resultdir", "result_dir"):
+        if not isinstance(job.get(key), str):
+            raise JobError(f"job field {key!r} must be a string")
+    for key in ("builddeps", "repos"):
+        value = job.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise JobError(f"job field {key!r} must be a list of strings")
+    if any(not PLAIN_NAME.match(dep) for dep in job["builddeps"]):
+        raise JobError("builddeps must be package names")
+    if any("\n" in url or not url.startswith(("http://", "https://")) for url in job["repos"]):
+        raise JobError("repos must be http(s) URLs")
+    rel = Path(job["resultdir"] or ".")
+    if rel.is_absolute() or ".." in rel.parts:
+        raise JobError("resultdir must be a relative path inside the script's directory")
+    check_proxy(job)
+    if not Path(job["script"]).is_file():
+        raise JobError(f"script {job['script']} does not exist")
+    return job
+
+
+def load_pypi_job(job: dict) -> dict:
+    for key in ("chroot", "package", "version", "index_url", "sources", "result_dir"):
+        if not isinstance(job.get(key), str):
+            raise JobError(f"job field {key!r} must be a string")
+    if not PYPI_NAME.match(job["package"]):
+        raise JobError("package must be a Python package name")
+    if job["version"] and not PYPI_VERSION.match(job["version"]):
+        raise JobError("version must be a version")
+    if not job["index_url"].startswith(("http://", "https://")) or "\n" in job["index_url"]:
+        raise JobError("index_url must be an http(s) URL")
+    check_proxy(job)
+    return job
+
+
+def check_proxy(job: dict) -> None:
+    proxy = job.setdefault("proxy", None)
+    if proxy is not None and (not isinstance(proxy, str) or "\n" in proxy):
+        raise JobError("job field 'proxy' must be a URL or null")
+
+
+def use_proxy(job: dict) -> None:
+    """The egress proxy, when the job has one, for every command and download from now on."""
+    proxy = job.get("proxy")
+    if isinstance(proxy, str) and proxy:
+        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ftp_proxy"):
+            os.environ[name] = proxy
+        os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+        say("network access goes through the egress proxy")
+    else:
+        say("no network access")
+
+
 def build_srpm(job: dict) -> None:
-    """rpmbuild -bs from an uploaded checkout; the SRPM goes to result_dir."""
+    """The SRPM from an uploaded directory (rpmbuild -bs or make_srpm) into result_dir."""
     result_dir = Path(job["result_dir"])
     result_dir.mkdir(parents=True, exist_ok=True)
-    say(f"building the source package from {job['spec']}")
+    use_proxy(job)
+    sources = Path(job["sources"])
+    if job["method"] == "make_srpm":
+        shutil.rmtree(MADEDIR, ignore_errors=True)
+        MADEDIR.mkdir(parents=True)
+        say("building the source package with .copr/Makefile (make_srpm)")
+        spec = job["spec"] if Path(job["spec"]).is_file() else ""
+        argv = ["make", "-f", str(sources / ".copr" / "Makefile"), "srpm", f"outdir={MADEDIR}"]
+        run([*argv, f"spec={spec}"], SRPM_FAILED, cwd=sources)
+        take_srpm(MADEDIR, result_dir)
+        return
+    spec = Path(job["spec"])
+    if job["fetch"]:
+        fetch_sources(job, spec, sources)
+    say(f"building the source package from {spec.name}")
+    rpmbuild_bs(spec, sources, result_dir)
+    for path in sorted(result_dir.glob("*.src.rpm")):
+        say(f"result: {path.name}")
+
+
+def rpmbuild_bs(spec: Path, sources: Path, srpm_dir: Path) -> None:
     run([
         "rpmbuild", "-bs",
         "--define", f"_topdir {TOPDIR}",
-        "--define", f"_sourcedir {job['sources']}",
-        "--define", f"_srcrpmdir {result_dir}",
+        "--define", f"_sourcedir {sources}",
+        "--define", f"_srcrpmdir {srpm_dir}",
         "--define", "dist %{nil}",
-        job["spec"],
+        str(spec),
     ], SRPM_FAILED)
-    for path in sorted(result_dir.glob("*.src.rpm")):
-        say(f"result: {path.name}")
+
+
+def take_srpm(made: Path, result_dir: Path) -> None:
+    """The one SRPM a Makefile or script made, copied to result_dir (nothing else goes)."""
+    srpms = [p for p in sorted(made.glob("*.src.rpm")) if p.is_file() and not p.is_symlink()]
+    if len(srpms) != 1:
+        raise StepFailed(f"{len(srpms)} source packages were made, not one", SRPM_FAILED)
+    shutil.copyfile(srpms[0], result_dir / srpms[0].name)
+    say(f"result: {srpms[0].name}")
+
+
+def spec_sources(spec: Path, sources: Path) -> list[str]:
+    """The Source and Patch values of the spec, macros expanded (rpmspec -P, contained)."""
+    argv = ["rpmspec", "-P", "--define", f"_topdir {TOPDIR}",
+            "--define", f"_sourcedir {sources}", str(spec)]
+    out = bytearray()
+    code = contained(argv, out.extend, stderr=subprocess.DEVNULL)
+    if code != 0:
+        run(argv, SRPM_FAILED)  # again, to show rpmspec's complaint in the log
+    values = []
+    for line in out.decode(errors="replace").splitlines():
+        match = SOURCE_LINE.match(line)
+        if match:
+            values.append(match.group(1))
+    return values
+
+
+def remote_name(url: str) -> str | None:
+    """The file name rpmbuild looks for: the URL's last part, or its `#/name` fragment."""
+    base, _, fragment = url.partition("#")
+    name = (fragment or base).rstrip("/").rsplit("/", 1)[-1]
+    return name if SAFE_FILE.match(name) else None
+
+
+def fetch_sources(job: dict, spec: Path, sources: Path) -> None:
+    """Download the spec's remote sources that the sources directory lacks."""
+    for value in spec_sources(spec, sources):
+        if not value.lower().startswith(("http://", "https://", "ftp://")):
+            continue
+        name = remote_name(value)
+        if name is None:
+            raise StepFailed(f"the source URL {value!r} names no usable file", SRPM_FAILED)
+        target = sources / name
+        if target.exists():
+            say(f"{name} is there already; not fetched")
+            continue
+        fetch_file(value.partition("#")[0], target)
+
+
+def fetch_file(url: str, target: Path) -> None:
+    """Download url to target (a new file), at most MAX_FETCH_BYTES; StepFailed if not."""
+    print(f"+ fetch {url} > {target.name}", flush=True)
+    try:
+        with urllib.request.urlopen(url, timeout=300) as response, target.open("xb") as out:
+            total = 0
+            while block := response.read(CHUNK):
+                total += len(block)
+                if total > MAX_FETCH_BYTES:
+                    raise StepFailed(f"{url} is larger than {MAX_FETCH_BYTES} bytes", SRPM_FAILED)
+                out.write(block)
+    except (OSError, ValueError) as exc:
+        raise StepFailed(f"fetching {url} failed: {exc}", SRPM_FAILED) from exc
+    say(f"fetched {target.name}: {total} bytes")
+
+
+def build_pypi(job: dict) -> None:
+    """pyp2spec's spec for a package on the index, its sdist, and the SRPM of both."""
+    result_dir = Path(job["result_dir"])
+    result_dir.mkdir(parents=True, exist_ok=True)
+    use_proxy(job)
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir(parents=True)
+    package, version, index = job["package"], job["version"], job["index_url"].rstrip("/")
+    spec = WORKDIR / "pypi.spec"
+    argv = ["python3", "-c", PYP2SPEC_RUN, index, package, "-o", str(spec),
+            "-c", str(WORKDIR / "pypi.conf")]
+    if version:
+        argv += ["--version", version]
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(PYP2SPEC)
+    try:
+        run(argv, SRPM_FAILED, cwd=WORKDIR)
+    finally:
+        if env_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_path
+    if not spec.is_file() or spec.is_symlink():
+        raise StepFailed("pyp2spec wrote no spec", SRPM_FAILED)
+    print(f"+ cat {spec}", flush=True)
+    print(spec.read_text(errors="replace"), flush=True)
+    sdist = fetch_sdist(index, package, version)
+    shutil.rmtree(MADEDIR, ignore_errors=True)
+    MADEDIR.mkdir(parents=True)
+    say(f"building the source package from {spec.name} and {sdist}")
+    run([
+        "rpmbuild", "-bs",
+        "--define", f"_topdir {TOPDIR}",
+        "--define", f"_sourcedir {WORKDIR}",
+        "--define", f"_srcrpmdir {MADEDIR}",
+        "--define", "dist %{nil}",
+        *fedora_stand_ins(sdist),
+        str(spec),
+    ], SRPM_FAILED)
+    take_srpm(MADEDIR, result_dir)
+
+
+def fetch_sdist(index: str, package: str, version: str) -> str:
+    """Download the release's sdist (per the index's JSON API) into WORKDIR; its name."""
+    url = f"{index}/pypi/{package}/{version}/json" if version else f"{index}/pypi/{package}/json"
+    print(f"+ fetch {url}", flush=True)
+    try:
+        with urllib.request.urlopen(url, timeout=300) as response:
+            data = json.loads(response.read(16 << 20))
+        found = [u for u in data.get("urls", []) if u.get("packagetype") == "sdist"]
+        if not found:
+            raise StepFailed(f"{package} has no sdist on the index", SRPM_FAILED)
+        name = remote_name(str(found[0]["url"]))
+        if name is None or not str(found[0].get("filename", name)) == name:
+            raise StepFailed("the index names an unusable sdist file", SRPM_FAILED)
+        fetch_file(str(found[0]["url"]), WORKDIR / name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StepFailed(f"fetching the sdist of {package} failed: {exc}", SRPM_FAILED) from exc
+    return name
+
+
+def fedora_stand_ins(sdist: str) -> list[str]:
+    """Defines of Fedora's macros the generated spec uses, for a chroot that lacks them."""
+    args = []
+    stand_ins = {
+        "pypi_source": ("pypi_source()", sdist),
+        "autorelease": ("autorelease", "1%{?dist}"),
+        "autochangelog": ("autochangelog", "%{nil}"),
+    }
+    for name, (head, body) in stand_ins.items():
+        out = bytearray()
+        contained(["rpm", "--eval", f"%{{?{name}:defined}}"], out.extend)
+        if out.decode(errors="replace").strip() != "defined":
+            say(f"this chroot lacks %{name}: it stands for {body!r} here")
+            args += ["--define", f"{head} {body}"]
+    return args
+
+
+def build_custom(job: dict) -> None:
+    """Run the script as root; the spec and sources it leaves become the SRPM."""
+    result_dir = Path(job["result_dir"])
+    result_dir.mkdir(parents=True, exist_ok=True)
+    use_proxy(job)
+    if job["builddeps"]:
+        install_builddeps(job)
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir(parents=True)
+    script = Path(job["script"])
+    script.chmod(0o755)
+    shebang = script.read_bytes()[:2] == b"#!"
+    say("running the custom script")
+    run([str(script)] if shebang else ["/bin/sh", str(script)], SRPM_FAILED, cwd=WORKDIR)
+    made = (WORKDIR / (job["resultdir"] or ".")).resolve()
+    if not made.is_dir() or not made.is_relative_to(WORKDIR.resolve()):
+        raise StepFailed(f"the script left no result directory {job['resultdir']!r}", SRPM_FAILED)
+    spec = script_spec(made)
+    fetch_sources(job, spec, made)
+    shutil.rmtree(MADEDIR, ignore_errors=True)
+    MADEDIR.mkdir(parents=True)
+    say(f"building the source package from {spec.name}")
+    rpmbuild_bs(spec, made, MADEDIR)
+    take_srpm(MADEDIR, result_dir)
+
+
+def script_spec(made: Path) -> Path:
+    """The one spec (a regular file, not a link) in the script's result directory."""
+    specs = sorted(made.glob("*.spec"))
+    if len(specs) != 1:
+        found = ", ".join(p.name for p in specs) or "none"
+        raise StepFailed(f"the script's result directory must hold one spec; it has {found}",
+                         SRPM_FAILED)
+    if specs[0].is_symlink() or not specs[0].is_file():
+        raise StepFailed(f"{specs[0].name} is not a regular file", SRPM_FAILED)
+    return specs[0]
+
+
+def install_builddeps(job: dict) -> None:
+    """dnf install the script's dependencies, unless rpm finds them all installed."""
+    query = ["rpm", "-q", "--quiet", "--whatprovides", *job["builddeps"]]
+    if contained(query, lambda _: None, stderr=subprocess.DEVNULL) == 0:
+        say("every build dependency of the script is installed already: no dnf install")
+        return
+    job = {**job, "repos": [
+        {"id": f"script_repo_{i}", "name": url, "baseurl": url}
+        for i, url in enumerate(job["repos"])
+    ]}
+    write_repos(job)
+    argv = ["dnf", "install", "-y", f"--setopt=reposdir={REPOSDIR}",
+            f"--releasever={releasever(job['chroot'])}", "--setopt=install_weak_deps=False"]
+    if job.get("proxy"):
+        argv.append(f"--setopt=proxy={job['proxy']}")
+    run([*argv, *job["builddeps"]], BUILDDEP_FAILED)
 
 
 def releasever(chroot: str) -> str:
@@ -369,6 +710,16 @@ def install_srpm(job: dict) -> Path:
         message = f"the source package holds {len(specs)} spec files, not one"
         raise StepFailed(message, UNPACK_FAILED)
     return specs[0]
+
+
+def keep_spec(spec: Path, result_dir: Path) -> None:
+    """The spec as the source package holds it, into the results (when it is a sane one)."""
+    if spec.is_symlink() or not spec.is_file() or spec.stat().st_size > MAX_SPEC_BYTES:
+        say(f"{spec.name} is not kept in the results: not a regular file of at most 1 MiB")
+        return
+    name = spec.name if SPEC_FILE.match(spec.name) else "package.spec"
+    shutil.copyfile(spec, result_dir / name)
+    say(f"result: {name}")
 
 
 def force_identity(spec: Path) -> None:
@@ -495,6 +846,7 @@ def build(job: dict) -> None:
             os.environ[name] = proxy
         os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     spec = install_srpm(job)
+    keep_spec(spec, result_dir)
     force_identity(spec)
     force_dist(job, spec)
     if job["repos"]:
@@ -518,7 +870,15 @@ def main(argv: list[str]) -> int:
         say(f"invalid job: {exc}")
         return INVALID_JOB
     try:
-        build_srpm(job) if job.get("mode") == "srpm" else build(job)
+        mode = job.get("mode")
+        if mode == "srpm":
+            build_srpm(job)
+        elif mode == "custom":
+            build_custom(job)
+        elif mode == "pypi":
+            build_pypi(job)
+        else:
+            build(job)
     except StepFailed as exc:
         say(str(exc))
         return exc.status

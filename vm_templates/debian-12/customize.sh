@@ -56,6 +56,14 @@ fi
 install -m 755 "$recipe/builder.py" "$root/usr/local/bin/kopers-builder"
 install -d -m 755 "$root/build" "$root/build/in" "$root/build/out"
 
+echo "customize: pyp2spec for builds from PyPI, in /opt/pyp2spec"
+# Wheels for the guest's Python (bookworm's 3.11), fetched by the host's pip
+# (KOPERS_HOST_PIP): the guest has no pip and no network while it is made.
+${KOPERS_HOST_PIP:-python3 -m pip} install --quiet --no-compile --disable-pip-version-check \
+    --target "$root/opt/pyp2spec" --python-version 3.11 --implementation cp --abi cp311 \
+    --platform manylinux2014_x86_64 --only-binary=:all: "pyp2spec==0.16.0"
+chroot "$root" env PYTHONPATH=/opt/pyp2spec python3 -c "import pyp2spec.pyp2spec"
+
 echo "customize: kopers-system-provides"
 work=/tmp/kopers-provides
 mkdir -p "$root$work"
