@@ -217,7 +217,7 @@ class Packages:
                     pypi.pypi_package_name,
                     pypi.pypi_package_version or "",
                     str(pypi.spec_generator),
-                    tuple(_python_version(v) for v in pypi.python_versions),
+                    tuple(_python_version(v) for v in pypi.python_versions) or (3,),
                 )
 
                 async def make() -> Build:

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,9 @@ async def _run_recipe(recipe: Path, outdir: Path, log: Callable[[str], None]) ->
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=str(outdir),
+            # Recipes that fetch Python wheels for the guest use Kopers' own pip:
+            # a fresh host's system Python may have none.
+            env={"KOPERS_HOST_PIP": f"{sys.executable} -m pip", **os.environ},
         )
     except OSError as exc:
         raise InfrastructureError(f"cannot run {recipe}: {exc}") from exc

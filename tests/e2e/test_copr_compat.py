@@ -567,7 +567,7 @@ def test_every_source_kind_is_accepted_or_refused_clearly(
     rpm_dir = tmp_path / "rpms"
     from tests.rpms import noarch_rpm
 
-    rpm = noarch_rpm(rpm_dir, "kopers-uploaded", "4.2")
+    rpm, _ = noarch_rpm(rpm_dir, "kopers-uploaded", "4.2")
     build_id = created(ok(cli(server, OWNER, "uploadrpm", PROJECT, str(rpm), "--nowait")))
     assert server.wait_build(build_id)["state"] == "succeeded"
     built = server.get(f"/api_3/build/built-packages/{build_id}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from kopers.db.packages import PackageSettings
 from kopers.models import Project, ScmPackageSource
 from kopers.service import Kopers, open_kopers
 from tests.integration.conftest import table_rows, waiting_build
+from tests.rpms import noarch_rpm
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -202,6 +204,47 @@ async def scm_build(w: World, kind: str, user: str | None) -> Call:
     return Call("POST", "/api_3/build/create/scm", {"json": body}, p.full_name)
 
 
+async def pypi_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {**_opts(p), "pypi_package_name": "six", "spec_generator": "pyp2spec"}
+    return Call("POST", "/api_3/build/create/pypi", {"json": body}, p.full_name)
+
+
+async def custom_build(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    body = {**_opts(p), "script": "#!/bin/sh\nexit 0\n"}
+    return Call("POST", "/api_3/build/create/custom", {"json": body}, p.full_name)
+
+
+def unoffered_build(source: str, extra: dict[str, Any]) -> Prepare:
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        p = await w.project(kind)
+        return Call("POST", f"/api_3/build/create/{source}", {"json": {**_opts(p), **extra}}, "")
+
+    return prepare
+
+
+async def rpm_upload(w: World, kind: str, user: str | None) -> Call:
+    p = await w.project(kind)
+    rpm = w.srpm.parent / "binary" / "hello-matrix-1.0-1.noarch.rpm"
+    if not rpm.exists():
+        built, _ = noarch_rpm(w.srpm.parent / "binary-build", "hello-matrix")
+        rpm.parent.mkdir(exist_ok=True)
+        shutil.copyfile(built, rpm)
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field(
+            "pkgs", rpm.read_bytes(), filename=rpm.name, content_type="application/x-rpm"
+        )
+        data.add_field(
+            "json", json.dumps(_opts(p)), filename="json", content_type="application/json"
+        )
+        return data
+
+    return Call("POST", "/api_3/build/create/rpm-upload", {}, p.full_name, form)
+
+
 async def edit_chroot(w: World, kind: str, user: str | None) -> Call:
     p = await w.project(kind)
     path = f"/api_3/project-chroot/edit/{p.owner}/{p.name}/{CHROOT}"
@@ -281,9 +324,12 @@ class Case:
     allowed: tuple[frozenset[str], frozenset[str]]  # principals allowed: (user kind, group kind)
     audit: str | None  # the event an allowed call leaves; None: the call changes nothing
     refused: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # 400, not 403
+    offered: bool = True  # False: every signed-in caller gets the 501 of a missing service
 
     def expected(self, kind: str, principal: str) -> int:
         i = KINDS.index(kind)
+        if not self.offered:
+            return 401 if principal == "anonymous" else 501
         if principal in self.allowed[i]:
             return 200
         if principal == "anonymous":
@@ -388,6 +434,21 @@ MATRIX: dict[tuple[str, str], Case] = {
         fork_project,
         (_s("owner", "site_admin"), _s("owner", "member", "site_admin")),
         "project.fork",
+    ),
+    ("POST", "/api_3/build/create/pypi"): Case(
+        pypi_build, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api_3/build/create/custom"): Case(
+        custom_build, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api_3/build/create/rpm-upload"): Case(
+        rpm_upload, (BUILDERS, GROUP_BUILDERS), "build.submit"
+    ),
+    ("POST", "/api_3/build/create/rubygems"): Case(
+        unoffered_build("rubygems", {"gem_name": "rake"}), (_s(), _s()), None, offered=False
+    ),
+    ("POST", "/api_3/build/create/distgit"): Case(
+        unoffered_build("distgit", {"package_name": "tar"}), (_s(), _s()), None, offered=False
     ),
     ("PUT", "/api_3/project/edit/{ownername}/{projectname}"): Case(
         edit_project, (EDITORS, EDITORS), "project.edit"

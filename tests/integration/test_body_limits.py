@@ -350,7 +350,9 @@ async def served(dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
         [str(VENV_BIN / "kopers"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        for _ in range(240):
+        # Up to 300 s, as for the e2e server: a first start on a new template
+        # image probes KVM, which lasts a minute where KVM is broken.
+        for _ in range(1200):
             if proc.poll() is not None:
                 raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
             with contextlib.suppress(OSError):

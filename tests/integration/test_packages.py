@@ -237,6 +237,7 @@ async def test_build_package_submits_a_build_from_the_stored_definition(project:
         "committish": "v1.0",
         "subdirectory": "pkg",
         "spec": "hello.spec",
+        "source_build_method": "rpkg",
     }
     assert stored.timeout == 7200  # the package's
     assert stored.is_background
@@ -266,17 +267,23 @@ async def test_build_package_submits_a_build_from_the_stored_definition(project:
     assert await api.count("builds") == 1
 
 
-async def test_source_types_without_a_builder_answer_501(project: Api) -> None:
+async def test_pypi_packages_build_and_what_cannot_build_says_so(project: Api) -> None:
     api = project
     pypi = {"package_name": "python-x", "pypi_package_name": "x", "python_versions": [3]}
     assert (await api.call("POST", add_path("python-x", "pypi"), "alice", json=pypi))[0] == 200
-    status, answer = await api.call("POST", "/api_3/package/build", "alice", json=ref("python-x"))
-    assert status == 501 and "pypi" in answer["error"]
+    status, build = await api.call("POST", "/api_3/package/build", "alice", json=ref("python-x"))
+    assert status == 200, build
+    stored = await api.kopers.store.get_build(build["id"])
+    assert str(stored.source_type) == "pypi" and stored.source["pypi_package_name"] == "x"
     svn = {**SCM_BODY, "package_name": "s", "scm_type": "svn"}
     assert (await api.call("POST", add_path("s"), "alice", json=svn))[0] == 200
     status, answer = await api.call("POST", "/api_3/package/build", "alice", json=ref("s"))
     assert status == 501 and "git" in answer["error"]
-    assert await api.count("builds") == 0
+    tito = {**SCM_BODY, "package_name": "t", "source_build_method": "tito"}
+    assert (await api.call("POST", add_path("t"), "alice", json=tito))[0] == 200
+    status, answer = await api.call("POST", "/api_3/package/build", "alice", json=ref("t"))
+    assert status == 400 and "tito" in answer["error"]
+    assert await api.count("builds") == 1
 
 
 async def test_an_upload_creates_its_package_and_delete_takes_its_builds(
@@ -554,7 +561,11 @@ async def test_package_answers_match_the_documented_schemas(
     assert await call(None, "GET", "/api_3/monitor", query=f"?{WHERE}&project_dirname=p:x") == 501
     build = {**ref(), "chroots": None}
     assert await call("alice", "POST", "/api_3/package/build", json=build) == 200
-    assert await call("alice", "POST", "/api_3/package/build", json=ref("python-x")) == 501
+    assert await call("alice", "POST", "/api_3/package/build", json=ref("python-x")) == 200
+    pending = await api.kopers.store.pool.fetchval("SELECT max(id) FROM builds")
+    assert (await api.call("PUT", f"/api_3/build/cancel/{pending}", "alice"))[0] == 200
+    side = {**ref("python-x"), "project_dirname": "p:custom:x"}
+    assert await call("alice", "POST", "/api_3/package/build", json=side) == 501
     assert await call("alice", "PUT", "/api_3/package/reset", json=ref("python-x")) == 200
     assert await call("alice", "DELETE", "/api_3/package/delete", json=ref("python-x")) == 200
     assert await call("alice", "DELETE", "/api_3/package/delete", json=ref("python-x")) == 404
