@@ -23,7 +23,7 @@ from pathlib import Path
 from kopers import access
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
-from kopers.errors import BadRequest, Conflict
+from kopers.errors import BadRequest, Conflict, Forbidden
 from kopers.models import Build, User
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
@@ -69,6 +69,13 @@ class Builds:
         for build in builds:
             target = access.Target(build.owner, build.project, build.project_id)
             await access.authorize(self.store, user, access.Action.DELETE_BUILD, target)
+            project = await self.store.get_project(build.owner, build.project)
+            if project.options.persistent and not user.is_admin:
+                # As in Copr: a persistent project keeps its builds as it keeps itself.
+                raise Forbidden(
+                    f"Build {build.id} is in the persistent project {project.full_name}: "
+                    "only a server admin may delete it."
+                )
             if not build.state.finished:
                 raise BadRequest(f"Build {build.id} is still {build.state}; cancel it first.")
         async with self.store.atomic():

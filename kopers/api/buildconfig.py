@@ -21,20 +21,29 @@ from kopers.worker import job as jobs
 from kopers.worker.repos import RepoPlan, plan_repos
 
 
-def repo_entries(plans: Sequence[RepoPlan], public_url: str) -> list[dict[str, Any]]:
-    """Copr's `repos` list: Kopers' own repositories (host "") at `public_url`."""
-    return [
-        {
-            "id": plan.id,
-            "name": plan.name,
-            "baseurl": (public_url if not plan.host else f"http://{plan.host}:{plan.port}")
-            + plan.path,
-            "priority": None,
-            "module_hotfixes": False,
-            "repo_gpgcheck": False,
-        }
-        for plan in plans
-    ]
+def repo_entries(
+    plans: Sequence[RepoPlan], public_url: str, project: Project | None = None
+) -> list[dict[str, Any]]:
+    """Copr's `repos` list: Kopers' own repositories (host "") at `public_url`.
+
+    The first plan is the project's own repository: `project`'s priority and
+    module_hotfixes apply to it, as they do in its .repo file.
+    """
+    entries = []
+    for index, plan in enumerate(plans):
+        own = project is not None and index == 0
+        entries.append(
+            {
+                "id": plan.id,
+                "name": plan.name,
+                "baseurl": (public_url if not plan.host else f"http://{plan.host}:{plan.port}")
+                + plan.path,
+                "priority": project.options.repo_priority if own and project else None,
+                "module_hotfixes": bool(own and project and project.options.module_hotfixes),
+                "repo_gpgcheck": False,
+            }
+        )
+    return entries
 
 
 def chroot_repos(
@@ -42,7 +51,7 @@ def chroot_repos(
 ) -> list[dict[str, Any]]:
     """The repositories a build of `project` in `chroot` is offered, with public URLs."""
     plans, _ = plan_repos(project, chroot, ("", 0), extra)
-    return repo_entries(plans, public_url)
+    return repo_entries(plans, public_url, project)
 
 
 def macros(

@@ -19,12 +19,12 @@ from kopers import access
 from kopers.api.auth import require_user
 from kopers.api.bodies import chroot_edit
 from kopers.api.bodycaps import BodyCaps
+from kopers.api.buildconfig import chroot_repos
 from kopers.api.keys import KOPERS
 from kopers.api.params import json_body, need_name, parse_json
 from kopers.api.upload import capped_multipart
 from kopers.errors import BadRequest
 from kopers.models import Project
-from kopers.worker.repos import plan_repos
 
 routes = web.RouteTableDef()
 
@@ -115,24 +115,7 @@ async def build_config(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     project, chroot = await _project_chroot(request)
     extra = await kopers.store.chroot_repos(project.id, chroot)
-    # Kopers' own repositories get host "" here, and so the public URL below.
-    plans, _ = plan_repos(project, chroot, ("", 0), extra)
-    repos = []
-    for index, plan in enumerate(plans):
-        base = (
-            kopers.config.server.public_url if not plan.host else f"http://{plan.host}:{plan.port}"
-        )
-        own = index == 0  # the project's own repository: its options apply
-        repos.append(
-            {
-                "id": plan.id,
-                "name": plan.name,
-                "baseurl": base + plan.path,
-                "priority": project.options.repo_priority if own else None,
-                "module_hotfixes": project.options.module_hotfixes and own,
-                "repo_gpgcheck": False,
-            }
-        )
+    repos = chroot_repos(project, chroot, extra, kopers.config.server.public_url)
     return web.json_response(
         {
             "chroot": chroot,

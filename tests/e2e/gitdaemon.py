@@ -65,7 +65,7 @@ def git_daemon(base: Path, name: str, files: Mapping[str, str]) -> Iterator[GitR
     served = base / "served"
     served.mkdir()
     bare = served / name
-    git("init", "-q", "--bare", str(bare), cwd=base)
+    git("init", "-q", "--bare", "-b", "main", str(bare), cwd=base)
     port = free_port()
     repo = GitRepo(f"git://{WEBROOT_HOST}:{port}/{name}", work, bare)
     repo.commit(files, message="first")

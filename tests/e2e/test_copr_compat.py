@@ -163,8 +163,6 @@ def test_create_with_every_option_then_get_list_search_modify(
         "https://example.org/runtime/",
         "--unlisted-on-hp",
         "on",
-        "--auto-prune",
-        "off",
         "--module-hotfixes",
         "on",
         "--repo-priority",
@@ -179,7 +177,7 @@ def test_create_with_every_option_then_get_list_search_modify(
     assert f"/coprs/{OWNER}/{PROJECT}/" in ok(r)
     got = users[OWNER]("project.get", OWNER, PROJECT)
     assert got.description == "compat project"
-    assert got.unlisted_on_hp is True and got.auto_prune is False
+    assert got.unlisted_on_hp is True and got.auto_prune is True
     assert got.module_hotfixes is True and int(got.repo_priority) == 7
     assert got.follow_fedora_branching is False
     assert "https://example.org/extra/" in got.additional_repos
@@ -347,9 +345,11 @@ def test_git_package_lifecycle(
     assert users[OWNER]("build.get", second).state == "succeeded"
     assert second in [b.id for b in users[OWNER]("build.get_list", OWNER, PROJECT)]
     built = users[OWNER]("build.get_built_packages", second)
-    assert [p["name"] for p in built[CHROOT]["packages"]] == ["kopers-compat"]
+    assert {(p["name"], p["arch"]) for p in built[CHROOT]["packages"]} >= {
+        ("kopers-compat", "noarch")
+    }
     per_chroot = users[OWNER]("build_chroot.get_built_packages", second, CHROOT)
-    assert [p["name"] for p in per_chroot["packages"]] == ["kopers-compat"]
+    assert per_chroot["packages"] == built[CHROOT]["packages"]
     assert users[OWNER]("build_chroot.get", second, CHROOT).state == "succeeded"
     assert [c.name for c in users[OWNER]("build_chroot.get_list", second)] == [CHROOT]
     assert users[OWNER]("build_chroot.get_build_config", second, CHROOT).chroot == CHROOT
@@ -544,7 +544,8 @@ def test_every_source_kind_is_accepted_or_refused_clearly(
 
     py = users[OWNER]
     srpm = make_srpm("kopers-pyfile", "1")
-    py("build.check_before_build", OWNER, PROJECT)
+    # python-copr itself needs buildopts here: it deletes a key from them.
+    py("build.check_before_build", OWNER, PROJECT, buildopts={"progress_callback": None})
     for name, args in (
         ("build.create_from_file", (str(srpm),)),
         ("build.create_from_url", ("http://127.0.0.2:1/x.src.rpm",)),
@@ -554,8 +555,14 @@ def test_every_source_kind_is_accepted_or_refused_clearly(
         ("build.create_from_custom", ("#!/bin/sh\nexit 0\n",)),
     ):
         build = py(name, OWNER, PROJECT, *args)
+        if name.endswith("urls"):
+            build = build[0]
         assert build.projectname == PROJECT
-        py("build.cancel", build.id)
+        if "url" in name:
+            # Nothing answers there: the import fails on its own, quickly.
+            assert server.wait_build(build.id)["state"] == "failed"
+        else:
+            py("build.cancel", build.id)
     for name, args in (
         ("build.create_from_rubygems", ("rake",)),
         ("build.create_from_distgit", ("tar",)),
@@ -571,7 +578,7 @@ def test_every_source_kind_is_accepted_or_refused_clearly(
     build_id = created(ok(cli(server, OWNER, "uploadrpm", PROJECT, str(rpm), "--nowait")))
     assert server.wait_build(build_id)["state"] == "succeeded"
     built = server.get(f"/api_3/build/built-packages/{build_id}")
-    assert [p["name"] for p in built[CHROOT]["packages"]] == ["kopers-uploaded"]
+    assert {p["name"] for p in built[CHROOT]["packages"]} == {"kopers-uploaded"}
     build = py("build.create_from_rpm_upload", OWNER, PROJECT, str(rpm))
     assert server.wait_build(build.id)["state"] == "succeeded"
 
@@ -624,7 +631,10 @@ def test_fork_installs_with_the_forks_key(
 
 
 def test_persistent_project_and_delete(server: Server, users: dict[str, Py]) -> None:
-    ok(cli(server, OWNER, "create", "keeper", "--chroot", CHROOT, "--persistent"))
+    # Only a server admin may make a project persistent, as in Copr.
+    r = cli(server, OWNER, "create", "keeper", "--chroot", CHROOT, "--persistent")
+    assert r.returncode != 0 and "persistent" in r.stderr, r.stderr
+    ok(cli(server, ADMIN, "create", f"{OWNER}/keeper", "--chroot", CHROOT, "--persistent"))
     assert users[OWNER]("project.get", OWNER, "keeper").persistent is True
     r = cli(server, OWNER, "delete", "keeper")
     assert r.returncode != 0 and "persistent" in r.stderr, r.stderr

@@ -33,7 +33,7 @@ from kopers import config as config_mod
 from kopers import tokens
 from kopers.api.app import create_app
 from kopers.service import open_kopers
-from tests.integration.conftest import CHROOT, REPO, Api, basic
+from tests.integration.conftest import CHROOT, REPO, Api, basic, waiting_build
 from tests.integration.rawhttp import snapshot
 
 pytestmark = pytest.mark.integration
@@ -317,6 +317,23 @@ async def test_the_owner_cannot_delete_a_persistent_project(api: Api) -> None:
     assert status == 200, answer
     status, _ = await api.call("GET", "/api_3/project?ownername=alice&projectname=p")
     assert status == 404
+
+
+async def test_a_persistent_projects_builds_are_kept_from_their_owner(api: Api) -> None:
+    assert (await add(api, "root", cli_create("p", persistent=True)))[0] == 200
+    project = await api.kopers.store.get_project("alice", "p")
+    alice = await api.kopers.store.get_user("alice")
+    build_id = await waiting_build(api.kopers.store, project.id, alice.id, True)
+    before = await snapshot(api)
+    for path, kw in (
+        (f"/api_3/build/delete/{build_id}", {}),
+        ("/api_3/build/delete/list", {"json": {"builds": [build_id]}}),
+    ):
+        status, answer = await api.call("DELETE", path, "alice", **kw)
+        assert status == 403 and "persistent" in answer["error"], answer
+    assert await snapshot(api) == before
+    status, answer = await api.call("DELETE", f"/api_3/build/delete/{build_id}", "root")
+    assert status == 200, answer
 
 
 EDIT_CHROOT_REFUSED = [
