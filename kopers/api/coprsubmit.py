@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from aiohttp import web
 
@@ -29,20 +30,24 @@ async def check_before_build(request: web.Request) -> web.Response:
     return web.json_response({"message": f"OK to build in {project.full_name}"})
 
 
+async def _spooled(request: web.Request) -> tuple[Path, bodies.BuildBody]:
+    """An upload's file, spooled to disk, and its `json` part; the spool goes if refused."""
+    kopers = request.app[KOPERS]
+    require_multipart(request)
+    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
+    try:
+        return upload.package, bodies.build_body(upload.options, "the json part")
+    except KopersError:  # refused before a build owns the spooled file
+        shutil.rmtree(upload.package.parent, ignore_errors=True)
+        raise
+
+
 @routes.post("/api_3/build/create/upload")
 async def create_from_upload(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     # Authenticate from the header before reading a possibly large body.
     user = await require_user(request)
-    require_multipart(request)
-    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
-    spooled, data = upload.package, upload.options
-    spool_dir = spooled.parent
-    try:
-        body = bodies.build_body(data, "the json part")
-    except KopersError:  # refused before a build owns the spooled file
-        shutil.rmtree(spool_dir, ignore_errors=True)
-        raise
+    spooled, body = await _spooled(request)
     build = await kopers.submit(
         user,
         request.remote,
@@ -89,14 +94,7 @@ async def create_from_scm(request: web.Request) -> web.Response:
 async def create_from_rpm_upload(request: web.Request) -> web.Response:
     kopers = request.app[KOPERS]
     user = await require_user(request)
-    require_multipart(request)
-    upload = await read_upload(request, kopers.paths.incoming, kopers.config)
-    spooled = upload.package
-    try:
-        body = bodies.build_body(upload.options, "the json part")
-    except KopersError:  # refused before a build owns the spooled file
-        shutil.rmtree(spooled.parent, ignore_errors=True)
-        raise
+    spooled, body = await _spooled(request)
     build = await kopers.submit(
         user,
         request.remote,

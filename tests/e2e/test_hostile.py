@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from kopers.worker.session import failure_reason
+from tests.e2e.gitdaemon import git
 from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, free_port
-from tests.e2e.test_scm import git
 from tests.e2e.vmhelp import build_id_of
 from tests.rpms import rpmbuild, srpm_with_header_name
 

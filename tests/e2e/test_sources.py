@@ -9,7 +9,6 @@ uploaded RPM costs none. The tests run in order and share one project.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ import pytest
 from tests import pypiindex
 from tests.conftest import service_dir
 from tests.dnfroot import dnf
-from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, free_port
-from tests.e2e.test_scm import git
+from tests.e2e.gitdaemon import git_daemon
+from tests.e2e.server import CHROOT, WEBROOT_HOST, Server
 from tests.rpms import noarch_rpm
 from tests.webroot import WebRoot
 
@@ -249,42 +248,9 @@ def test_a_small_timeout_times_the_build_out(srv: Server, tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def make_srpm_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("git-make")
-    work = base / "work"
-    (work / ".copr").mkdir(parents=True)
-    (work / "kopers-make.spec").write_text(MAKE_SPEC)
-    (work / ".copr" / "Makefile").write_text(MAKEFILE)
-    git("init", "-q", "-b", "main", cwd=work)
-    git("add", ".", cwd=work)
-    git("commit", "-q", "-m", "first", cwd=work)
-    served = base / "served"
-    served.mkdir()
-    git("clone", "-q", "--bare", str(work), str(served / "make.git"), cwd=base)
-    port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            f"--base-path={served}",
-            f"--listen={WEBROOT_HOST}",
-            f"--port={port}",
-            str(served),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((WEBROOT_HOST, port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield f"git://{WEBROOT_HOST}:{port}/make.git"
-    daemon.terminate()
-    daemon.wait()
+    files = {"kopers-make.spec": MAKE_SPEC, ".copr/Makefile": MAKEFILE}
+    with git_daemon(tmp_path_factory.mktemp("git-make"), "make.git", files) as repo:
+        yield repo.url
 
 
 def test_buildscm_make_srpm_builds(srv: Server, make_srpm_repo: str, tmp_path: Path) -> None:
