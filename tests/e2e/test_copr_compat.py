@@ -6,7 +6,8 @@ alone); a command it says is not supported must get the server's 501 message,
 never "Not Found". The last test checks that every row was exercised.
 
 VM boots are few on purpose: two real builds of a git package (source step and
-chroot build each), which the download, monitor and fork checks then reuse.
+chroot build each; the second at another branch's commit), which the
+download, monitor and fork checks then reuse.
 Every other submission is checked as a stored request and canceled; the
 builds from those sources are run for real in test_sources.py.
 """
@@ -539,6 +540,8 @@ def test_every_source_kind_is_accepted_or_refused_clearly(
         ),
         "scm",
     )
+    r = cli(server, OWNER, "buildscm", PROJECT, "--clone-url", "file:///etc", "--nowait")
+    assert r.returncode == 1 and "clone_url must be" in r.stderr, r.stderr
     unsupported(cli(server, OWNER, "buildgem", PROJECT, "--gem", "rake", "--nowait"))
     unsupported(cli(server, OWNER, "build-distgit", PROJECT, "--name", "tar", "--nowait"))
 

@@ -543,9 +543,10 @@ async def test_a_copy_whose_source_results_are_gone_fails_and_claims_nothing(
 ) -> None:
     ids = await source_project(api, tmp_path)
     assert (await fork(api, "bob", "alice/src", "mine", "bob"))[0] == 200
-    # The source's newest hello is deleted before the copy gets to it.
+    # The source's newest hello is deleted before the copy gets to it (by a
+    # server admin: the source project is persistent).
     status, _ = await api.call(
-        "DELETE", "/api_3/build/delete/list", "alice", json={"builds": [ids["hello-2"]]}
+        "DELETE", "/api_3/build/delete/list", "root", json={"builds": [ids["hello-2"]]}
     )
     assert status == 200
     await api.kopers.forks.copy_pending()
