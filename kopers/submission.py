@@ -28,6 +28,7 @@ from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.store import NewBuild, Store
 from kopers.errors import BadRequest, Forbidden, NotFound
+from kopers.forkplan import FORKED_FROM
 from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
 from kopers.publish.publisher import Publisher
@@ -291,7 +292,9 @@ class Submissions(SourceSubmissions):
         if old.source_type != SourceType.UPLOAD:
             # Its source is fetched or made again, and counts like a new one's.
             await self._check_quota(project, 0)
-            return await self._deferred(user, project, options, old.source_type, dict(old.source))
+            # A copy made by a fork names its original; a new build is no copy.
+            fresh = {k: v for k, v in old.source.items() if k != FORKED_FROM}
+            return await self._deferred(user, project, options, old.source_type, fresh)
         source = self.paths.source_dir(old.id) / str(old.srpm_name)
         if not source.is_file():
             raise BadRequest(f"the source package of build {build_id} is no longer stored")
