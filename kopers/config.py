@@ -20,6 +20,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kopers.errors import ConfigError
+from kopers.automation import (
+    REBUILD_DEFAULTS,
+    WEBHOOK_DEFAULTS,
+    RebuildConfig,
+    WebhookConfig,
+    parse_rebuild,
+    parse_webhooks,
+)
 from kopers.limits import DEFAULTS as LIMIT_DEFAULTS
 from kopers.limits import LimitsConfig, parse_limits
 from kopers.settings import (
@@ -173,6 +181,8 @@ class Config:
     network: NetworkConfig = NetworkConfig()
     limits: LimitsConfig = LimitsConfig()
     sources: SourcesConfig = SourcesConfig()
+    webhooks: WebhookConfig = WebhookConfig()
+    rebuild: RebuildConfig = RebuildConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -217,6 +227,8 @@ DEFAULTS: dict[str, Any] = {
     "network": {"allow": []},
     "sources": {"pypi_url": "https://pypi.org"},
     "limits": dict(LIMIT_DEFAULTS),
+    "webhooks": dict(WEBHOOK_DEFAULTS),
+    "rebuild": dict(REBUILD_DEFAULTS),
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
     ],
@@ -310,6 +322,8 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         network=_parse_network(data["network"]),
         limits=parse_limits(data["limits"]),
         sources=_parse_sources(data["sources"]),
+        webhooks=parse_webhooks(data["webhooks"]),
+        rebuild=parse_rebuild(data["rebuild"]),
     )
 
 
