@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from kopers.errors import ConfigError
 from kopers.automation import (
     REBUILD_DEFAULTS,
     WEBHOOK_DEFAULTS,
@@ -28,6 +27,7 @@ from kopers.automation import (
     parse_rebuild,
     parse_webhooks,
 )
+from kopers.errors import ConfigError
 from kopers.limits import DEFAULTS as LIMIT_DEFAULTS
 from kopers.limits import LimitsConfig, parse_limits
 from kopers.settings import (

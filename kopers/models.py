@@ -142,6 +142,7 @@ class Project:
     build_timeout: int | None = None  # seconds; None: the server's default
     options: ProjectOptions = ProjectOptions()
     webhook_secret: str = ""  # for the owner and admins only: never in a public answer
+    rebuild_dependents: bool = False  # rebuild what depends on a package once it changed
 
     @property
     def full_name(self) -> str:

@@ -172,10 +172,6 @@ class Packages:
         return deleted
 
     def _check(self, settings: PackageSettings) -> None:
-        if settings.webhook_rebuild:
-            raise NotSupported(
-                "webhook_rebuild is not supported by this Kopers server: it has no webhooks"
-            )
         source = settings.source
         if isinstance(source, CustomPackageSource) and source.chroot is not None:
             chroot = self.config.chroot(source.chroot)
@@ -183,12 +179,20 @@ class Packages:
                 raise BadRequest(f"chroot {source.chroot} is not a chroot of this server")
 
     async def submission_for(
-        self, user: User, project: Project, package: Package, request: BuildRequest
+        self,
+        user: User,
+        project: Project,
+        package: Package,
+        request: BuildRequest,
+        *,
+        committish: str | None = None,
     ) -> Callable[[], Awaitable[Build]]:
         """What `Kopers.submit` runs to build the package from its stored definition.
 
         The one dispatch on the source type: a kind this server cannot build
-        from is refused here, before anything is written.
+        from is refused here, before anything is written. `committish` builds
+        a git package at that commit instead of its stored one (a webhook's
+        pushed commit).
         """
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
         request = self._package_request(package, request)
@@ -203,9 +207,8 @@ class Packages:
                         "builds from git repositories only"
                     )
                 method = scm_method(str(scm.source_build_method))
-                source = ScmSource(
-                    scm.clone_url, scm.committish, scm.subdirectory, scm.spec, method
-                )
+                at = scm.committish if committish is None else committish
+                source = ScmSource(scm.clone_url, at, scm.subdirectory, scm.spec, method)
 
                 async def make() -> Build:
                     return await self.submissions.from_scm(user, owner, name, request, source)
@@ -265,8 +268,12 @@ class Packages:
             exclude_chroots=tuple(dict.fromkeys(request.exclude_chroots + package.chroot_denylist)),
         )
 
-    async def prune_after(self, build_id: int) -> list[int]:
-        """max_builds: after a build succeeded, delete its package's builds beyond the newest N."""
+    async def prune_after(self, build_id: int, chroot: str | None = None) -> list[int]:
+        """max_builds: after a build succeeded, delete its package's builds beyond the newest N.
+
+        `chroot` (the task that succeeded) makes it a pipeline success hook; pruning
+        looks at whole builds.
+        """
         package_id = await self.store.package_of_build(build_id)
         if package_id is None:
             return []

@@ -92,14 +92,18 @@ class SettingsChange:
     """
 
     sent: Mapping[str, int | None]
+    rebuild_dependents: bool | None = None  # None: not sent
 
     def __post_init__(self) -> None:
         for key, value in self.sent.items():
             check_setting(key, value)
 
-    def details(self) -> dict[str, int | None]:
+    def details(self) -> dict[str, int | bool | None]:
         """What the audit event records: the checked values, never the raw body."""
-        return dict(self.sent)
+        out: dict[str, int | bool | None] = dict(self.sent)
+        if self.rebuild_dependents is not None:
+            out["rebuild_dependents"] = self.rebuild_dependents
+        return out
 
     def value(self, key: str, current: int | None) -> int | None:
         return self.sent.get(key, current)
@@ -329,6 +333,8 @@ class Projects:
         async with self.store.atomic():
             await self.store.set_project_storage(project.id, keep, quota, delete_after)
             await self.store.set_project_timeout(project.id, timeout)
+            if change.rebuild_dependents is not None:
+                await self.store.set_rebuild_dependents(project.id, change.rebuild_dependents)
             if keep is not None and keep != project.retention and project.options.auto_prune:
                 await self.store.after_commit(functools.partial(self._prune, project, keep))
             return await self.store.project_by_id(project.id)

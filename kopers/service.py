@@ -27,7 +27,9 @@ from kopers.db.database import Database, open_database
 from kopers.db.migrations import migrate
 from kopers.db.store import Store
 from kopers.db.transitions import TransitionRefused
+from kopers.eventbus import EventBus
 from kopers.fork import Forks
+from kopers.hooksender import HookSender
 from kopers.logs.hub import LogHub
 from kopers.models import Build, User
 from kopers.net.local import address_policy
@@ -39,6 +41,7 @@ from kopers.publish.layout import Layout
 from kopers.publish.publisher import Publisher
 from kopers.publish.repo import RepoUpdater
 from kopers.publish.signing import Signer
+from kopers.rebuilds import Rebuilds
 from kopers.sched.scheduler import Scheduler
 from kopers.submission import Submissions
 from kopers.vm.pool import VmPool
@@ -69,6 +72,9 @@ class Kopers:
     proxy: EgressProxy  # the way out for builds with network access
     forks: Forks  # project/fork, and the copier of forked builds' results
     packages: Packages
+    events: EventBus  # new notifications, from Postgres to the live event streams
+    hooks: HookSender  # the outbox of outgoing webhook deliveries
+    rebuilds: Rebuilds  # automatic rebuilds of what depends on a changed package
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def atomic(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -185,6 +191,9 @@ class Kopers:
         self.supervise("scheduler", self.scheduler.run)
         self.supervise("project-reaper", self.reap_expired_projects)
         self.supervise("fork-copier", self.forks.run)
+        self.supervise("event-bus", self.events.run)
+        self.supervise("hook-sender", self.hooks.run)
+        self.supervise("rebuild-planner", self.rebuilds.run)
 
     def supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(_supervised(name, loop), name=name))
@@ -227,6 +236,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     hub = LogHub(paths.live_logs)
     vms = VmPool(config, paths, enabled=with_vms)
     proxy = EgressProxy(address_policy(config.network))
+    events = EventBus(db.dsn, store)
     runner = Runner(config, paths, store, hub, publisher, vms, proxy)
     scheduler = Scheduler(
         store, runner, vms.capacity, owner_cap=config.build.owner_max_concurrent or None
@@ -234,9 +244,11 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     builds = Builds(store, scheduler, publisher, paths)
     submissions = Submissions(config, paths, store, publisher)
     packages = Packages(config, store, builds, submissions)
-    # max_builds: a package's builds beyond its newest N go once one of them succeeded.
-    runner.pipeline.on_succeeded = packages.prune_after
-    return Kopers(
+    rebuilds = Rebuilds(config, paths, store, layout)
+    # max_builds: a package's builds beyond its newest N go once one of them succeeded;
+    # and what depends on the package is rebuilt, where the project asks for it.
+    runner.pipeline.on_succeeded = [packages.prune_after, rebuilds.changed]
+    kopers = Kopers(
         config=config,
         paths=paths,
         db=db,
@@ -252,4 +264,10 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         proxy=proxy,
         forks=Forks(store, publisher, paths),
         packages=packages,
+        events=events,
+        hooks=HookSender(config, store, proxy.policy, bus=events),
+        rebuilds=rebuilds,
     )
+    rebuilds.submit = kopers.submit
+    rebuilds.audit = functools.partial(kopers.audit, None, None)
+    return kopers

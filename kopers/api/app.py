@@ -89,6 +89,8 @@ def create_app(kopers: Kopers) -> web.Application:
         coprv3,
         dnfrepo,
         events,
+        eventstream,
+        hooks,
         hub,
         native,
         openapi,
@@ -97,6 +99,7 @@ def create_app(kopers: Kopers) -> web.Application:
         results,
         submit,
         views,
+        webhooks_in,
         websocket,
     )
 
@@ -123,6 +126,8 @@ def create_app(kopers: Kopers) -> web.Application:
     permissions.add_routes(app)
     auth.add_routes(app)
     events.add_routes(app)
+    eventstream.add_routes(app)
+    hooks.add_routes(app)
     native.add_routes(app)
     submit.add_routes(app)
     projects.add_routes(app)
@@ -131,5 +136,6 @@ def create_app(kopers: Kopers) -> web.Application:
     hub.add_routes(app)
     results.add_routes(app)
     views.add_routes(app)
+    webhooks_in.add_routes(app)
     websocket.add_routes(app)
     return app

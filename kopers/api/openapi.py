@@ -27,12 +27,14 @@ from kopers.api.openapi_bodies import request_schemas
 from kopers.api.openapi_builds import build_paths, build_schemas
 from kopers.api.openapi_copr import copr_paths
 from kopers.api.openapi_fork import fork_paths, fork_schemas
+from kopers.api.openapi_hooks import hook_paths, hook_schemas
 from kopers.api.openapi_native import native_paths
 from kopers.api.openapi_ops import ERRORS
 from kopers.api.openapi_packages import package_paths, package_schemas
 from kopers.api.openapi_projects import project_schemas
 from kopers.api.openapi_schemas import Schema, ref, response_schemas
 from kopers.api.openapi_sources import source_paths, source_schemas
+from kopers.api.openapi_webhooks import webhook_paths, webhook_schemas
 from kopers.api.views import render
 from kopers.config import Config
 
@@ -72,6 +74,8 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
             **build_schemas(),
             **fork_schemas(),
             **source_schemas(),
+            **hook_schemas(),
+            **webhook_schemas(),
         },
         "responses": {
             f"E{code}": {
@@ -102,6 +106,8 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
                     **build_paths(),
                     **fork_paths(),
                     **source_paths(),
+                    **hook_paths(),
+                    **webhook_paths(),
                 }.items()
             )
         ),

@@ -184,6 +184,7 @@ def _schemas(chroots: list[str], max_text_bytes: int) -> dict[str, Schema]:
                 "quota_mib": number_or_digits(1, MAX_INT4),
                 "delete_after_days": number_or_digits(1, MAX_DAYS),
                 "build_timeout": number_or_digits(60, MAX_TIMEOUT),
+                "rebuild_dependents": FLAG,
             }
         ),
     }

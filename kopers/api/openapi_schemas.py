@@ -224,6 +224,19 @@ TASK_STEP = obj(
         "offset": SECONDS,
     }
 )
+REBUILD = obj(
+    {
+        "generation": COUNT,
+        "trigger": obj({"build": nullable(ID), "package": STRING}),
+        "source_build": ID,
+        "chain": {"type": "array", "items": ID},
+        "because": {
+            "type": "array",
+            "items": obj({"package": STRING, "chroot": STRING, "provides": STRINGS}),
+        },
+        "broken_cycles": {"type": "array", "items": STRINGS},
+    }
+)
 BUILD_DETAIL = obj(
     {
         **_BUILD_FIELDS,
@@ -241,6 +254,7 @@ BUILD_DETAIL = obj(
                 }
             ),
         },
+        "rebuild": nullable(REBUILD),
     }
 )
 BUILD_CHROOT = obj(
@@ -377,6 +391,7 @@ PROJECT_SETTINGS = obj(
         "quota_mib": nullable({"type": "integer", "minimum": 1, "maximum": MAX_INT4}),
         "delete_after": ISO_TIME,
         "build_timeout": nullable({"type": "integer", "minimum": 60, "maximum": MAX_TIMEOUT}),
+        "rebuild_dependents": BOOL,
         "storage_bytes": COUNT,
     },
     {"webhook_secret": {"type": "string", "format": "uuid", "description": "for editors only"}},

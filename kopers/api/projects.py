@@ -39,7 +39,10 @@ def parse_settings(body: dict[str, Any]) -> SettingsChange:
             value = body[key]
             # copr-style: numbers may come as strings; null or "" clears.
             sent[key] = None if value is None or value == "" else fields.integer(value, key)
-    return SettingsChange(sent)
+    rebuild = body.get("rebuild_dependents")
+    return SettingsChange(
+        sent, None if rebuild is None else fields.boolean(rebuild, "rebuild_dependents")
+    )
 
 
 async def settings_json(kopers: Kopers, project: Project, user: User | None) -> dict[str, Any]:
@@ -50,6 +53,8 @@ async def settings_json(kopers: Kopers, project: Project, user: User | None) -> 
         "quota_mib": project.quota_mib,
         "delete_after": project.delete_after.isoformat() if project.delete_after else None,
         "build_timeout": project.build_timeout,
+        # After a package changes, rebuild what BuildRequires it (kopers.rebuilds).
+        "rebuild_dependents": project.rebuild_dependents,
         "storage_bytes": (await kopers.submissions.usage(project)).total,
     }
     facts = await kopers.store.access_facts(user, access.Target.of(project))
@@ -73,12 +78,14 @@ async def get_settings(request: web.Request) -> web.Response:
 
 @routes.patch("/api/projects/{owner}/{project}")
 async def update_settings(request: web.Request) -> web.Response:
-    """`{"keep_builds": N, "quota_mib": M, "delete_after_days": D, "build_timeout": S}`.
+    """`{"keep_builds": N, "quota_mib": M, "delete_after_days": D, "build_timeout": S,
+    "rebuild_dependents": true}`.
 
     A key that is left out keeps its value; null (or "") clears it. Numbers
     may be sent as strings of digits. Every field is checked (a whole number
     in its range: keep_builds and quota_mib up to 2^31-1, delete_after_days up
-    to 36500, build_timeout 60 s to 48 h) before anything is written; a bad
+    to 36500, build_timeout 60 s to 48 h; rebuild_dependents true or false) before
+    anything is written; a bad
     one is a 400 naming it. The change and its audit event commit together.
     """
     kopers = request.app[KOPERS]

@@ -68,8 +68,11 @@ async def build_detail(request: web.Request) -> web.Response:
                 "steps": steps_json(t.steps),
             }
             for t in build.tasks
-        ]
+        ],
     }
+    # An automatic rebuild: its chain, and why it is in it (kopers.rebuilds).
+    rebuild = await kopers.store.get_rebuild(build.id)
+    body["rebuild"] = rebuild.as_json() if rebuild is not None else None
     return web.json_response(body)
 
 

@@ -186,6 +186,7 @@ def _project(row: asyncpg.Record) -> Project:
             packit_forge_projects_allowed=tuple(row["packit_forge_projects_allowed"]),
         ),
         webhook_secret=str(row["webhook_secret"]),
+        rebuild_dependents=row["rebuild_dependents"],
     )
 
 

@@ -10,12 +10,25 @@ from __future__ import annotations
 from kopers.db.accounts import AccountStore, TokenRecord
 from kopers.db.builds import BuildStore, NewBuild
 from kopers.db.forks import ForkStore
+from kopers.db.notifications import NotificationStore
 from kopers.db.packages import PackageStore
 from kopers.db.permissions import PermissionStore
 from kopers.db.projects import ProjectStore
+from kopers.db.rebuilds import RebuildStore
+from kopers.db.webhooks import WebhookStore
 
 __all__ = ["NewBuild", "Store", "TokenRecord"]
 
 
-class Store(AccountStore, ProjectStore, PackageStore, BuildStore, PermissionStore, ForkStore):
+class Store(
+    AccountStore,
+    ProjectStore,
+    PackageStore,
+    BuildStore,
+    PermissionStore,
+    ForkStore,
+    RebuildStore,
+    WebhookStore,
+    NotificationStore,
+):
     """All parts of the store over one pool."""

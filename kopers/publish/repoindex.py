@@ -387,3 +387,26 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
         for row in db.execute("SELECT * FROM blocks ORDER BY id")
     )
     return Snapshot(packages=sum(b.count for b in blocks), blocks=blocks)
+
+
+def primaries(chroot_dir: Path, builds: Collection[str]) -> dict[str, list[bytes]]:
+    """The primary XML elements of the named builds' packages, by build.
+
+    Read-only use of the index (what dependency planning reads); a chroot
+    without a usable index answers with nothing. Blocking: run it in a thread.
+    """
+    if not (chroot_dir / INDEX_DIR / "index.sqlite").is_file():
+        return {}
+    try:
+        db = _connect(chroot_dir)
+    except sqlite3.DatabaseError as exc:
+        log.warning("package index of %s: %s", chroot_dir, exc)
+        return {}
+    out: dict[str, list[bytes]] = {}
+    try:
+        for name in builds:
+            rows = db.execute("SELECT primary_xml FROM packages WHERE build = ?", (name,))
+            out[name] = [bytes(row[0]) for row in rows]
+    finally:
+        db.close()
+    return out

@@ -39,9 +39,13 @@ def repo_json(repo: RepoRef) -> dict[str, Any]:
     return out
 
 
-def forced_dist(chroot: ChrootConfig, repo_tag: str) -> str:
-    """The %dist every package of this chroot gets, e.g. `.fc40.kopers`."""
-    return f"{chroot.dist}.{repo_tag}"
+def forced_dist(chroot: ChrootConfig, repo_tag: str, generation: int = 0) -> str:
+    """The %dist every package of this chroot gets, e.g. `.fc40.kopers`.
+
+    An automatic rebuild of generation N gets `.N` after it (`.fc40.kopers.1`):
+    the same source then makes packages newer than the ones it replaces.
+    """
+    return f"{chroot.dist}.{repo_tag}" + (f".{generation}" if generation else "")
 
 
 def vendor(owner: str, project: str) -> str:
@@ -62,6 +66,7 @@ def render_job(
     repos: tuple[RepoRef, ...] = (),
     enable_net: bool = False,
     proxy: str | None = None,
+    generation: int = 0,
 ) -> dict[str, Any]:
     return {
         "build_id": build.id,
@@ -69,7 +74,7 @@ def render_job(
         "srpm": f"{IN_DIR}/{srpm_name}",
         "result_dir": OUT_DIR,
         "macros": {
-            "dist": forced_dist(chroot, repo_tag),
+            "dist": forced_dist(chroot, repo_tag, generation),
             "vendor": vendor(build.owner, build.project),
             "packager": packager(build.submitter, public_url),
         },

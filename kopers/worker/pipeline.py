@@ -34,6 +34,7 @@ from kopers.vm.builder import BuilderVm
 from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
 from kopers.worker.outcome import Outcome, collect_logs, read_outcome
+from kopers.worker.rebuildlog import rebuild_lines
 from kopers.worker.repos import forward_repos, plan_repos
 from kopers.worker.results import Identity, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
@@ -65,8 +66,9 @@ class ChrootPipeline:
         # The way out for builds with network access; without it they cannot run.
         self.proxy = proxy
         self.policy = proxy.policy if proxy is not None else address_policy(config.network)
-        # Called with the build's id once a task of it succeeded (packages' max_builds).
-        self.on_succeeded: Callable[[int], Awaitable[object]] | None = None
+        # Called with the build's id and the chroot once a task of it succeeded and
+        # was published (packages' max_builds, automatic rebuilds of dependents).
+        self.on_succeeded: list[Callable[[int, str], Awaitable[object]]] = []
 
     async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
@@ -75,6 +77,10 @@ class ChrootPipeline:
         workdir = self.paths.work / f"{build_id:08d}-{chroot_name}"
         clock = StepClock()
         try:
+            rebuild = await self.store.get_rebuild(build_id)
+            generation = rebuild.generation if rebuild is not None else 0
+            for line in rebuild_lines(rebuild, chroot_name):
+                await channel.say(line)
             if chroot is None or not chroot.enabled:
                 return await self._finish(
                     build,
@@ -83,7 +89,7 @@ class ChrootPipeline:
                     BuildState.FAILED,
                     f"chroot {chroot_name} is not configured on this server",
                 )
-            outcome = await self._attempts(build, chroot, channel, workdir, clock)
+            outcome = await self._attempts(build, chroot, channel, workdir, clock, generation)
             try:
                 try:
                     await self._publish(build, chroot_name, channel, outcome, clock)
@@ -97,7 +103,7 @@ class ChrootPipeline:
             state = await self._finish(
                 build, chroot_name, channel, BuildState.SUCCEEDED, None, outcome, clock.steps
             )
-            await self._after_success(build_id, state)
+            await self._after_success(build_id, chroot_name, state)
             return state
         except BuildFailed as exc:
             try:
@@ -147,6 +153,7 @@ class ChrootPipeline:
         channel: LogChannel,
         workdir: Path,
         clock: StepClock,
+        generation: int,
     ) -> Outcome:
         """Run the build on fresh VMs until it ends on its own merits."""
         limit = self.config.build.max_attempts
@@ -154,7 +161,7 @@ class ChrootPipeline:
             await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
             await channel.say(f"attempt {attempt} of {limit} on a fresh {chroot.template} VM")
             try:
-                return await self._attempt(build, chroot, channel, workdir, clock)
+                return await self._attempt(build, chroot, channel, workdir, clock, generation)
             except InfrastructureError as exc:
                 log.warning(
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
@@ -176,6 +183,7 @@ class ChrootPipeline:
         channel: LogChannel,
         workdir: Path,
         clock: StepClock,
+        generation: int,
     ) -> Outcome:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -224,6 +232,7 @@ class ChrootPipeline:
                     repos=repos,
                     enable_net=project.enable_net,
                     proxy=proxy_url,
+                    generation=generation,
                 )
                 async with timed(channel, clock, "upload"):
                     await vm.mkdirs(jobs.IN_DIR, jobs.OUT_DIR)
@@ -245,7 +254,7 @@ class ChrootPipeline:
         if status != 0:
             raise BuildFailed(failure_reason(status))
         identity = Identity(
-            jobs.forced_dist(chroot, self.config.build.repo_tag),
+            jobs.forced_dist(chroot, self.config.build.repo_tag, generation),
             jobs.vendor(build.owner, build.project),
             self._package(build),
         )
@@ -289,6 +298,7 @@ class ChrootPipeline:
             outcome.files,
             timed=clock.step,
         )
+        await self.store.notify_published(build.id, chroot)  # to webhooks and event streams
         for name in ("staging", "signing", "publish"):
             for step in clock.steps:
                 if step.name == name:
@@ -350,14 +360,15 @@ class ChrootPipeline:
         channel.close(state, reason)
         return state
 
-    async def _after_success(self, build_id: int, state: BuildState) -> None:
-        """Run the success hook; the task has ended whatever the hook does."""
-        if state != BuildState.SUCCEEDED or self.on_succeeded is None:
+    async def _after_success(self, build_id: int, chroot: str, state: BuildState) -> None:
+        """Run the success hooks; the task has ended whatever they do."""
+        if state != BuildState.SUCCEEDED:
             return
-        try:
-            await self.on_succeeded(build_id)
-        except Exception:
-            log.exception("task of build %d: the hook after its success failed", build_id)
+        for hook in self.on_succeeded:
+            try:
+                await hook(build_id, chroot)
+            except Exception:
+                log.exception("task %d/%s: a hook after its success failed", build_id, chroot)
 
     async def _stored_state(self, build_id: int, chroot: str) -> BuildState:
         build = await self.store.get_build(build_id)

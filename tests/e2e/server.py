@@ -67,6 +67,9 @@ class Server:
                 # Test web servers that builds may fetch from listen here; every
                 # other loopback, private and host address stays refused.
                 "KOPERS_NETWORK_ALLOW": WEBROOT_HOST + "/32",
+                # Outgoing webhooks to a receiver that was down are tried again soon.
+                "KOPERS_WEBHOOKS_RETRY_INITIAL": "1",
+                "KOPERS_WEBHOOKS_RETRY_MAX": "3",
                 **settings,
             }
         )
@@ -122,19 +125,25 @@ class Server:
         prefix = domain_prefix(instance_tag(str(self.data_dir.resolve())))
         return [d for d in virsh_domain_names() if d.startswith(prefix)]
 
-    def post(self, user: str, path: str, body: dict[str, Any]) -> Any:
-        """POST JSON as `user`, with the credentials of its copr-cli config."""
+    def get_as(self, user: str, path: str) -> Any:
+        """GET JSON as `user`, with the credentials of its copr-cli config."""
+        request = urllib.request.Request(f"{self.url}{path}", headers=self._auth(user))
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def _auth(self, user: str) -> dict[str, str]:
         ini = configparser.ConfigParser()
         ini.read(self.configs[user])
         creds = f"{ini['copr-cli']['login']}:{ini['copr-cli']['token']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(creds).decode()}
+
+    def post(self, user: str, path: str, body: dict[str, Any], method: str = "POST") -> Any:
+        """POST (or `method`) JSON as `user`, with the credentials of its copr-cli config."""
         request = urllib.request.Request(
             f"{self.url}{path}",
             data=json.dumps(body).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": "Basic " + base64.b64encode(creds).decode(),
-            },
+            method=method,
+            headers={"Content-Type": "application/json", **self._auth(user)},
         )
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,133 @@ def test_chain_b_builds_against_a_from_the_project_repo(
     assert out.stdout.strip() == "hello from liba"
 
 
+USER_SPEC = """\
+Name:           kopers-app-user
+Version:        1.0
+Release:        1%{?dist}
+Summary:        Keeps what kopers-app printed when it was built
+License:        MIT
+BuildArch:      noarch
+BuildRequires:  kopers-app
+
+%description
+Needs kopers-app to build.
+
+%prep
+
+%build
+# Debian's loader does not search %{_libdir} (/usr/lib64) on its own.
+LD_LIBRARY_PATH=%{_libdir} kopers-app > greeting.txt
+
+%install
+install -D -m 644 greeting.txt %{buildroot}%{_datadir}/kopers-app-user/greeting.txt
+
+%files
+%{_datadir}/kopers-app-user/greeting.txt
+"""
+
+
+def library_v2() -> str:
+    """kopers-liba 2.0: a new soname and a new greeting."""
+    return (
+        LIB_SPEC.replace("Version:        1.0", "Version:        2.0")
+        .replace("libkopersa.so.1", "libkopersa.so.2")
+        .replace("hello from liba", "hello from liba 2")
+    )
+
+
+def build_log(server: Server, copr_output: str) -> str:
+    """The end of the build.log of the build copr-cli created, to explain a failure."""
+    build_id = int(copr_output.rsplit("Created builds:", 1)[1].split()[0])
+    url = task(server, build_id)["result_url"]
+    try:
+        return str(server.get(url.removeprefix(server.url) + "build.log"))[-3000:]
+    except OSError as exc:
+        return f"(no build.log: {exc})"
+
+
+def builds_after(server: Server, owner: str, project: str, first: int) -> dict[str, int]:
+    """Package name -> id of the builds of the project newer than `first`."""
+    items = server.get(f"/api_3/build/list?ownername={owner}&projectname={project}")["items"]
+    return {b["source_package"]["name"]: b["id"] for b in items if b["id"] > first}
+
+
+def test_a_new_library_rebuilds_what_depends_on_it_in_order(
+    server: Server, carol: str, tmp_path: Path
+) -> None:
+    """After the chain test: kopers-app (B) links kopers-liba (A); kopers-app-user (C) runs B.
+
+    With automatic rebuilds on, a build of A 2.0 (a new soname) is followed by
+    B, then C, each built against the new results of the one before.
+    """
+    r = server.copr(carol, "build", "chain", str(srpm(USER_SPEC, "kopers-app-user", tmp_path)))
+    assert r.returncode == 0, r.stdout + r.stderr + build_log(server, r.stdout)
+    settings = server.post(
+        carol, "/api/projects/carol/chain", {"rebuild_dependents": True}, method="PATCH"
+    )
+    assert settings["rebuild_dependents"] is True
+    r = server.copr(carol, "build", "chain", str(srpm(library_v2(), "kopers-liba-2", tmp_path)))
+    assert r.returncode == 0, r.stdout + r.stderr + build_log(server, r.stdout)
+    a2 = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+    deadline = time.monotonic() + 300
+    while len(after := builds_after(server, carol, "chain", a2)) < 2:
+        assert time.monotonic() < deadline, f"no rebuilds followed build {a2}: {after}"
+        time.sleep(1)
+    b2, c2 = after["kopers-app"], after["kopers-app-user"]
+    assert server.wait_build(b2)["state"] == "succeeded"
+    assert server.wait_build(c2)["state"] == "succeeded"
+    assert task(server, c2)["started_on"] >= task(server, b2)["ended_on"]
+    why = server.get(f"/api/builds/{b2}")["rebuild"]
+    assert why["trigger"] == {"build": a2, "package": "kopers-liba"}
+    assert why["chain"] == [b2, c2]
+    assert {b["package"] for b in why["because"]} == {"kopers-liba"}
+    assert "kopers-liba-devel" in why["because"][0]["provides"]
+
+    # B was built against the new A, and C against the new B.
+    b_root = server.get(f"/api/builds/{b2}/buildroot")["chroots"][CHROOT]
+    assert "kopers-liba-devel-2.0-1.deb12.kopers.x86_64" in b_root
+    c_root = server.get(f"/api/builds/{c2}/buildroot")["chroots"][CHROOT]
+    assert "kopers-app-1.0-1.deb12.kopers.1.x86_64" in c_root
+    assert "kopers-liba-2.0-1.deb12.kopers.x86_64" in c_root
+
+    # dnf upgrades to the rebuilt B (its release is newer), which needs the new A.
+    root = install(server, "carol", "chain", "kopers-app", tmp_path)
+    query = ["rpm", "--root", str(root), "-q"]
+    app = subprocess.run([*query, "kopers-app"], capture_output=True, text=True, check=True)
+    assert app.stdout.strip() == "kopers-app-1.0-1.deb12.kopers.1.x86_64"
+    requires = subprocess.run(
+        [*query, "--requires", "kopers-app"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert "libkopersa.so.2()(64bit)" in requires, requires
+    owner = subprocess.run(
+        [*query, "--whatprovides", "libkopersa.so.2()(64bit)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert owner.stdout.strip() == "kopers-liba-2.0-1.deb12.kopers.x86_64"
+    out = subprocess.run(
+        [str(root / "usr/bin/kopers-app")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(root / "usr/lib64")},
+        check=True,
+    )
+    assert out.stdout.strip() == "hello from liba 2"
+    r = dnf(root, tmp_path / "repos", "install", "kopers-app-user", cachedir=tmp_path / "cache")
+    assert r.returncode == 0, r.stdout + r.stderr
+    greeting = root / "usr/share/kopers-app-user/greeting.txt"
+    assert greeting.read_text().strip() == "hello from liba 2"
+
+    # Off again: the next build of A is followed by nothing (no VM needed to see it:
+    # the planner decides when A's build succeeds, and that is shown at the
+    # integration tier); leave the project as the next tests expect it.
+    settings = server.post(
+        carol, "/api/projects/carol/chain", {"rebuild_dependents": False}, method="PATCH"
+    )
+    assert settings["rebuild_dependents"] is False
+
+
 def install(server: Server, owner: str, project: str, package: str, tmp_path: Path) -> Path:
     """dnf --installroot from the served .repo file, with gpgcheck=1."""
     root = tmp_path / "root"
@@ -249,5 +377,6 @@ def test_external_copr_repository_and_no_network(
     log = server.get(task(server, build_id)["result_url"].removeprefix(server.url) + "build.log")
     assert build["state"] == "succeeded", log[-3000:]
     assert "network check: 10.0.2.2" in log and "unreachable" in log
+    # Built against carol/chain's library (2.0 once the rebuild test has run).
     manifest = server.get(f"/api/builds/{build_id}/buildroot")["chroots"][CHROOT]
-    assert "kopers-liba-devel-1.0-1.deb12.kopers.x86_64" in manifest
+    assert any(p.startswith("kopers-liba-devel-") for p in manifest), manifest

@@ -96,7 +96,7 @@ CASES = [
     (escaping_directory, "'d' is a link"),
     (directory_named_rpm, "'x.rpm' is a dir"),
     (junk_rpm, "x.rpm is not an RPM file"),
-    (many_files, "10002 entries in its result directory; at most 1000"),
+    (many_files, "10003 entries in its result directory; at most 1000"),
     (sparse_file, "at most 4294967296 are taken"),
     (manifest_to_dev_zero, "'manifest.txt' is a link"),
     (huge_manifest, "manifest.txt is larger than"),

@@ -112,7 +112,6 @@ async def test_bad_requests_are_refused_and_store_nothing(project: Api) -> None:
             400,
             "nowhere-1-x86_64",
         ),
-        ("POST", add_path(), "alice", {**SCM_BODY, "webhook_rebuild": True}, 501, "webhook"),
         ("POST", add_path(project="nope"), "alice", SCM_BODY, 404, "nope"),
         # A foreign project: bob has no role in alice's.
         ("POST", add_path(), "bob", SCM_BODY, 403, "bob"),
@@ -594,7 +593,7 @@ async def test_a_succeeded_build_prunes_its_package_beyond_max_builds(
     second = await submit("2")
     k = api.kopers
     runner = Runner(k.config, k.paths, k.store, k.hub, k.publisher, pool)  # type: ignore[arg-type]
-    runner.pipeline.on_succeeded = k.packages.prune_after  # as kopers.service wires it
+    runner.pipeline.on_succeeded = [k.packages.prune_after]  # as kopers.service wires it
     async with asyncio.timeout(120):
         assert await runner.run(TaskKey(second, CHROOT)) == BuildState.SUCCEEDED
     assert await k.store.existing_builds([first, second]) == {second}

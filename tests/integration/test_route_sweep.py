@@ -39,6 +39,7 @@ SWEEP_QUERY = [
     "exist_ok",
     "project",
     "user",
+    "since",
     "with_latest_build",
     "with_latest_succeeded_build",
     "project_dirname",
@@ -59,6 +60,10 @@ GOOD = {
     "source_type_text": "scm",
     "tail": "alice/p/",
     "name": "kopers.css",
+    "hook_id": "1",  # an outgoing webhook (of alice/p, if it had one)
+    # A webhook's project id and secret (/webhooks/...): wrong ones, answered alike.
+    "project_id": "1",
+    "uuid": "6f1c9a7e-2b44-4c8e-9d3b-0a5e7c1d2f30",
 }
 
 
