@@ -97,16 +97,6 @@ def upload(server: Server, srpm: Path) -> int:
         return int(json.loads(resp.read())["id"])
 
 
-def wait_warm(server: Server, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm = server.get("/api/status")["vm"]
-        if vm["warm"] >= 1 and vm["busy"] == 0:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("no warm clone came up")
-
-
 def wait_task(server: Server, build_id: int, timeout: float = 900) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,7 +114,7 @@ def step_end(task: dict[str, Any], name: str) -> float:
 
 
 def measure(server: Server, srpm: Path) -> tuple[int, dict[str, float], dict[str, float]]:
-    wait_warm(server)
+    server.wait_warm()
     submitted = time.time()
     build_id = upload(server, srpm)
     task = wait_task(server, build_id)

@@ -102,16 +102,6 @@ class Events:
         raise RuntimeError(f"no {kind} {state} event for build {build}")
 
 
-def wait_for_pool(server: Server, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm = server.get("/api/status")["vm"]
-        if vm["warm"] >= 1 and vm["busy"] == 0:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("the pool did not get a warm clone")
-
-
 def deliver(server: Server, project_id: int, secret: str, repo: GitRepo, commit: str) -> int:
     body = json.dumps(
         {
@@ -160,7 +150,7 @@ def webhook_runs(server: Server, events: Events, base: Path, runs: int) -> list[
         )
         for i in range(runs):
             commit = r.commit({"bench-hooked.spec": SPEC.format(version=i + 2)})
-            wait_for_pool(server)
+            server.wait_warm()
             sent = time.time()
             build = deliver(server, project_id, secret, r, commit)
             running = events.wait("source.state", build, "running")
@@ -179,7 +169,7 @@ def rebuild_runs(server: Server, events: Events, base: Path, runs: int) -> list[
     server.post(USER, "/api/projects/bench/deps", {"rebuild_dependents": True}, method="PATCH")
     times = []
     for i in range(runs):
-        wait_for_pool(server)
+        server.wait_warm()
         a = noarch_srpm(srpms, "bench-a", version=str(i + 2))
         a_id = created(server.copr(USER, "build", "deps", str(a), "--nowait"))
         published = events.wait("build.published", a_id, "published")

@@ -14,6 +14,10 @@ does not keep up is dropped, not allowed to grow memory, and a stream client
 then reconnects with its Last-Event-ID and catches up from the database.
 When the bus restarts after losing its connection it goes on from the same
 id, so subscribers see no gap.
+
+At most MAX_SUBSCRIBERS subscribers are open at once (past it a 503), and at
+most the cap its caller gives of one client's (past it a 429): one client,
+which needs no credentials for a stream, cannot take every slot.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -42,11 +47,18 @@ class TooManySubscribers(KopersError):
     status = 503
 
 
+class TooManyFromClient(KopersError):
+    status = 429
+
+
 class Subscription:
     """One subscriber's queue of notifications (of one project, or of all)."""
 
-    def __init__(self, bus: EventBus, project_id: int | None, size: int) -> None:
+    def __init__(
+        self, bus: EventBus, project_id: int | None, size: int, client: str | None
+    ) -> None:
         self.project_id = project_id
+        self.client = client  # whose subscription it is, for the per-client cap
         self.dropped = False  # fell behind by a whole queue
         self.ended = False
         self._bus = bus
@@ -79,26 +91,44 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, dsn: str, store: Store) -> None:
+    def __init__(self, dsn: str, store: Store, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
         self.dsn = dsn
         self.store = store
+        self.max_subscribers = max_subscribers
         self.subscribers: list[Subscription] = []
+        self._of_client: Counter[str] = Counter()
         self._wakers: set[asyncio.Event] = set()
         self._signal = asyncio.Event()
         self._cursor: int | None = None  # the last notification handed out
 
-    async def subscribe(self, project_id: int | None, size: int = QUEUE_SIZE) -> Subscription:
+    async def subscribe(
+        self,
+        project_id: int | None,
+        size: int = QUEUE_SIZE,
+        *,
+        client: str | None = None,
+        client_cap: int = 0,
+    ) -> Subscription:
         """A new subscriber to the notifications of `project_id` (None: of every project).
 
         It gets every notification committed after it subscribed, and maybe a few
-        from just before (a reader of stored ones drops those by id).
+        from just before (a reader of stored ones drops those by id). `client` is
+        whose it is (kopers.api.guard.client_key; None: Kopers' own), who may hold
+        at most `client_cap` subscriptions (0: no cap).
         """
-        if len(self.subscribers) >= MAX_SUBSCRIBERS:
-            raise TooManySubscribers("too many event streams are open; try again later")
         # Before the loop has started, it must begin where this subscriber begins.
         await self._start_cursor()
-        sub = Subscription(self, project_id, size)
+        # Counted after the await, with none between the count and the append.
+        if len(self.subscribers) >= self.max_subscribers:
+            raise TooManySubscribers("too many event streams are open; try again later")
+        if client is not None and client_cap and self._of_client[client] >= client_cap:
+            raise TooManyFromClient(
+                f"at most {client_cap} event streams may be open from one address; close one first"
+            )
+        sub = Subscription(self, project_id, size, client)
         self.subscribers.append(sub)
+        if client is not None:
+            self._of_client[client] += 1
         return sub
 
     def add_waker(self, event: asyncio.Event) -> None:
@@ -111,12 +141,19 @@ class EventBus:
     def end_subscribers(self) -> None:
         """End every subscription (Kopers or the HTTP server is stopping)."""
         subs, self.subscribers = self.subscribers, []
+        self._of_client.clear()
         for sub in subs:
             sub._end()
 
     def _remove(self, sub: Subscription) -> None:
-        with contextlib.suppress(ValueError):
+        try:
             self.subscribers.remove(sub)
+        except ValueError:
+            return  # removed already
+        if sub.client is not None:
+            self._of_client[sub.client] -= 1
+            if self._of_client[sub.client] <= 0:
+                del self._of_client[sub.client]  # a client with nothing open takes no memory
 
     async def run(self) -> None:
         """The loop: listen, and hand out what is new at each wake-up."""

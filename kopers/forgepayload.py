@@ -4,8 +4,8 @@ A forge's payload arrives from the network, so each reader here checks one
 field's type and bounds and raises a BadRequest that names the field
 (`payload: repository.clone_url is missing or not a string`). A commit id is
 hex of a SHA-1 or SHA-256 repository, the all-zero id meaning a deleted ref;
-a branch or tag name must not read as an option or hold spaces or controls,
-as git's committish rules in kopers.worker.scm want.
+a branch or tag name is one git itself would take (`is_ref_name`), so it never
+reads as an option or as revision syntax when kopers.worker.scm hands it to git.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ MAX_FORM_FIELDS = 100
 FORM = "application/x-www-form-urlencoded"
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1, or SHA-256 repositories
 _ZEROS = re.compile(r"0+")
+# What git check-ref-format refuses in a ref name, besides controls and spaces.
+_REF_BAD = re.compile(r"\.\.|@\{|//|[~^:?*\[\\]|(^|/)\.|\.lock(/|$)|[/.]$|^/")
 
 
 class RefKind(enum.StrEnum):
@@ -132,14 +134,27 @@ def ref(value: str) -> tuple[RefKind, str]:
     raise BadRequest("payload: ref is neither refs/heads/... nor refs/tags/...")
 
 
+def is_ref_name(name: str) -> bool:
+    """Whether git would take `name` for a branch or tag (its check-ref-format rules).
+
+    Not empty, not over MAX_REF, no leading `-` (an option), no spaces or
+    controls, and none of the revision syntax git refuses in names: `..`,
+    `@{`, `~ ^ : ? * [ \\`, `//`, a component starting with `.` or ending in
+    `.lock`, a leading `/`, a trailing `/` or `.`, or `@` alone.
+    """
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_REF
+        and name != "@"
+        and not name.startswith("-")
+        and not any(c.isspace() or not c.isprintable() for c in name)
+        and _REF_BAD.search(name) is None
+    )
+
+
 def ref_name(name: str, field: str) -> str:
     """A branch or tag name that git could not read as anything else (kopers.worker.scm)."""
-    if (
-        not name
-        or len(name) > MAX_REF
-        or name.startswith("-")
-        or any(c.isspace() or not c.isprintable() for c in name)
-    ):
+    if not is_ref_name(name):
         raise BadRequest(f"payload: {field} is not a branch or tag name")
     return name
 

@@ -13,7 +13,13 @@ none of them; a branch builds a package whose committish is empty or that
 branch; a package with a subdirectory builds only when a changed path is
 under it, when the payload lists the paths. Each build is at the pushed
 commit, so what is built is what was pushed, whatever the branch holds by
-the time the build starts.
+the time the build starts, and is held to the pushed ref (`Planned.on`):
+the clone checks that the commit is on that branch or is that tag's
+(kopers.worker.scm), so a delivery cannot name just any commit.
+
+A delivery may update up to 100 refs and a project may hold thousands of
+packages: each URL is normalized once per plan, and the packages are
+grouped by repository, so planning costs O(packages + URLs + matches).
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from kopers.forgehook import Push
 from kopers.forgepayload import MAX_URL, RefKind
 from kopers.models import Package, ScmPackageSource, ScmType
+from kopers.worker.scm import RefPin
 
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 _SCP = re.compile(r"(?:[^@/]+@)?(?P<host>\[[^\]/]+\]|[^:/\[\]]+):(?P<path>.*)")
@@ -140,11 +147,12 @@ def tag_names(tag: str, package: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A package to build, at which commit, and why."""
+    """A package to build, at which commit, on which pushed ref, and why."""
 
     package: Package
     commit: str
     why: str
+    on: RefPin | None = None  # the ref the commit must be on; None: any (a custom webhook's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,23 +173,67 @@ class Plan:
     def summary(self) -> str:
         """One line for the receipt and the answer."""
         if self.builds:
-            done = ", ".join(f"{b.package.name} at {b.commit[:12]}" for b in self.builds)
-            return f"building {done}"
+            return building(self.builds)
         why = "; ".join(f"{s.package}: {s.why}" for s in self.skipped)
         return f"nothing to build: {why}"
 
 
+def building(builds: Sequence[Planned]) -> str:
+    """`building a at <commit>, b at <commit>`: what a message says is being built."""
+    return "building " + ", ".join(f"{b.package.name} at {b.commit[:12]}" for b in builds)
+
+
+def _keyer() -> Callable[[str], str | None]:
+    """repo_key, computed once per URL for as long as the returned function lives."""
+    keys: dict[str, str | None] = {}
+
+    def key(url: str) -> str | None:
+        if url not in keys:
+            keys[url] = repo_key(url)
+        return keys[url]
+
+    return key
+
+
+def _watches(package: Package) -> bool:
+    """Whether a push may build `package`: a git package with webhook_rebuild on."""
+    return (
+        package.webhook_rebuild
+        and isinstance(package.source, ScmPackageSource)
+        and package.source.scm_type is ScmType.GIT
+    )
+
+
+def _by_repository(
+    packages: Sequence[Package], key: Callable[[str], str | None]
+) -> dict[str, list[tuple[int, Package]]]:
+    """The packages a push may build, by repository key, each with its place in `packages`."""
+    groups: dict[str, list[tuple[int, Package]]] = {}
+    for i, p in enumerate(packages):
+        if _watches(p):
+            assert isinstance(p.source, ScmPackageSource)  # _watches keeps only these
+            k = key(p.source.clone_url)
+            if k:
+                groups.setdefault(k, []).append((i, p))
+    return groups
+
+
+def _pool(
+    push: Push, groups: dict[str, list[tuple[int, Package]]], key: Callable[[str], str | None]
+) -> list[Package]:
+    """The candidates of one push, in the order of the project's packages."""
+    found = [m for k in dict.fromkeys(map(key, push.repo_urls)) if k for m in groups.get(k, ())]
+    return [p for _, p in sorted(found, key=lambda m: m[0])]
+
+
 def candidates(pushes: Sequence[Push], packages: Sequence[Package]) -> list[Package]:
     """The packages that build from the pushed repository on push (webhook_rebuild, git)."""
-    keys = {k for push in pushes for k in map(repo_key, push.repo_urls) if k}
-    return [
-        p
-        for p in packages
-        if p.webhook_rebuild
-        and isinstance(p.source, ScmPackageSource)
-        and p.source.scm_type is ScmType.GIT
-        and repo_key(p.source.clone_url) in keys
-    ]
+    key = _keyer()
+    groups = _by_repository(packages, key)
+    seen: dict[int, Package] = {}
+    for push in pushes:
+        seen.update((p.id, p) for p in _pool(push, groups, key))
+    return list(seen.values())
 
 
 def plan(pushes: Sequence[Push], packages: Sequence[Package]) -> Plan:
@@ -192,26 +244,27 @@ def plan(pushes: Sequence[Push], packages: Sequence[Package]) -> Plan:
     committish is empty or that branch; a package with a subdirectory builds
     only when a changed path is under it (when the payload lists them).
     """
+    key = _keyer()
+    groups = _by_repository(packages, key)
     chosen: dict[int, Planned] = {}
     skipped: dict[int, Skipped] = {}
+    matched = False
     for push in pushes:
-        pool = candidates((push,), packages)
+        pool = _pool(push, groups, key)
+        matched = matched or bool(pool)
         named = {p.id for p in pool if push.ref_kind is RefKind.TAG and tag_names(push.ref, p.name)}
+        what = f"{push.ref_kind} {push.ref} pushed to {shown(push, key)}"
+        on = RefPin(push.ref_kind, push.ref)
         for package in pool:
             if package.id in chosen:
                 continue
             why = _refusal(push, package, named)
             if why is None:
-                what = f"{push.ref_kind} {push.ref} pushed to {shown(push)}"
-                chosen[package.id] = Planned(package, push.commit, what)
+                chosen[package.id] = Planned(package, push.commit, what, on)
                 skipped.pop(package.id, None)
             else:
                 skipped.setdefault(package.id, Skipped(package.name, why))
-    return Plan(
-        builds=tuple(chosen.values()),
-        skipped=tuple(skipped.values()),
-        matched=bool(candidates(pushes, packages)),
-    )
+    return Plan(builds=tuple(chosen.values()), skipped=tuple(skipped.values()), matched=matched)
 
 
 def _refusal(push: Push, package: Package, named: set[int]) -> str | None:
@@ -236,6 +289,7 @@ def _refusal(push: Push, package: Package, named: set[int]) -> str | None:
     return None
 
 
-def shown(push: Push) -> str:
+def shown(push: Push, key: Callable[[str], str | None] | None = None) -> str:
     """The pushed repository as messages name it: its key, or its first URL, cut short."""
-    return next((k for k in map(repo_key, push.repo_urls) if k), push.repo_urls[0][:200])
+    keys = map(key or repo_key, push.repo_urls)
+    return next((k for k in keys if k), push.repo_urls[0][:200])

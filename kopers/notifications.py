@@ -103,6 +103,15 @@ class Outgoing:
 
 
 @dataclass(frozen=True, slots=True)
+class DueHook:
+    """A hook whose oldest pending delivery (its head) is due: what the sender may start on."""
+
+    hook_id: int
+    project_id: int
+    due_at: datetime  # when its head fell due
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """What one try at a delivery came to; `status` None when no answer came."""
 

@@ -45,6 +45,7 @@ from kopers.models import (
 )
 from kopers.sourcekinds import CustomSource, PypiSource, scm_method
 from kopers.submission import BuildRequest, ScmSource, Submissions
+from kopers.worker.scm import RefPin
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +187,15 @@ class Packages:
         request: BuildRequest,
         *,
         committish: str | None = None,
+        on: RefPin | None = None,
     ) -> Callable[[], Awaitable[Build]]:
         """What `Kopers.submit` runs to build the package from its stored definition.
 
         The one dispatch on the source type: a kind this server cannot build
         from is refused here, before anything is written. `committish` builds
         a git package at that commit instead of its stored one (a webhook's
-        pushed commit).
+        pushed commit); `on` is the branch or tag that commit must be on when
+        it is cloned (the pushed ref).
         """
         await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
         request = self._package_request(package, request)
@@ -208,7 +211,7 @@ class Packages:
                     )
                 method = scm_method(str(scm.source_build_method))
                 at = scm.committish if committish is None else committish
-                source = ScmSource(scm.clone_url, at, scm.subdirectory, scm.spec, method)
+                source = ScmSource(scm.clone_url, at, scm.subdirectory, scm.spec, method, on)
 
                 async def make() -> Build:
                     return await self.submissions.from_scm(user, owner, name, request, source)

@@ -23,6 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 MAX_REASONS = 8  # provides named per dependency in a step's reason
+# Capabilities looked at in one plan (provides indexed, requires matched to
+# providers): a project whose packages all provide and require the same
+# thousands of names would otherwise cost time and memory with their square.
+MAX_WORK = 2_000_000
+
+
+class PlanTooLarge(Exception):
+    """The packages' dependencies are too many to plan; nothing is rebuilt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,7 @@ class Latest:
     build_id: int
     provides: frozenset[str]  # capability names and file paths its binary RPMs provide
     build_requires: frozenset[str]  # capability names its source package requires
+    recency: tuple[int, ...] = ()  # larger: newer source (a rebuild step builds the newest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +80,21 @@ def plan(changed: Mapping[str, Iterable[str]], chroots: Mapping[str, Sequence[La
     edges: Edges = defaultdict(lambda: defaultdict(dict))
     members: dict[str, set[str]] = defaultdict(set)  # package -> chroots it is rebuilt in
     origins: dict[str, set[str]] = defaultdict(set)  # chroot -> packages that changed there
-    sources: dict[str, int] = {}
+    sources: dict[str, Latest] = {}
+    work = [MAX_WORK]  # what the plan may still look at, shared by every chroot
     for chroot, latest in sorted(chroots.items()):
         triggers = frozenset(changed.get(chroot, ()))
         if not triggers:
             continue
         origins[chroot] = set(triggers)
         by_name = {item.package: item for item in latest}
-        chroot_edges = _edges(by_name.values())
+        chroot_edges = _edges(by_name.values(), work)
         for package in _reachable(triggers, chroot_edges) - triggers:
             members[package].add(chroot)
-            sources[package] = max(sources.get(package, 0), by_name[package].build_id)
+            candidate = by_name[package]
+            known = sources.get(package)
+            if known is None or _newer(candidate, known):
+                sources[package] = candidate
         for needed, needing in chroot_edges.items():
             for name, provides in needing.items():
                 edges[needed][name][chroot] = provides
@@ -102,28 +115,56 @@ def plan(changed: Mapping[str, Iterable[str]], chroots: Mapping[str, Sequence[La
             and (needed in origins[chroot] or chroot in members.get(needed, ()))
         )
         steps.append(
-            Step(package, sources[package], tuple(sorted(members[package])), tuple(after), because)
+            Step(
+                package,
+                sources[package].build_id,
+                tuple(sorted(members[package])),
+                tuple(after),
+                because,
+            )
         )
     return Plan(tuple(steps), tuple(sorted(broken)))
 
 
-def _edges(latest: Iterable[Latest]) -> dict[str, dict[str, tuple[str, ...]]]:
-    """needed -> needing -> the capabilities that make the dependency, in one chroot."""
+def _newer(a: Latest, b: Latest) -> bool:
+    return (a.recency, a.build_id) > (b.recency, b.build_id)
+
+
+def _edges(latest: Iterable[Latest], work: list[int]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """needed -> needing -> the capabilities that make the dependency, in one chroot.
+
+    `work[0]` is the budget left; PlanTooLarge when it runs out. Requirements
+    are matched in name order, so the (at most MAX_REASONS) reasons kept for
+    a dependency are the same whatever the order of the input.
+    """
     items = list(latest)
-    providers: dict[str, set[str]] = defaultdict(set)
+    providers: dict[str, list[str]] = defaultdict(list)
     for item in items:
+        _spend(work, len(item.provides))
         for capability in item.provides:
-            providers[capability].add(item.package)
-    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+            providers[capability].append(item.package)
+    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for item in items:
-        for capability in item.build_requires:
-            for provider in providers.get(capability, ()):
-                if provider != item.package:
-                    out[provider][item.package].add(capability)
+        _spend(work, len(item.build_requires))
+        for capability in sorted(item.build_requires):
+            found = providers.get(capability, ())
+            _spend(work, len(found))
+            for provider in found:
+                reasons = out[provider][item.package]
+                if provider != item.package and len(reasons) < MAX_REASONS:
+                    reasons.append(capability)
     return {
-        needed: {name: tuple(sorted(caps)[:MAX_REASONS]) for name, caps in needing.items()}
+        needed: {name: tuple(caps) for name, caps in needing.items() if caps}
         for needed, needing in out.items()
     }
+
+
+def _spend(work: list[int], amount: int) -> None:
+    work[0] -= amount
+    if work[0] < 0:
+        raise PlanTooLarge(
+            f"the packages provide and require more than {MAX_WORK} capabilities in all"
+        )
 
 
 def _reachable(start: frozenset[str], edges: Mapping[str, Mapping[str, object]]) -> set[str]:

@@ -1,11 +1,12 @@
 """Automatic rebuilds: when a package changes, rebuild what depends on it.
 
-A project with `rebuild_dependents` on reacts to every task of a build that
-succeeded and was published: the packages of the project whose newest build
-BuildRequires something the new RPMs provide (read from the chroot's
-repository index, kopers.publish.capabilities) are rebuilt as one chain in
-dependency order (kopers.rebuildplan), each step waiting for the steps it
-depends on, so it installs their new results, as any chain does.
+A project with `rebuild_dependents` on reacts to every task of a build whose
+results were published (at once, not once its VM is gone): the packages of
+the project whose newest build BuildRequires something the new RPMs provide
+(read from the chroot's repository index, kopers.publish.capabilities) are
+rebuilt as one chain in dependency order (kopers.rebuildplan), each step
+waiting for the steps it depends on, so it installs their new results, as
+any chain does.
 
 - A burst of changes coalesces: the planner loop waits `rebuild.settle_ms`
   after a change for more (at most ten times that in all), then plans once
@@ -36,17 +37,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kopers import access
 from kopers.builds import remove_sources
 from kopers.config import Config
 from kopers.db.chains import ChainSpec
 from kopers.db.rebuilds import PackageBuild, RebuildRecord
 from kopers.db.store import NewBuild, Store
-from kopers.errors import BadRequest, NotFound
+from kopers.errors import KopersError, NotFound
 from kopers.models import Build, BuildState, Project, SourceType, User
 from kopers.paths import DataPaths
 from kopers.publish import capabilities
 from kopers.publish.layout import Layout
-from kopers.rebuildplan import Latest, Plan, Step, plan
+from kopers.rebuildplan import Latest, Plan, PlanTooLarge, Step, plan
 from kopers.rpmfile import read_srpm
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ AuditFn = Callable[[str, str, dict[str, object]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A task that succeeded and was published: its package changed on that chroot."""
+    """A task whose results were published: its package changed on that chroot."""
 
     project_id: int
     build_id: int
@@ -81,7 +83,7 @@ class Rebuilds:
         self.audit: AuditFn | None = None
 
     async def changed(self, build_id: int, chroot: str) -> None:
-        """The hook after a task succeeded: note the change if the project wants rebuilds."""
+        """The hook after a task's results were published: note the change, if the project wants."""
         build = await self.store.get_build(build_id)
         if build.package_name is None:
             return
@@ -128,48 +130,77 @@ class Rebuilds:
             return []
         if not project.rebuild_dependents:
             return []
-        newest = {b.package: b for b in await self.store.latest_package_builds(project.id)}
+        newest = {
+            (b.package, b.chroot): b for b in await self.store.latest_package_builds(project.id)
+        }
         changed: dict[str, set[str]] = defaultdict(set)
         triggers: list[Build] = []
-        for change in changes:
-            build = await self.store.get_build(change.build_id)
-            current = newest.get(build.package_name or "")
-            if current is None or current.build_id != build.id:
-                continue  # a newer build of the package came meanwhile; it counts instead
-            changed[change.chroot].add(current.package)
+        for change in sorted(changes, key=lambda c: c.build_id):
+            try:
+                build = await self.store.get_build(change.build_id)
+            except NotFound:
+                continue  # deleted while it settled
+            if build.package_name is None:
+                continue
+            # Published, though its task has not ended yet: the store does not count
+            # it. A change is never a rebuild: its source is its own.
+            mine = PackageBuild(
+                build.id, build.package_name, build.srpm_name, change.chroot, build.id, 0
+            )
+            current = newest.get((mine.package, mine.chroot))
+            if current is not None and current.recency > mine.recency:
+                continue  # a newer source of the package came meanwhile; it counts instead
+            newest[(mine.package, mine.chroot)] = mine
+            changed[change.chroot].add(mine.package)
             triggers.append(build)
         if not triggers:
             return []
-        result = plan(changed, await self._latest_per_chroot(project, newest))
-        trigger = triggers[-1]
+        latest = await self._latest_per_chroot(project, newest)
+        try:
+            # CPU work on what builds provide: off the event loop.
+            result = await asyncio.to_thread(plan, changed, latest)
+        except PlanTooLarge as exc:
+            return await self._refuse(project, f"after {_names(triggers)}: {exc}")
         if result.empty:
             log.info("%s: nothing depends on %s", project.full_name, _names(triggers))
             return []
         queued = await self.store.queued_rebuilds(project.id)
         limit = self.config.rebuild.max_queued_per_project
         if queued + len(result.steps) > limit:
-            reason = (
+            return await self._refuse(
+                project,
                 f"{len(result.steps)} rebuilds after {_names(triggers)} would take the project "
-                f"past {limit} queued automatic builds ({queued} are queued)"
+                f"past {limit} queued automatic builds ({queued} are queued)",
             )
-            log.warning("%s: %s", project.full_name, reason)
-            if self.audit is not None:
-                await self.audit("rebuild.refused", project.full_name, {"reason": reason})
-            return []
-        for edge in result.broken:
+        trigger = triggers[-1]
+        user = await self._submitter(project, trigger)
+        if user is None:
+            return await self._refuse(
+                project,
+                f"{trigger.submitter}, who submitted build {trigger.id}, may not build "
+                f"in {project.full_name} any more",
+            )
+        for needed, needing in result.broken:
             log.info(
                 "%s: dependency cycle broken: %s does not wait for %s",
                 project.full_name,
-                *edge[::-1],
+                needing,
+                needed,
             )
-        user = await self._submitter(trigger)
+        by_build = {b.build_id: b for b in newest.values()}
         assert self.submit is not None, "Rebuilds.submit is wired by the service"
         return await self.submit(
-            user, None, lambda: self._create_chain(project, user, trigger, result, newest)
+            user, None, lambda: self._create_chain(project, user, trigger, result, by_build)
         )
 
+    async def _refuse(self, project: Project, reason: str) -> list[Build]:
+        log.warning("%s: no automatic rebuilds: %s", project.full_name, reason)
+        if self.audit is not None:
+            await self.audit("rebuild.refused", project.full_name, {"reason": reason})
+        return []
+
     async def _latest_per_chroot(
-        self, project: Project, newest: dict[str, PackageBuild]
+        self, project: Project, newest: dict[tuple[str, str], PackageBuild]
     ) -> dict[str, list[Latest]]:
         out: dict[str, list[Latest]] = {}
         for chroot in project.chroots:
@@ -177,21 +208,32 @@ class Rebuilds:
                 self.layout.build_dir(
                     project.owner, project.name, chroot, b.build_id, b.package
                 ).name: b
-                for b in newest.values()
-                if chroot in b.chroots
+                for (_, where), b in newest.items()
+                if where == chroot
             }
             chroot_dir = self.layout.chroot_dir(project.owner, project.name, chroot)
             caps = await asyncio.to_thread(capabilities.read, chroot_dir, list(present))
             out[chroot] = [
-                Latest(b.package, b.build_id, caps[name].provides, caps[name].build_requires)
+                Latest(
+                    b.package,
+                    b.build_id,
+                    caps[name].provides,
+                    caps[name].build_requires,
+                    b.recency,
+                )
                 for name, b in present.items()
                 if name in caps
             ]
         return out
 
-    async def _submitter(self, trigger: Build) -> User:
-        """Rebuilds are submitted in the name of whoever submitted the change."""
-        return await self.store.get_user(trigger.submitter)
+    async def _submitter(self, project: Project, trigger: Build) -> User | None:
+        """Whoever submitted the change, if they may still build in the project."""
+        try:
+            user = await self.store.get_user(trigger.submitter)
+            await access.authorize(self.store, user, access.Action.BUILD, access.Target.of(project))
+        except KopersError:
+            return None
+        return user
 
     async def _create_chain(
         self,
@@ -199,31 +241,25 @@ class Rebuilds:
         user: User,
         trigger: Build,
         result: Plan,
-        newest: dict[str, PackageBuild],
+        by_build: dict[int, PackageBuild],
     ) -> list[Build]:
         """The chain's build rows and their reasons (inside Kopers.submit's transaction)."""
         ids: dict[str, int] = {}
         builds: list[Build] = []
         for step in result.steps:
-            source = newest[step.package]
+            source = by_build[step.source_build]
             chroots = tuple(c for c in step.chroots if c in project.chroots)
-            srpm = self.paths.source_dir(source.build_id) / str(source.srpm_name)
-            if not chroots or source.srpm_name is None or not srpm.is_file():
-                log.warning(
-                    "%s: %s is not rebuilt: the source of build %d is not stored",
-                    project.full_name,
-                    step.package,
-                    source.build_id,
-                )
-                continue
             depends = tuple(ids[name] for name in step.after if name in ids)
-            build = await self._create_step(project, user, source, srpm, chroots, depends)
+            build = await self._create_step(project, user, source, chroots, depends)
+            if build is None:
+                continue
             await self.store.add_rebuild(
                 RebuildRecord(
                     build_id=build.id,
                     trigger_build_id=trigger.id,
                     trigger_package=str(trigger.package_name),
                     source_build_id=source.build_id,
+                    origin_build_id=source.origin,
                     generation=source.generation + 1,
                     chain=(),
                     because=tuple(_because(step)),
@@ -240,15 +276,25 @@ class Rebuilds:
         project: Project,
         user: User,
         source: PackageBuild,
-        srpm: Path,
         chroots: tuple[str, ...],
         depends: tuple[int, ...],
-    ) -> Build:
-        old = await self.store.get_build(source.build_id)
+    ) -> Build | None:
+        """One rebuild; None (and a log line) when its source is gone: the rest go on."""
+        srpm = self.paths.source_dir(source.build_id) / str(source.srpm_name)
         try:
+            if not chroots or source.srpm_name is None:
+                raise FileNotFoundError(srpm.name)
+            old = await self.store.get_build(source.build_id)
             info = await read_srpm(srpm)
-        except BadRequest as exc:
-            raise BadRequest(f"the source of build {source.build_id}: {exc.message}") from exc
+        except (OSError, KopersError) as exc:
+            log.warning(
+                "%s: %s is not rebuilt: the source of build %d is not usable (%s)",
+                project.full_name,
+                source.package,
+                source.build_id,
+                exc,
+            )
+            return None
         spool = self.paths.incoming / f"rebuild-{source.build_id}-{secrets.token_hex(4)}"
         spool.mkdir(parents=True)
         copy = spool / info.nevra.filename

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -105,30 +105,35 @@ class Kopers:
         user: User,
         address: str | None,
         submission: Callable[[], Awaitable[Submitted]],
+        details: Callable[[], Mapping[str, Any]] | None = None,
     ) -> Submitted:
         """Accept builds, record them and hand them to the scheduler, as one step.
 
         `submission` (a `Submissions` method, e.g. `lambda: submissions.from_scm(...)`)
         writes the build rows; they commit in one transaction with their
         `build.submit` events, so a failure leaves no row, no event and no
-        stored source. The scheduler gets the builds only after the commit:
-        its runners read and update the rows on other connections. If the
-        hand-off fails, the builds are withdrawn: their rows and stored
-        sources are deleted and a `build.withdraw` event says so (the log is
-        append-only: it keeps that they were submitted).
+        stored source. `details`, called once `submission` has run (so it may
+        name what the submission recorded), adds keys to each event, e.g.
+        what started the builds; it cannot change `build` or `chroots`. The
+        scheduler gets the builds only after the commit: its runners read and
+        update the rows on other connections. If the hand-off fails, the
+        builds are withdrawn: their rows and stored sources are deleted and a
+        `build.withdraw` event says so (the log is append-only: it keeps that
+        they were submitted).
         """
         builds: list[Build] = []
         async with self.store.atomic():
             result = await submission()
             builds = [result] if isinstance(result, Build) else list(result)
             self.store.on_rollback(lambda: remove_sources(self.paths, [b.id for b in builds]))
+            extra = dict(details()) if details is not None else {}
             for build in builds:
                 await self.audit(
                     user,
                     address,
                     "build.submit",
                     f"{build.owner}/{build.project}",
-                    {"build": build.id, "chroots": list(build.chroots)},
+                    {**extra, "build": build.id, "chroots": list(build.chroots)},
                 )
         try:
             for build in builds:
@@ -246,8 +251,10 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     packages = Packages(config, store, builds, submissions)
     rebuilds = Rebuilds(config, paths, store, layout)
     # max_builds: a package's builds beyond its newest N go once one of them succeeded;
-    # and what depends on the package is rebuilt, where the project asks for it.
-    runner.pipeline.on_succeeded = [packages.prune_after, rebuilds.changed]
+    # what depends on a package is rebuilt once its results are published, where
+    # the project asks for it.
+    runner.pipeline.on_succeeded = [packages.prune_after]
+    runner.pipeline.on_published = [rebuilds.changed]
     kopers = Kopers(
         config=config,
         paths=paths,

@@ -35,6 +35,7 @@ from kopers.publish.publisher import Publisher
 from kopers.publish.usage import SourceSizes, StorageUsage
 from kopers.rpmfile import read_srpm
 from kopers.submitsources import SourceSubmissions
+from kopers.worker.scm import SOURCE_REF, RefPin
 
 MAX_TIMEOUT = 48 * 3600
 # Source states after which nothing writes to a build's source directory. Not
@@ -51,15 +52,20 @@ class ScmSource:
     subdirectory: str = ""
     spec: str = ""
     method: str = "rpkg"  # source_build_method (kopers.sourcekinds.SCM_METHODS)
+    # The branch or tag the committish must be on (a forge's push); None: any commit.
+    on: RefPin | None = None
 
     def as_source(self) -> dict[str, Any]:
-        return {
+        source = {
             "clone_url": self.clone_url,
             "committish": self.committish,
             "subdirectory": self.subdirectory,
             "spec": self.spec,
             "source_build_method": self.method,
         }
+        if self.on is not None:
+            source[SOURCE_REF] = self.on.full
+        return source
 
 
 def parse_options(request: BuildRequest, project: Project, default_timeout: int) -> BuildOptions:

@@ -9,10 +9,15 @@ Every other delivery is recorded (kopers.db.webhooks), accepted or refused,
 with the answer's status and message. A forge's delivery is checked
 (kopers.forgehook), its pushes matched to the project's packages
 (kopers.forgeplan), and the packages to build are submitted as one
-`Kopers.submit`: their rows, their `build.submit` events and the receipt
-naming them commit together, then the scheduler gets them. The receipt
-claims the body's digest in that transaction, so the same body accepted
-twice (a replay, or a copy sent at the same moment) builds once.
+`Kopers.submit`: their rows, their `build.submit` events (which name the
+webhook, the forge and the receipt) and the receipt naming them commit
+together, then the scheduler gets them. A package whose submission is
+refused is skipped, with the reason in the receipt and the answer; only if
+none can be built is the delivery refused. A delivery that starts builds
+claims its body's digest in that transaction, so the same body (a replay,
+or a copy sent at the same moment) builds once; one that builds nothing
+claims nothing. Receipts' reasons are scrubbed of host paths, as answers
+are.
 
 Builds are submitted as the project's owner (a group's project: as the
 user who made it), who must still be allowed to build there.
@@ -20,19 +25,21 @@ user who made it), who must still be allowed to build there.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kopers import forgehook, forgeplan
 from kopers.buildrequest import BuildRequest
-from kopers.db.webhooks import NewReceipt
+from kopers.db.webhooks import NewReceipt, one_line
 from kopers.errors import Conflict, Forbidden, KopersError, NotFound
 from kopers.forgehook import Delivery, Forge, Ignored
-from kopers.forgeplan import Planned
+from kopers.forgeplan import Planned, Skipped
 from kopers.models import Build, Project, User
+from kopers.redact import host_roots, scrub
 
 if TYPE_CHECKING:
     from kopers.service import Kopers
@@ -46,11 +53,16 @@ _NO_SECRET = "00000000-0000-4000-8000-000000000000"
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What a delivery got: 200 and a message, the builds it started, and its receipt."""
+    """What a delivery got: 200 and a message, the builds it started, and its receipt.
+
+    `skipped`: the packages the push would have built but whose submission
+    was refused (each with the reason); the others built.
+    """
 
     message: str
     builds: tuple[int, ...]
     receipt: int
+    skipped: tuple[Skipped, ...] = ()
 
 
 async def find_project(kopers: Kopers, project_id: str, secret: str) -> Project:
@@ -94,38 +106,6 @@ async def receive(
         raise
 
 
-async def submit_planned(
-    kopers: Kopers,
-    project: Project,
-    planned: Sequence[Planned],
-    address: str | None,
-    record: Callable[[], Awaitable[int]],
-) -> tuple[int, list[Build]]:
-    """Build each planned package (at its commit, if it has one) as one submission.
-
-    `record` writes the delivery's receipt and answers its id; it runs in the
-    submission's transaction, before the build rows, and may raise (a
-    replay) to refuse it all. Returns the receipt's id and the builds.
-    """
-    user = await acting_user(kopers, project)
-    makers = [
-        await kopers.packages.submission_for(
-            user, project, p.package, BuildRequest(), committish=p.commit or None
-        )
-        for p in planned
-    ]
-    receipt: list[int] = []
-
-    async def submission() -> list[Build]:
-        receipt.append(await record())
-        builds = [await make() for make in makers]
-        await kopers.store.set_webhook_receipt_builds(receipt[0], [b.id for b in builds])
-        return builds
-
-    builds = await kopers.submit(user, address, submission)
-    return receipt[0], builds
-
-
 async def acting_user(kopers: Kopers, project: Project) -> User:
     """The user a project's webhooks build as."""
     user = await kopers.store.webhook_user(project.id)
@@ -146,15 +126,21 @@ class _Receiver:
         self.address = address
         self.recorded = False
 
+    def _said(self, text: str) -> str:
+        """A message as a receipt or an answer gives it: one line, no host paths in it."""
+        return one_line(scrub(text, host_roots(self.kopers.config)))
+
     def _receipt(self, status: int, reason: str) -> NewReceipt:
         d = self.delivery
         return NewReceipt(
-            self.project.id, d.forge, status, reason, d.event, d.delivery_id, d.digest
+            self.project.id, d.forge, status, self._said(reason), d.event, d.delivery_id, d.digest
         )
 
-    async def _accepted(self, reason: str) -> int:
-        """Record the delivery as accepted; 409 if its body was accepted before."""
-        receipt_id = await self.kopers.store.add_webhook_receipt(self._receipt(200, reason))
+    async def _accepted(self, reason: str, *, claim: bool) -> int:
+        """Record the delivery as accepted; with `claim`, 409 if its body was acted on before."""
+        receipt_id = await self.kopers.store.add_webhook_receipt(
+            self._receipt(200, reason), claim=claim
+        )
         if receipt_id is None:
             raise Conflict(
                 "this delivery was accepted before (same body): it is not acted on again"
@@ -167,33 +153,114 @@ class _Receiver:
             await self.kopers.store.add_webhook_receipt(self._receipt(status, reason))
 
     async def _build(self, planned: Sequence[Planned], summary: str) -> Answer:
+        """Submit the planned builds as one submission, skipping packages that cannot build.
+
+        A forge's delivery claims its body (a custom webhook is a button:
+        pressed twice, it builds twice). If no package can be built, the
+        first refusal is the answer and nothing is written but its receipt.
+        """
+        claim = self.delivery.forge is not Forge.CUSTOM
         written: list[int] = []
-
-        async def record() -> int:
-            written.append(await self._accepted(summary))
-            return written[0]
-
         try:
-            receipt, builds = await submit_planned(
-                self.kopers, self.project, planned, self.address, record
+            builds, skipped = await self._submit(
+                planned, lambda: self._accepted(summary, claim=claim), written
             )
         except Exception as exc:
             # If the receipt committed, the builds did too and were then withdrawn
             # (the scheduler did not take them): the receipt says so. If it rolled
             # back with them, the refusal gets a receipt of its own.
             status, why = (exc.status, exc.message) if isinstance(exc, KopersError) else (503, "")
-            why = why or "the scheduler did not take the builds"
+            why = self._said(why or "the scheduler did not take the builds")
             if written and await self.kopers.store.refuse_webhook_receipt(written[0], status, why):
                 self.recorded = True
             raise
         self.recorded = True
-        return Answer(summary, tuple(b.id for b in builds), receipt)
+        message = self._message(planned, builds, skipped)
+        return Answer(message, tuple(b.id for _, b in builds), written[0], skipped)
+
+    def _message(
+        self,
+        planned: Sequence[Planned],
+        builds: Sequence[tuple[Planned, Build]],
+        skipped: Sequence[Skipped],
+    ) -> str:
+        """What was built, and which packages could not be, and why: one line."""
+        text = forgeplan.building([p for p, _ in builds])
+        if skipped:
+            text += "; not built: " + "; ".join(f"{s.package}: {s.why}" for s in skipped)
+        return self._said(text)
+
+    async def _submit(
+        self,
+        planned: Sequence[Planned],
+        record: Callable[[], Awaitable[int]],
+        written: list[int],
+    ) -> tuple[list[tuple[Planned, Build]], tuple[Skipped, ...]]:
+        """Build each planned package (at its commit, on its ref) as one `Kopers.submit`.
+
+        A package whose submission is refused (a source this server cannot
+        build from, every chroot denied to it, ...) is skipped with its
+        reason, and its rows taken back alone (a savepoint). `record` writes
+        the receipt (appended to `written`) first in the transaction, and may
+        raise (a replay) to refuse it all. Returns the builds and the skipped.
+        """
+        kopers, project = self.kopers, self.project
+        user = await acting_user(kopers, project)
+        refusals: dict[int, KopersError] = {}
+        makers: list[tuple[int, Planned, Callable[[], Awaitable[Build]]]] = []
+        for i, p in enumerate(planned):
+            try:
+                make = await kopers.packages.submission_for(
+                    user, project, p.package, BuildRequest(), committish=p.commit or None, on=p.on
+                )
+            except KopersError as exc:
+                refusals[i] = exc
+                continue
+            makers.append((i, p, make))
+        if not makers:
+            raise refusals[min(refusals)]
+        built: list[tuple[Planned, Build]] = []
+
+        async def submission() -> list[Build]:
+            written.append(await record())
+            for i, p, make in makers:
+                try:
+                    async with kopers.store.atomic():
+                        built.append((p, await make()))
+                except KopersError as exc:
+                    refusals[i] = exc
+            if not built:
+                raise refusals[min(refusals)]
+            skipped = self._skipped(planned, refusals)
+            await kopers.store.set_webhook_receipt_builds(
+                written[0], [b.id for _, b in built], self._message(planned, built, skipped)
+            )
+            return [b for _, b in built]
+
+        def details() -> dict[str, Any]:
+            # Known once `record` has run: the audit says which delivery started the build.
+            return {"via": "webhook", "forge": str(self.delivery.forge), "receipt": written[0]}
+
+        await kopers.submit(user, self.address, submission, details=details)
+        return built, self._skipped(planned, refusals)
+
+    def _skipped(
+        self, planned: Sequence[Planned], refusals: Mapping[int, KopersError]
+    ) -> tuple[Skipped, ...]:
+        return tuple(
+            Skipped(planned[i].package.name, self._said(refusals[i].message))
+            for i in sorted(refusals)
+        )
 
     async def _nothing(self, reason: str) -> Answer:
-        """Accept a delivery that builds nothing (a ping, a deleted branch, another branch)."""
-        receipt = await self._accepted(reason)
+        """Accept a delivery that builds nothing (a ping, a deleted branch, another branch).
+
+        It claims nothing: the same body sent again, once a package follows
+        that branch, builds.
+        """
+        receipt = await self._accepted(reason, claim=False)
         self.recorded = True
-        return Answer(reason, (), receipt)
+        return Answer(self._said(reason), (), receipt)
 
     async def custom(self, name: str) -> Answer:
         if not _PACKAGE_NAME.fullmatch(name) or ".." in name:
@@ -208,7 +275,9 @@ class _Receiver:
         if isinstance(pushes, Ignored):
             return await self._nothing(pushes.reason)
         packages = await self.kopers.store.list_packages(self.project.id, None, 0)
-        plan = forgeplan.plan(pushes, packages)
+        # Pure, but a delivery of 100 refs against thousands of packages is
+        # enough work to keep off the event loop.
+        plan = await asyncio.to_thread(forgeplan.plan, pushes, packages)
         if not plan.matched:
             raise NotFound(
                 f"no package of this project builds from {forgeplan.shown(pushes[0])} "

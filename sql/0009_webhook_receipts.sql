@@ -3,14 +3,19 @@
 -- A delivery with an unknown project or a wrong secret in its URL is not
 -- recorded: it reached no project.
 --
--- `digest` is the SHA-256 of the body. A forge's delivery accepted once
--- (answered 2xx) is refused when its body comes again: the partial unique
--- index makes that hold between concurrent deliveries too. A custom webhook
--- is a "build now" button: pressing it twice builds twice.
+-- `digest` is the SHA-256 of the body. A forge's delivery that started
+-- builds claims its digest in webhook_digests, and a body whose digest is
+-- claimed is refused when it comes again: the primary key makes that hold
+-- between concurrent deliveries too. A custom webhook is a "build now"
+-- button: pressing it twice builds twice. A delivery that built nothing (a
+-- ping, a push to another branch) claims nothing: sent again once the
+-- package follows that branch, it builds.
 --
--- Kept: the newest 500 per project, refused ones going first
--- (kopers/db/webhooks.py), so a flood of bad deliveries cannot push out
--- the record of accepted ones.
+-- Kept: the newest 400 accepted and the newest 100 refused receipts per
+-- project (kopers/db/webhooks.py), so neither kind can push out the record
+-- of the other. Digests are kept apart from receipts, for 30 days whatever
+-- happens to the receipts, so pruning a receipt never lets its body build
+-- again.
 
 CREATE TABLE webhook_receipts (
     id           bigserial PRIMARY KEY,
@@ -29,5 +34,14 @@ CREATE TABLE webhook_receipts (
     builds       bigint[] NOT NULL DEFAULT '{}'
 );
 CREATE INDEX webhook_receipts_project ON webhook_receipts (project_id, id);
-CREATE UNIQUE INDEX webhook_receipts_once ON webhook_receipts (project_id, forge, digest)
-    WHERE accepted AND forge <> 'custom';
+
+-- The bodies that started builds, per project and forge; each is refused
+-- if it comes again within 30 days. Old ones are deleted as new ones come.
+CREATE TABLE webhook_digests (
+    project_id  bigint NOT NULL REFERENCES projects ON DELETE CASCADE,
+    forge       text NOT NULL CHECK (forge IN ('github', 'gitlab', 'bitbucket', 'pagure')),
+    digest      text NOT NULL CHECK (digest ~ '^[0-9a-f]{64}$'),
+    seen_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, forge, digest)
+);
+CREATE INDEX webhook_digests_age ON webhook_digests (project_id, seen_at);

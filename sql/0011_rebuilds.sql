@@ -14,8 +14,11 @@ CREATE TABLE rebuilds (
     -- The build whose success started the chain (gone: NULL), and its package.
     trigger_build_id  bigint REFERENCES builds ON DELETE SET NULL,
     trigger_package   text NOT NULL,
-    -- The build whose source package this rebuild builds again.
+    -- The build whose source package this rebuild builds again, and the build
+    -- (not a rebuild) that source first came with: rebuilds of an older origin
+    -- are older than a newer origin's builds, whatever their ids.
     source_build_id   bigint NOT NULL,
+    origin_build_id   bigint NOT NULL,
     generation        integer NOT NULL CHECK (generation > 0),
     -- Every build of the chain, in order; this one among them.
     chain             bigint[] NOT NULL,

@@ -19,7 +19,7 @@ from kopers.api.bodycaps import BodyCaps, body_caps_middleware
 from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
 from kopers.errors import KopersError
-from kopers.redact import host_roots, scrub
+from kopers.redact import host_roots, redact_path, scrub
 
 if TYPE_CHECKING:
     from kopers.service import Kopers
@@ -39,7 +39,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except KopersError as exc:
         if exc.status >= 500:
-            log.error("%s %s: %s", request.method, request.path, exc.message)
+            log.error("%s %s: %s", request.method, redact_path(request.path), exc.message)
         return error_response(
             exc.status, scrub(exc.message, host_roots(request.app[KOPERS].config))
         )
@@ -62,10 +62,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ConnectionError:
         # The client hung up mid-request (an upload it gave up on): nobody is
         # left to answer, and it is not the server's fault.
-        log.info("%s %s: the client went away", request.method, request.path)
+        log.info("%s %s: the client went away", request.method, redact_path(request.path))
         return error_response(400, "the client closed the connection")
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, redact_path(request.path))
         return error_response(500, "internal server error; see the server log")
 
 

@@ -21,7 +21,7 @@ from kopers.api import fields
 from kopers.api.keys import KOPERS
 from kopers.api.params import path_name
 from kopers.errors import AuthenticationError, BadRequest, Conflict, NotFound
-from kopers.models import User
+from kopers.models import Project, User
 
 
 def invalid_login(public_url: str) -> AuthenticationError:
@@ -81,6 +81,21 @@ async def require_user(request: web.Request) -> User:
 
 
 routes = web.RouteTableDef()
+
+
+async def editable_project(
+    request: web.Request, owner_key: str = "owner", project_key: str = "project"
+) -> tuple[User, Project]:
+    """The signed-in caller and the project the path names, which the caller may edit."""
+    kopers = request.app[KOPERS]
+    user = await require_user(request)
+    project = await kopers.store.get_project(
+        path_name(request, owner_key), path_name(request, project_key)
+    )
+    await access.authorize(
+        kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
+    )
+    return user, project
 
 
 @routes.delete("/api/tokens/{login}")

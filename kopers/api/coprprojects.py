@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kopers import access
 from kopers.api import bodies
 from kopers.api import copr_json as cj
-from kopers.api.auth import require_user
+from kopers.api.auth import editable_project, require_user
 from kopers.api.keys import KOPERS
 from kopers.api.params import (
     json_body,
@@ -117,13 +116,7 @@ async def new_webhook_secret(request: web.Request) -> web.Response:
 async def regenerate_repos(request: web.Request) -> web.Response:
     """The recovery path: rebuild every chroot's repodata from the files on disk."""
     kopers = request.app[KOPERS]
-    user = await require_user(request)
-    project = await kopers.store.get_project(
-        path_name(request, "ownername"), path_name(request, "projectname")
-    )
-    await access.authorize(
-        kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
-    )
+    user, project = await editable_project(request, "ownername", "projectname")
     for chroot in project.chroots:
         await kopers.publisher.regenerate(project.owner, project.name, chroot)
     await kopers.audit(user, request.remote, "project.regenerate-repos", project.full_name, {})

@@ -8,7 +8,12 @@ changes, and publishes) of one project, or of all, as it commits:
     data: {"id": 42, "delivery": null, "kind": "task.state", ...}
 
 Build states are public in Kopers, so the stream needs no credentials; a
-project that does not exist is a 404. The client must ask for the stream
+project that does not exist is a 404. Since anyone may open one, one client
+address (an IPv6 /64, as the connection guard counts) may hold only a few at
+once, past them a 429 (`streams_per_address`: 8 with the default
+`limits.connections_per_address`, which is raised behind a reverse proxy, where
+every client has the proxy's address); all clients together MAX_SUBSCRIBERS
+(kopers.eventbus), past it a 503. The client must ask for the stream
 (`Accept: text/event-stream`, as EventSource does): anything else gets a 406
 at once, so a client that reads an answer to its end is not left hanging.
 
@@ -33,6 +38,7 @@ import logging
 from aiohttp import web
 
 from kopers.api import fields
+from kopers.api.guard import client_key
 from kopers.api.keys import KOPERS
 from kopers.errors import BadRequest, KopersError
 from kopers.eventbus import Subscription
@@ -48,6 +54,8 @@ LIVENESS_S = 1.0  # how often a quiet stream checks that its client is still the
 MAX_REPLAY = 1000
 REPLAY_PAGE = 200
 RETRY_MS = 3000  # what EventSource waits before reconnecting
+STREAMS_PER_ADDRESS = 8  # at least; a browser's tabs on a few projects
+CONNECTIONS_PER_STREAM = 8  # an address's connections per stream it may hold
 
 
 class NotAcceptable(KopersError):
@@ -69,6 +77,18 @@ def parse_last_id(value: str | None, field: str) -> int | None:
     return fields.integer(value, field, lo=0)
 
 
+def streams_per_address(connections_per_address: int) -> int:
+    """How many streams one client address may hold; 0 (no cap) if its connections have none.
+
+    An eighth of its connections, and at least STREAMS_PER_ADDRESS: the cap
+    follows `limits.connections_per_address`, so raising that behind a reverse
+    proxy raises this too. Pure.
+    """
+    if connections_per_address <= 0:
+        return 0
+    return max(STREAMS_PER_ADDRESS, connections_per_address // CONNECTIONS_PER_STREAM)
+
+
 def accepts_stream(accept: str) -> bool:
     """Whether an Accept header asks for server-sent events. Pure."""
     return any(part.split(";", 1)[0].strip().lower() == MEDIA for part in accept.split(","))
@@ -86,7 +106,11 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         since = parse_last_id(request.query.get("since"), "since")
     if not accepts_stream(request.headers.get("Accept", "")):
         raise NotAcceptable(f"this is a stream of server-sent events: send Accept: {MEDIA}")
-    sub = await k.events.subscribe(project_id)  # before the replay: nothing falls between
+    cap = streams_per_address(k.config.limits.connections_per_address)
+    # Before the replay: nothing falls between.
+    sub = await k.events.subscribe(
+        project_id, client=client_key(request.remote or ""), client_cap=cap
+    )
     resp = web.StreamResponse(
         headers={
             "Content-Type": f"{MEDIA}; charset=utf-8",

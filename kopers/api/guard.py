@@ -32,6 +32,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from kopers.limits import LimitsConfig
+from kopers.redact import redact_path
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class _BodyWatch:
             log.info(
                 "%s %s from %s: the body arrived at under %d B/s; connection dropped",
                 self._request.method,
-                self._request.path,
+                redact_path(self._request.path),
                 self._request.remote,
                 self._clock.min_bytes_per_s,
             )

@@ -14,8 +14,10 @@ The secret is shown once, when the hook is made; a lost one means a new hook.
 Hook changes are audited with the hook's host, never its URL.
 
 The URL is checked here for its form only (http or https, at most 2000
-characters, no user:password@, a host that is a name or an IP address); where
-it may lead is the address policy's to decide at each delivery
+characters, no user:password@, a host that is a DNS name or an IP address
+written the one way a connection takes it: `2130706433`, `127.1` or `0x7f.1`
+are refused, as a URL parser reads them as addresses and aiohttp refuses
+them); where it may lead is the address policy's to decide at each delivery
 (kopers.hooksender), since a name may resolve elsewhere later.
 """
 
@@ -30,12 +32,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from kopers import access
-from kopers.access import Action, Target
 from kopers.api import fields
-from kopers.api.auth import require_user
+from kopers.api.auth import editable_project
 from kopers.api.keys import KOPERS
-from kopers.api.params import json_body, path_id, path_name, query_int
+from kopers.api.params import json_body, path_id, query_int
 from kopers.errors import BadRequest
 from kopers.models import Project, User
 from kopers.notifications import Delivery, Hook
@@ -49,6 +49,9 @@ MAX_URL_CHARS = 2000
 MIN_SECRET, MAX_SECRET = 16, 256
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# A last label that is a number (decimal, or 0x and hex) makes the host an IPv4
+# address to URL parsers and resolvers (WHATWG URL, inet_aton), never a name.
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +78,36 @@ def hook_url(value: Any) -> str:
         raise BadRequest("url has port 0")
     host = parts.hostname
     if not host or not valid_host(host, bracketed="[" in parts.netloc):
-        raise BadRequest(f"url must name a host (a DNS name or an IP address): {fields.shown(url)}")
+        raise BadRequest(
+            "url must name a host: a DNS name, or an IP address written as 192.0.2.1"
+            f" or [2001:db8::1], got {fields.shown(url)}"
+        )
     return url
 
 
 def valid_host(host: str, bracketed: bool = False) -> bool:
-    """A DNS name (IDNA allowed) or an IP address; an IPv6 one only in brackets. Pure."""
+    """A DNS name (IDNA allowed) or an IP address; an IPv6 one only in brackets. Pure.
+
+    An IPv4 address only as four decimal numbers without leading zeros, and an
+    IPv6 one without a zone (`%eth0` names an interface of this host).
+    """
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
     if address is not None or bracketed:
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            return False
         return address is not None and bracketed == (address.version == 6)
     try:
         name = host.encode("idna").decode("ascii")
     except UnicodeError:  # an empty label, one over 63 characters
         return False
     name = name.removesuffix(".")
-    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+    labels = name.split(".")
+    if _NUMBER.fullmatch(labels[-1]):  # an address in another spelling
+        return False
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 def hook_secret(value: Any) -> str:
@@ -137,13 +152,8 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
 
 async def _editable(request: web.Request) -> tuple[Kopers, User, Project]:
     """The caller, who must be signed in and may edit the project in the path."""
-    kopers = request.app[KOPERS]
-    user = await require_user(request)
-    project = await kopers.store.get_project(
-        path_name(request, "owner"), path_name(request, "project")
-    )
-    await access.authorize(kopers.store, user, Action.EDIT_PROJECT, Target.of(project))
-    return kopers, user, project
+    user, project = await editable_project(request)
+    return request.app[KOPERS], user, project
 
 
 def _host(url: str) -> str:

@@ -48,6 +48,16 @@ NOT_ACCEPTABLE = {
     "content": {"application/json": {"schema": ref("Error")}},
 }
 
+TOO_MANY_STREAMS = {
+    "description": "This address has as many streams open as it may (an eighth of"
+    " `limits.connections_per_address`, at least 8): close one first.",
+    "content": {"application/json": {"schema": ref("Error")}},
+}
+SERVER_FULL = {
+    "description": "The server has as many streams open as it serves (1000).",
+    "content": {"application/json": {"schema": ref("Error")}},
+}
+
 
 def hook_paths() -> dict[str, dict[str, Any]]:
     """The hooks of a project, and /api/events/stream."""
@@ -80,6 +90,8 @@ def hook_paths() -> dict[str, dict[str, Any]]:
         ),
     )
     stream["responses"]["406"] = NOT_ACCEPTABLE
+    stream["responses"]["429"] = TOO_MANY_STREAMS
+    stream["responses"]["503"] = SERVER_FULL
     return {
         BASE: {
             "get": op(

@@ -38,7 +38,7 @@ def webhook_paths() -> dict[str, dict[str, Any]]:
                     " webhook that reached the project (its URL had the right project id and"
                     " secret), accepted or refused: the answer's status and message, the"
                     " forge's event and delivery id, the SHA-256 of the body, and the builds it"
-                    f" started. The newest {KEEP} are kept, refused ones dropped first."
+                    " started. The newest 400 accepted and 100 refused ones are kept."
                 ),
             )
         }

@@ -11,12 +11,15 @@ A forge set up for Fedora Copr works by changing the host in its webhook URL:
 (each also without the trailing slash). The project id is `id` in
 /api_3/project; the secret is the project's webhook secret (copr-cli
 new-webhook-secret, or `webhook_secret` in /api/projects/<owner>/<project>
-for its editors). A forge's delivery answers JSON: what it built, and why.
+for its editors). A forge's delivery answers JSON: what it built, and why,
+and the packages it would have built but could not (`skipped`, each with
+the reason).
 A custom webhook builds the package from its stored definition and answers
 the build's id as text, as Copr does, so CI scripts can wait for it.
 
 The body is read here, counted against `webhooks.max_body_kib` as it
-arrives (kopers.api.bodycaps refuses a larger declared length before).
+arrives: a chunked body is cut where it passes the cap (kopers.api.bodycaps
+refuses a larger declared length before it is read).
 Everything else, the checks and the record of the delivery, is kopers.webhooks'.
 
 `GET /api/projects/<owner>/<project>/webhooks/received` lists the
@@ -71,7 +74,12 @@ def _forge_handler(forge: Forge) -> Handler:
             return web.Response(text=f"{answer.builds[0]}\n")
         answer = await webhooks.receive(kopers, project, delivery, request.remote)
         return web.json_response(
-            {"message": answer.message, "builds": list(answer.builds), "receipt": answer.receipt}
+            {
+                "message": answer.message,
+                "builds": list(answer.builds),
+                "receipt": answer.receipt,
+                "skipped": [{"package": s.package, "reason": s.why} for s in answer.skipped],
+            }
         )
 
     receive.__name__ = f"webhook_{forge}"

@@ -9,6 +9,7 @@ sender (kopers.hooksender) works through them, a hook's in notification order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -19,6 +20,7 @@ from kopers.notifications import (
     PUBLISHED,
     Delivery,
     DeliveryState,
+    DueHook,
     EventKind,
     Hook,
     Notification,
@@ -95,13 +97,31 @@ class NotificationStore(StoreBase):
 
     # -- the sender's side ----------------------------------------------------------
 
-    async def due_hooks(self, now: datetime, limit: int) -> list[int]:
-        """Hooks whose oldest pending delivery is due at `now`, the longest waiting first."""
-        return [r["hook_id"] for r in await self.db.fetch(self.q.due_hooks, now, limit)]
+    async def due_hooks(
+        self,
+        now: datetime,
+        limit: int,
+        hooks_besides: Sequence[int] = (),
+        projects_besides: Sequence[int] = (),
+    ) -> list[DueHook]:
+        """Hooks whose oldest pending delivery is due at `now`, the longest due first.
 
-    async def next_due(self) -> datetime | None:
-        """When the next hook's oldest pending delivery is due; None if none is pending."""
-        value: datetime | None = await self.db.fetchval(self.q.next_due)
+        The hooks in `hooks_besides` (being sent to already) and the hooks of the
+        projects in `projects_besides` are left out.
+        """
+        rows = await self.db.fetch(
+            self.q.due_hooks, now, limit, list(hooks_besides), list(projects_besides)
+        )
+        return [DueHook(r["hook_id"], r["project_id"], r["next_at"]) for r in rows]
+
+    async def next_due(
+        self, hooks_besides: Sequence[int] = (), projects_besides: Sequence[int] = ()
+    ) -> datetime | None:
+        """When the next hook's oldest pending delivery is due, None if none is pending;
+        leaving out what `due_hooks` leaves out."""
+        value: datetime | None = await self.db.fetchval(
+            self.q.next_due, list(hooks_besides), list(projects_besides)
+        )
         return value
 
     async def head_delivery(self, hook_id: int) -> Outgoing | None:

@@ -19,6 +19,7 @@ class RebuildRecord:
     trigger_build_id: int | None
     trigger_package: str
     source_build_id: int
+    origin_build_id: int  # the build (not a rebuild) the source first came with
     generation: int  # appended to the forced %dist: newer than what it replaces
     chain: tuple[int, ...]
     because: tuple[dict[str, Any], ...]  # {"package", "chroot", "provides": [...]}
@@ -37,13 +38,19 @@ class RebuildRecord:
 
 @dataclass(frozen=True, slots=True)
 class PackageBuild:
-    """A package's newest build that succeeded somewhere."""
+    """A package's newest build on one chroot."""
 
     build_id: int
     package: str
     srpm_name: str | None
-    chroots: tuple[str, ...]  # where it succeeded
+    chroot: str
+    origin: int  # the build (not a rebuild) its source came with; its own id if none
     generation: int  # 0: not an automatic rebuild
+
+    @property
+    def recency(self) -> tuple[int, int, int]:
+        """Newer sources first, then later rebuilds of the same source."""
+        return (self.origin, self.generation, self.build_id)
 
 
 class RebuildStore(StoreBase):
@@ -57,6 +64,7 @@ class RebuildStore(StoreBase):
             record.trigger_build_id,
             record.trigger_package,
             record.source_build_id,
+            record.origin_build_id,
             record.generation,
             list(record.chain),
             list(record.because),
@@ -75,6 +83,7 @@ class RebuildStore(StoreBase):
             trigger_build_id=row["trigger_build_id"],
             trigger_package=row["trigger_package"],
             source_build_id=row["source_build_id"],
+            origin_build_id=row["origin_build_id"],
             generation=row["generation"],
             chain=tuple(row["chain"]),
             because=tuple(row["because"]),
@@ -91,7 +100,8 @@ class RebuildStore(StoreBase):
                 build_id=row["id"],
                 package=row["package_name"],
                 srpm_name=row["srpm_name"],
-                chroots=tuple(row["chroots"] or ()),
+                chroot=row["chroot"],
+                origin=row["origin"],
                 generation=row["generation"],
             )
             for row in rows

@@ -3,11 +3,16 @@
 One row per delivery from a forge (or a custom webhook) whose URL named an
 existing project with its right secret: accepted or refused, with the HTTP
 status and message of the answer, the forge's event and delivery id, the
-SHA-256 of the body and the builds it started. A forge's accepted delivery
-claims its body's digest: `add_webhook_receipt` answers None when the same
-body was accepted before (the unique index decides, so two copies arriving
-at once cannot both pass). Each project keeps its newest `KEEP` receipts,
-refused ones pruned first.
+SHA-256 of the body and the builds it started. Each project keeps its
+newest `KEEP_ACCEPTED` accepted and `KEEP_REFUSED` refused receipts, so
+neither kind pushes the other out of the record.
+
+A forge's delivery that starts builds claims its body's digest
+(`add_webhook_receipt(..., claim=True)`), which answers None when the body
+was claimed before: the primary key of webhook_digests decides, so two
+copies arriving at once cannot both pass. Claims live in their own table,
+for `DIGEST_DAYS` whatever happens to the receipts: pruning a receipt
+never lets a captured delivery build again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from kopers.db.base import StoreBase
 from kopers.forgehook import Forge
 from kopers.models import User
 
-KEEP = 500  # receipts kept per project
+KEEP_ACCEPTED = 400  # accepted receipts kept per project
+KEEP_REFUSED = 100  # refused receipts kept per project
+KEEP = KEEP_ACCEPTED + KEEP_REFUSED  # receipts kept per project, at most
+DIGEST_DAYS = 30  # how long a body that started builds is refused if it comes again
 MAX_REASON = 500
 
 
@@ -59,9 +67,23 @@ def one_line(text: str) -> str:
 
 
 class WebhookStore(StoreBase):
-    async def add_webhook_receipt(self, receipt: NewReceipt) -> int | None:
-        """Record a delivery; None (and nothing written) if it replays an accepted one."""
+    async def add_webhook_receipt(self, receipt: NewReceipt, *, claim: bool = False) -> int | None:
+        """Record a delivery and answer the receipt's id.
+
+        With `claim`, the delivery also claims its body's digest: None (and
+        nothing written) when the body was claimed within DIGEST_DAYS.
+        """
         async with self.atomic() as conn:
+            if claim:
+                await conn.execute(self.q.forget_webhook_digests, receipt.project_id, DIGEST_DAYS)
+                claimed = await conn.fetchval(
+                    self.q.claim_webhook_digest,
+                    receipt.project_id,
+                    str(receipt.forge),
+                    receipt.digest,
+                )
+                if claimed is None:
+                    return None
             receipt_id = await conn.fetchval(
                 self.q.add_webhook_receipt,
                 receipt.project_id,
@@ -72,12 +94,18 @@ class WebhookStore(StoreBase):
                 receipt.delivery_id,
                 receipt.digest,
             )
-            if receipt_id is not None:
-                await conn.execute(self.q.prune_webhook_receipts, receipt.project_id, KEEP)
-        return int(receipt_id) if receipt_id is not None else None
+            await conn.execute(
+                self.q.prune_webhook_receipts, receipt.project_id, KEEP_ACCEPTED, KEEP_REFUSED
+            )
+        return int(receipt_id)
 
-    async def set_webhook_receipt_builds(self, receipt_id: int, build_ids: Sequence[int]) -> None:
-        await self.db.execute(self.q.set_webhook_receipt_builds, receipt_id, list(build_ids))
+    async def set_webhook_receipt_builds(
+        self, receipt_id: int, build_ids: Sequence[int], reason: str
+    ) -> None:
+        """The builds an accepted delivery started, and its final message."""
+        await self.db.execute(
+            self.q.set_webhook_receipt_builds, receipt_id, list(build_ids), one_line(reason)
+        )
 
     async def refuse_webhook_receipt(self, receipt_id: int, status: int, reason: str) -> bool:
         """Turn an accepted receipt into a refused one (its builds did not go through).

@@ -45,6 +45,17 @@ log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 3
 
+Hook = Callable[[int, str], Awaitable[object]]  # (build id, chroot)
+
+
+async def _run_hooks(hooks: list[Hook], build_id: int, chroot: str) -> None:
+    """Run hooks one by one; a failing hook is logged and changes nothing for the task."""
+    for hook in hooks:
+        try:
+            await hook(build_id, chroot)
+        except Exception:
+            log.exception("task %d/%s: hook %r failed", build_id, chroot, hook)
+
 
 class ChrootPipeline:
     def __init__(
@@ -66,9 +77,11 @@ class ChrootPipeline:
         # The way out for builds with network access; without it they cannot run.
         self.proxy = proxy
         self.policy = proxy.policy if proxy is not None else address_policy(config.network)
-        # Called with the build's id and the chroot once a task of it succeeded and
-        # was published (packages' max_builds, automatic rebuilds of dependents).
-        self.on_succeeded: list[Callable[[int, str], Awaitable[object]]] = []
+        # Called with the build's id and the chroot once a task of it succeeded
+        # (packages' max_builds), and once its results are published, before its
+        # VM is gone and the task ends (automatic rebuilds of dependents).
+        self.on_succeeded: list[Hook] = []
+        self.on_published: list[Hook] = []
 
     async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
@@ -93,6 +106,9 @@ class ChrootPipeline:
             try:
                 try:
                     await self._publish(build, chroot_name, channel, outcome, clock)
+                    # What follows a publish (automatic rebuilds) need not wait
+                    # for the VM's teardown and the task's end.
+                    await _run_hooks(self.on_published, build_id, chroot_name)
                 finally:
                     # Published while the VM went down; gone before the task ends.
                     await released(outcome.releasing, channel, clock)
@@ -362,13 +378,8 @@ class ChrootPipeline:
 
     async def _after_success(self, build_id: int, chroot: str, state: BuildState) -> None:
         """Run the success hooks; the task has ended whatever they do."""
-        if state != BuildState.SUCCEEDED:
-            return
-        for hook in self.on_succeeded:
-            try:
-                await hook(build_id, chroot)
-            except Exception:
-                log.exception("task %d/%s: a hook after its success failed", build_id, chroot)
+        if state == BuildState.SUCCEEDED:
+            await _run_hooks(self.on_succeeded, build_id, chroot)
 
     async def _stored_state(self, build_id: int, chroot: str) -> BuildState:
         build = await self.store.get_build(build_id)

@@ -8,6 +8,10 @@ read repositories on the Kopers host. User text reaches git only as data: a
 committish must not look like an option (`--pathspec-from-file=...` would make
 git read a host file as root), and a URL comes after `--`.
 
+A build a forge's push asked for is held to the pushed ref (`RefPin`, kept in
+the build's source as `ref`): after the clone, its commit must be on that
+branch, or be what that tag points to, or nothing is checked out.
+
 The clone goes through the address policy like every other fetch made for a
 user (kopers/net/policy.py): the URL's host is resolved once and checked, and
 git is pinned to the checked address (http.curloptResolve for http(s); the
@@ -20,10 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from kopers.errors import BadRequest, BuildFailed
+from kopers.forgepayload import RefKind, is_ref_name
 from kopers.net.connect import resolve_checked
 from kopers.net.policy import AddressPolicy
 
@@ -33,6 +41,59 @@ ALLOWED_SCHEMES = ("https", "http", "git", "ssh")
 DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418, "ssh": 22}
 CLONE_TIMEOUT = 600
 MAX_COMMITTISH = 255
+SOURCE_REF = "ref"  # the key of a build's source naming the ref its commit must be on
+_REF_PREFIXES = {RefKind.BRANCH: "refs/heads/", RefKind.TAG: "refs/tags/"}
+
+
+@dataclass(frozen=True, slots=True)
+class RefPin:
+    """The branch or tag a build's commit must be on: where a forge said it was pushed.
+
+    A forge's delivery names both a ref and a commit; nothing but this check
+    ties the two together, so a delivery cannot have any commit of the
+    repository built (an unreviewed branch's) under the name of a branch the
+    package follows.
+    """
+
+    kind: RefKind
+    name: str
+
+    def __post_init__(self) -> None:
+        if not is_ref_name(self.name):
+            raise BadRequest(f"{self.name[:100]!r} is not a branch or tag name")
+
+    @property
+    def full(self) -> str:
+        """`refs/heads/<name>` or `refs/tags/<name>`."""
+        return _REF_PREFIXES[self.kind] + self.name
+
+    @classmethod
+    def of(cls, full: str) -> RefPin:
+        """`refs/heads/x` or `refs/tags/x` -> RefPin; BadRequest for anything else."""
+        for kind, prefix in _REF_PREFIXES.items():
+            if full.startswith(prefix):
+                return cls(kind, full.removeprefix(prefix))
+        raise BadRequest(f"{full[:100]!r} is neither refs/heads/... nor refs/tags/...")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+def pin_of(source: Mapping[str, Any]) -> RefPin | None:
+    """The ref a build's stored source holds its commit to, or None (a build without one).
+
+    A malformed value fails the source step: Kopers stored it, so it is not
+    a client's to correct.
+    """
+    value = source.get(SOURCE_REF)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise BadRequest("not a string")
+        return RefPin.of(value)
+    except BadRequest:
+        raise BuildFailed("the build's source names no valid branch or tag as its ref") from None
 
 
 def check_clone_url(url: str) -> str:
@@ -139,6 +200,21 @@ async def pinned(url: str, policy: AddressPolicy) -> tuple[str, list[str]]:
 
 
 async def _git(*args: str, cwd: Path | None = None) -> str:
+    code, text = await _run_git(*args, cwd=cwd)
+    if code != 0:
+        _failed(args, code, text)
+    return text
+
+
+def _failed(args: tuple[str, ...], code: int | None, text: str) -> NoReturn:
+    # The remote (or the repository) wrote this text: it goes to the server
+    # log only, never into the public reason.
+    log.info("git %s failed (exit %s): %s", _verb(args), code, text[-2000:])
+    raise BuildFailed(f"git {_verb(args)} failed (exit status {code})")
+
+
+async def _run_git(*args: str, cwd: Path | None = None) -> tuple[int | None, str]:
+    """git's exit status and output (stdout and stderr together)."""
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,
@@ -152,14 +228,8 @@ async def _git(*args: str, cwd: Path | None = None) -> str:
             out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
-        raise BuildFailed(f"git {args[0]} took longer than {CLONE_TIMEOUT} s") from None
-    text = out.decode(errors="replace")
-    if proc.returncode != 0:
-        # The remote (or the repository) wrote this text: it goes to the server
-        # log only, never into the public reason.
-        log.info("git %s failed (exit %s): %s", args[0], proc.returncode, text[-2000:])
-        raise BuildFailed(f"git {_verb(args)} failed (exit status {proc.returncode})")
-    return text
+        raise BuildFailed(f"git {_verb(args)} took longer than {CLONE_TIMEOUT} s") from None
+    return proc.returncode, out.decode(errors="replace")
 
 
 def _verb(args: tuple[str, ...]) -> str:
@@ -170,22 +240,91 @@ def _verb(args: tuple[str, ...]) -> str:
     return rest[0] if rest else "git"
 
 
+async def _commit_of(tree: Path, revision: str) -> str | None:
+    """The commit `revision` names in the clone, or None if it names none.
+
+    Every caller's revision starts with a checked committish, a commit id or
+    `refs/`: never with `-`, so git cannot read it as an option.
+    """
+    if revision.startswith("-"):
+        raise BadRequest("a revision must not start with '-'")
+    code, out = await _run_git("rev-parse", "--verify", "--quiet", revision, cwd=tree)
+    if code == 0:
+        return out.strip()
+    if code != 1:
+        _failed(("rev-parse",), code, out)
+    return None
+
+
+async def check_on(tree: Path, committish: str, on: RefPin) -> str:
+    """The commit `committish` names in the clone `tree`, if it is on `on`; else BuildFailed.
+
+    On a branch: reachable from the branch as cloned (an older commit of the
+    branch is on it; another branch's is not). On a tag: the commit the tag
+    points to. Each refusal is one line naming the commit and the ref.
+    """
+    commit = await _commit_of(tree, f"{committish or 'HEAD'}^{{commit}}")
+    if commit is None:
+        raise BuildFailed(f"commit {committish} is not in the repository, so not on {on}")
+    if on.kind is RefKind.BRANCH:
+        tip = await _commit_of(tree, f"refs/remotes/origin/{on.name}^{{commit}}")
+    else:
+        tip = await _commit_of(tree, f"refs/tags/{on.name}^{{commit}}")
+    if tip is None:
+        raise BuildFailed(f"{on} is not in the repository, so commit {commit} is not on it")
+    if on.kind is RefKind.TAG:
+        if tip != commit:
+            raise BuildFailed(f"{on} does not point to commit {commit}")
+        return commit
+    # Both are commit ids (hex) here: neither can read as an option.
+    code, out = await _run_git("merge-base", "--is-ancestor", commit, tip, cwd=tree)
+    if code == 1:
+        raise BuildFailed(f"commit {commit} is not on {on}")
+    if code != 0:
+        _failed(("merge-base",), code, out)
+    return commit
+
+
 async def checkout(
-    url: str, committish: str, dest: Path, policy: AddressPolicy | None = None
+    url: str,
+    committish: str,
+    dest: Path,
+    policy: AddressPolicy | None = None,
+    *,
+    on: RefPin | None = None,
 ) -> str:
     """Clone `url` at `committish` into dest (without .git); return the commit id.
 
-    Without a policy, the strict one applies (nothing allow-listed).
+    Without a policy, the strict one applies (nothing allow-listed). With
+    `on` (a build a forge's push asked for), the commit must be on that
+    branch or tag (`check_on`), or nothing is checked out.
     """
     check_clone_url(url)
     check_committish(committish)
     target, options = await pinned(url, policy or AddressPolicy())
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # Redirects could lead to another host, which the pin does not cover.
+    # Redirects could lead to another host, which the pin does not cover. The
+    # remote is named `origin` whatever the host's git config says: check_on
+    # reads its branches.
     await _git(
-        *options, "-c", "http.followRedirects=false", "clone", "--quiet", "--", target, str(dest)
+        *options,
+        "-c",
+        "http.followRedirects=false",
+        "clone",
+        "--quiet",
+        "--origin",
+        "origin",
+        "--",
+        target,
+        str(dest),
     )
+    if on is not None:
+        try:
+            await check_on(dest, committish, on)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
     if committish:
         # check_committish keeps it from reading as an option; "--" ends the paths.
         await _git("checkout", "--quiet", committish, "--", cwd=dest)

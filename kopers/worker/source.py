@@ -131,6 +131,7 @@ class SourceStep:
                 str(src.get("committish") or ""),
                 workdir / "tree",
                 self.policy,
+                on=scm.pin_of(src),
             )
             await channel.say(f"checked out commit {commit}")
             subdirectory, spec = str(src.get("subdirectory") or ""), str(src.get("spec") or "")

@@ -52,21 +52,28 @@ ORDER BY d.notification_id DESC
 LIMIT $2;
 
 -- name: due_hooks
--- The hooks whose oldest pending delivery (their head) is due at $1; at most $2.
-SELECT hook_id FROM (
-    SELECT DISTINCT ON (hook_id) hook_id, next_at
-    FROM hook_deliveries WHERE state = 'pending'
+-- The hooks whose oldest pending delivery (their head) is due at $1, longest
+-- due first; at most $2. Hooks in $3 (being sent to already) and the hooks of
+-- projects in $4 (which have their fill of drains) are left out.
+SELECT hook_id, project_id, next_at FROM (
+    SELECT DISTINCT ON (hook_id) hook_id, project_id, next_at
+    FROM hook_deliveries
+    WHERE state = 'pending' AND hook_id <> ALL ($3::bigint[])
+      AND project_id <> ALL ($4::bigint[])
     ORDER BY hook_id, notification_id
 ) heads
 WHERE next_at <= $1
-ORDER BY next_at
+ORDER BY next_at, hook_id
 LIMIT $2;
 
 -- name: next_due
--- When the earliest head of any hook is due (NULL: nothing is pending).
+-- When the earliest head is due (NULL: none is pending), of the hooks not in
+-- $1 and of projects not in $2.
 SELECT min(next_at) FROM (
     SELECT DISTINCT ON (hook_id) next_at
-    FROM hook_deliveries WHERE state = 'pending'
+    FROM hook_deliveries
+    WHERE state = 'pending' AND hook_id <> ALL ($1::bigint[])
+      AND project_id <> ALL ($2::bigint[])
     ORDER BY hook_id, notification_id
 ) heads;
 

@@ -4,9 +4,9 @@
 UPDATE projects SET rebuild_dependents = $2 WHERE id = $1;
 
 -- name: add_rebuild
-INSERT INTO rebuilds (build_id, trigger_build_id, trigger_package, source_build_id, generation,
-                      chain, because, broken)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+INSERT INTO rebuilds (build_id, trigger_build_id, trigger_package, source_build_id,
+                      origin_build_id, generation, chain, because, broken)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: set_rebuild_chain
 UPDATE rebuilds SET chain = $2 WHERE build_id = ANY($1::bigint[]);
@@ -24,16 +24,17 @@ WHERE b.project_id = $1
   AND t.state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked');
 
 -- name: latest_package_builds
--- Per package of the project, its newest build with at least one succeeded task,
--- with the chroots it succeeded in and its rebuild generation (0: not a rebuild).
-SELECT DISTINCT ON (b.package_name)
-       b.id, b.package_name, b.srpm_name,
-       array_agg(t.chroot ORDER BY t.chroot) FILTER (WHERE t.state = 'succeeded' OR t.state = 'forked') AS chroots,
+-- Per package and chroot of the project, the newest build that succeeded there:
+-- newest by origin (the build a source first came with), then by generation,
+-- so a rebuild of an older version never hides a newer version built later.
+SELECT DISTINCT ON (b.package_name, t.chroot)
+       b.id, b.package_name, b.srpm_name, t.chroot,
+       COALESCE(r.origin_build_id, b.id) AS origin,
        COALESCE(r.generation, 0) AS generation
 FROM builds b
 JOIN build_tasks t ON t.build_id = b.id
 LEFT JOIN rebuilds r ON r.build_id = b.id
 WHERE b.project_id = $1 AND b.package_name IS NOT NULL
-GROUP BY b.id, r.generation
-HAVING bool_or(t.state IN ('succeeded', 'forked'))
-ORDER BY b.package_name, b.id DESC;
+  AND t.state IN ('succeeded', 'forked')
+ORDER BY b.package_name, t.chroot, COALESCE(r.origin_build_id, b.id) DESC,
+         COALESCE(r.generation, 0) DESC, b.id DESC;

@@ -120,6 +120,16 @@ class Server:
             body = resp.read()
         return json.loads(body) if path.startswith("/api") else body.decode()
 
+    def wait_warm(self, timeout: float = 900) -> None:
+        """Until no VM is busy and a warm clone waits (for benchmarks on a warm pool)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            vm = self.get("/api/status")["vm"]
+            if vm["warm"] >= 1 and vm["busy"] == 0:
+                return
+            time.sleep(0.5)
+        raise RuntimeError("no warm clone came up")
+
     def domains(self) -> list[str]:
         """This server's libvirt domains (other Kopers instances may run beside it)."""
         prefix = domain_prefix(instance_tag(str(self.data_dir.resolve())))

@@ -27,9 +27,9 @@ def created(output: str) -> int:
 def slow_then_after(
     server: Server, make_srpm: Callable[..., Path], project: str, prefix: str
 ) -> tuple[int, int]:
-    """dave's 40-second build in `project`, and a build to run after it: their ids."""
+    """dave's 20-second build in `project`, and a build to run after it: their ids."""
     slow = make_srpm(
-        f"{prefix}-slow", "1", build="for i in $(seq 1 40); do echo tick $i; sleep 1; done"
+        f"{prefix}-slow", "1", build="for i in $(seq 1 20); do echo tick $i; sleep 1; done"
     )
     first = created(server.copr("dave", "build", project, str(slow), "--nowait").stdout)
     after = make_srpm(f"{prefix}-after", "1")

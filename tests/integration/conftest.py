@@ -9,6 +9,7 @@ Requests are shaped the way copr-cli sends them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kopers import config as config_mod
 from kopers import tokens
 from kopers.api.app import create_app
+from kopers.config import Config
 from kopers.db.store import NewBuild, Store
 from kopers.models import BuildState, SourceType
 from kopers.service import Kopers, open_kopers
@@ -66,15 +68,15 @@ def basic(login: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{login}:{secret}".encode()).decode()
 
 
-@pytest.fixture
-async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
-    cfg = config_mod.load(
-        str(REPO / "kopers.toml"),
-        env={"KOPERS_DATA_DIR": str(tmp_path / "data"), "KOPERS_DATABASE_DSN": dsn},
-    )
+@contextlib.asynccontextmanager
+async def serving(cfg: Config, users: bool = True) -> AsyncIterator[Api]:
+    """Kopers on `cfg` behind aiohttp's test server, with alice, bob and root (admin).
+
+    Without `users`, no account is made (a restart on the same database).
+    """
     kopers = await open_kopers(cfg, with_vms=False)
     auth = {}
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+    for name, admin in (("alice", False), ("bob", False), ("root", True)) if users else ():
         user = await kopers.store.create_user(name, admin)
         new = tokens.generate()
         await kopers.store.create_token(user.id, new.login, new.digest, None)
@@ -87,6 +89,16 @@ async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
     finally:
         await client.close()
         await kopers.close()
+
+
+@pytest.fixture
+async def api(dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
+    cfg = config_mod.load(
+        str(REPO / "kopers.toml"),
+        env={"KOPERS_DATA_DIR": str(tmp_path / "data"), "KOPERS_DATABASE_DSN": dsn},
+    )
+    async with serving(cfg) as api:
+        yield api
 
 
 async def create(

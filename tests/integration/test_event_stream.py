@@ -23,7 +23,7 @@ import pytest
 from kopers.api.app import create_app
 from kopers.models import BuildState
 from kopers.server import listening
-from tests.integration.conftest import CHROOT, Api
+from tests.integration.conftest import CHROOT, Api, serving
 from tests.integration.liveserver import free_port
 from tests.integration.test_hooks_out import (
     C2,
@@ -31,7 +31,6 @@ from tests.integration.test_hooks_out import (
     hook_config,
     new_build,
     project,
-    serving,
     wait_until,
 )
 
@@ -145,6 +144,45 @@ async def test_bad_stream_requests_are_refused_at_once(world: Api) -> None:
             if resp.status != 406 or "text/event-stream" not in body["error"]:
                 failures.append((accept, resp.status, body))
     assert not failures, failures
+
+
+async def test_one_client_cannot_take_every_stream_slot(world: Api) -> None:
+    from kopers.api.eventstream import streams_per_address
+
+    bus = world.kopers.events
+    cap = streams_per_address(world.kopers.config.limits.connections_per_address)
+    assert cap == 8  # the default connections_per_address, 64
+    bus.max_subscribers = cap + 1  # room for one more client's stream
+    url = world.client.make_url(PATH)
+
+    def client_at(address: str) -> aiohttp.ClientSession:
+        """A client connecting from another loopback address: another client to the server."""
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+    async with contextlib.AsyncExitStack() as stack:
+        greedy = await stack.enter_async_context(client_at("127.0.0.1"))
+        for _ in range(cap):
+            resp = await stack.enter_async_context(greedy.get(url, headers=ACCEPT))
+            assert resp.status == 200
+        async with asyncio.timeout(WAIT_S), greedy.get(url, headers=ACCEPT) as refused:
+            assert refused.status == 429, f"one client holds {cap + 1} streams"
+            body = await refused.json()
+            assert str(cap) in body["error"] and "\n" not in body["error"]
+        other = await stack.enter_async_context(client_at("127.0.0.2"))
+        resp = await stack.enter_async_context(other.get(url, headers=ACCEPT))
+        assert resp.status == 200, "everyone else is served while one client is at its cap"
+        # The cap of all streams together holds as before.
+        third = await stack.enter_async_context(client_at("127.0.0.3"))
+        async with asyncio.timeout(WAIT_S), third.get(url, headers=ACCEPT) as full:
+            assert full.status == 503, await full.text()
+        assert len(bus.subscribers) == cap + 1
+    # A closed stream gives its slot back.
+    await wait_until(lambda: not bus.subscribers, "every stream closed")
+    async with contextlib.AsyncExitStack() as stack:
+        again = await stack.enter_async_context(client_at("127.0.0.1"))
+        for _ in range(cap):
+            resp = await stack.enter_async_context(again.get(url, headers=ACCEPT))
+            assert resp.status == 200
 
 
 # -- live, filtered, replayed ---------------------------------------------------

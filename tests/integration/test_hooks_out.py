@@ -11,11 +11,11 @@ supervised loops `kopers serve` runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,16 +24,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from kopers import config as config_mod
-from kopers import tokens
-from kopers.api.app import create_app
 from kopers.config import Config
 from kopers.db.store import NewBuild
 from kopers.models import BuildState, Project, SourceType, derive_build_state
-from kopers.service import Kopers, open_kopers
-from tests.integration.conftest import CHROOT, Api, basic
+from kopers.service import Kopers
+from tests.integration.conftest import CHROOT, Api, serving
 from tests.integration.liveserver import free_port
 
 pytestmark = pytest.mark.integration
@@ -61,28 +58,6 @@ def hook_config(dsn: str, data_dir: Path, allow: str = "127.0.0.1/32", **env: st
             **env,
         },
     )
-
-
-@contextlib.asynccontextmanager
-async def serving(cfg: Config, users: bool = True) -> AsyncIterator[Api]:
-    """Kopers on `cfg` behind aiohttp's test server, with alice, bob and root (admin)."""
-    kopers = await open_kopers(cfg, with_vms=False)
-    auth = {}
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
-        if not users:
-            break
-        user = await kopers.store.create_user(name, admin)
-        new = tokens.generate()
-        await kopers.store.create_token(user.id, new.login, new.digest, None)
-        auth[name] = basic(new.login, new.secret)
-    auth["wrong"] = basic("nobody", "nothing")
-    client = TestClient(TestServer(create_app(kopers)))
-    await client.start_server()
-    try:
-        yield Api(client, kopers, auth)
-    finally:
-        await client.close()
-        await kopers.close()
 
 
 def run_loops(kopers: Kopers) -> None:
@@ -179,7 +154,11 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """An HTTP receiver on 127.0.0.1; answers `answers` in turn, then 200 "ok"."""
+    """An HTTP receiver on 127.0.0.1; answers `answers` in turn, then 200 "ok".
+
+    It takes `delay` seconds to answer, and none while `hold` is clear. It counts
+    the requests in flight, in all and by the first segment of their path.
+    """
 
     port: int = field(default_factory=free_port)
     answers: list[int] = field(default_factory=list)
@@ -187,6 +166,10 @@ class Receiver:
     tried: int = 0  # requests answered, whatever the answer
     paths: list[str] = field(default_factory=list)
     runner: web.AppRunner | None = None
+    delay: float = 0.0
+    hold: asyncio.Event | None = None
+    in_flight: Counter[str] = field(default_factory=Counter)
+    most_in_flight: Counter[str] = field(default_factory=Counter)  # "" is the total
 
     @property
     def url(self) -> str:
@@ -194,6 +177,16 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        keys = ("", request.path.split("/")[1])
+        for key in keys:
+            self.in_flight[key] += 1
+            self.most_in_flight[key] = max(self.most_in_flight[key], self.in_flight[key])
+        try:
+            await asyncio.sleep(self.delay)
+            if self.hold is not None:
+                await self.hold.wait()
+        finally:
+            self.in_flight.subtract(keys)
         self.tried += 1
         self.paths.append(request.path)
         if request.path == "/moved":
@@ -262,6 +255,13 @@ BAD_URLS: list[Any] = [
     "https://a..b/",
     "https://" + "a" * 64 + ".com/",
     "https://[not-an-address]/",
+    # Spellings of an address that no connection takes: refused when the hook is made.
+    "http://2130706433/",
+    "http://127.1/",
+    "http://0x7f000001/",
+    "http://0177.0.0.1/",
+    "http://127.0.0.1./",
+    "http://[fe80::1%25eth0]/",
     12345,
     None,
     ["https://example.com/"],
@@ -611,6 +611,178 @@ async def test_a_deleted_hook_is_sent_nothing_more(world: Api, receiver: Receive
     assert await world.count("hook_deliveries") == 0
     await world.kopers.hooks.deliver_due()
     assert receiver.tried == 0
+
+
+# -- many hooks at once ----------------------------------------------------------
+
+
+async def test_a_slow_receiver_does_not_hold_back_other_projects(
+    world: Api, receiver: Receiver
+) -> None:
+    api = world
+    store = api.kopers.store
+    evil = await project(api, "evil")
+    good = await project(api, "good")
+    slow = Receiver(delay=1.0)  # answers 200, well within the 5 s timeout
+    await slow.start()
+    try:
+        await add_hook(api, evil, slow.url)
+        await add_hook(api, good, receiver.url)
+        for _ in range(10):  # 10 builds x 2 events: 20 slow deliveries queued
+            await new_build(api, evil)
+        run_loops(api.kopers)
+        await wait_until(lambda: slow.in_flight[""] > 0, "the slow hook being sent to")
+        started = asyncio.get_running_loop().time()
+        build = await new_build(api, good)
+        await store.start_task(build, CHROOT, S.STARTING)
+        events = await receiver.wait(4)
+        took = asyncio.get_running_loop().time() - started
+        assert took < 3, f"the good project's events took {took:.1f} s, slow tries {slow.tried}"
+        assert {e["project"] for e in events} == {"alice/good"}
+        assert slow.tried < 10  # the slow hook is still at it
+    finally:
+        await slow.stop()
+
+
+async def test_hooks_share_the_senders_slots_fairly_between_projects(world: Api) -> None:
+    from kopers.hooksender import HookSender
+
+    k = world.kopers
+    slow = Receiver(delay=0.3)
+    await slow.start()
+    try:
+        projects = [await project(world, f"p{i}") for i in range(3)]
+        for p in projects:
+            for i in range(3):
+                await add_hook(world, p, f"http://127.0.0.1:{slow.port}/{p.name}/{i}")
+            await new_build(world, p)  # two events for each of its three hooks
+        sender = HookSender(k.config, k.store, k.proxy.policy, concurrency=4, per_project=2)
+        assert await sender.deliver_due() == 18
+        assert len(slow.got) == 18 and await sender.deliver_due() == 0
+        # At most 4 receivers at once, at most 2 of one project's hooks; and not one by one.
+        assert slow.most_in_flight[""] == 4, slow.most_in_flight
+        assert max(slow.most_in_flight[p.name] for p in projects) == 2, slow.most_in_flight
+    finally:
+        await slow.stop()
+    # Each hook still got its events in order.
+    by_hook: dict[str, list[int]] = {}
+    for path, d in zip(slow.paths, slow.got, strict=True):
+        by_hook.setdefault(path, []).append(d.event["id"])
+    assert len(by_hook) == 9
+    assert all(ids == sorted(ids) and len(ids) == 2 for ids in by_hook.values()), by_hook
+
+
+async def test_a_hook_with_much_to_send_makes_way_for_the_others(world: Api) -> None:
+    from kopers.hooksender import HookSender
+
+    k = world.kopers
+    slow = Receiver(delay=0.2)
+    await slow.start()
+    try:
+        for name in ("a", "b"):
+            p = await project(world, name)
+            await add_hook(world, p, f"http://127.0.0.1:{slow.port}/{name}/0")
+            for _ in range(3):
+                await new_build(world, p)  # 6 deliveries, all older than the next project's
+        # One hook at a time, each for about half a second (3 deliveries) before the other.
+        sender = HookSender(k.config, k.store, k.proxy.policy, concurrency=1, budget_s=0.5)
+        assert await sender.deliver_due() == 12
+    finally:
+        await slow.stop()
+    order = [path.split("/")[1] for path in slow.paths]
+    switches = sum(1 for x, y in itertools.pairwise(order) if x != y)
+    assert sorted(order) == ["a"] * 6 + ["b"] * 6 and switches >= 3, order
+
+
+async def test_stopping_the_sender_stops_its_drains_and_loses_no_delivery(world: Api) -> None:
+    from kopers.hooksender import HookSender
+
+    k = world.kopers
+    held = Receiver(hold=asyncio.Event())
+    await held.start()
+    try:
+        p = await project(world)
+        hook = await add_hook(world, p, held.url)
+        await new_build(world, p)
+        sender = HookSender(k.config, k.store, k.proxy.policy)
+        task = asyncio.create_task(sender.run())
+        await wait_until(lambda: held.in_flight[""] == 1, "a delivery in flight")
+        drains = [t for t in asyncio.all_tasks() if t.get_name().startswith("hook-drain-")]
+        assert len(drains) == 1
+        task.cancel()
+        async with asyncio.timeout(5):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert all(t.done() for t in drains)
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("hook-drain-")]
+        # The cut try was not recorded: the delivery is owed still, and is sent again.
+        items = await deliveries(world, p, hook["id"])
+        assert [(i["state"], i["attempts"]) for i in items] == [("pending", 0)] * 2
+        assert held.hold is not None
+        held.hold.set()
+        assert await sender.deliver_due() == 2
+        items = await deliveries(world, p, hook["id"])
+        assert [i["state"] for i in items] == ["delivered"] * 2
+        sent = [d.headers["X-Kopers-Delivery"] for d in held.got]
+        assert sent[-2:] == [str(i["id"]) for i in reversed(items)], sent
+    finally:
+        assert held.hold is not None
+        held.hold.set()
+        await held.stop()
+
+
+class LosingStore:
+    """The store, but reading a hook's head fails while `lost` is set: the database went."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.lost = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def head_delivery(self, hook_id: int) -> Any:
+        if self.lost:
+            raise ConnectionError("the connection to Postgres was lost")
+        return await self._store.head_delivery(hook_id)
+
+
+async def test_a_drain_that_fails_fails_the_loop_and_stops_the_other_drains(
+    world: Api, receiver: Receiver
+) -> None:
+    from kopers.hooksender import HookSender
+
+    k = world.kopers
+    held = Receiver(hold=asyncio.Event())
+    await held.start()
+    try:
+        p, q = await project(world), await project(world, "q")
+        await add_hook(world, p, held.url)
+        await new_build(world, p)
+        store: Any = LosingStore(k.store)
+        store.lost = False
+        k.supervise("event-bus", k.events.run)
+        sender = HookSender(k.config, store, k.proxy.policy, bus=k.events)
+        task = asyncio.create_task(sender.run())
+        await wait_until(lambda: held.in_flight[""] == 1, "a delivery in flight")
+        store.lost = True
+        await add_hook(world, q, receiver.url)
+        await new_build(world, q)  # the bus wakes the sender; this drain fails at once
+        async with asyncio.timeout(WAIT_S):
+            with pytest.raises(ConnectionError):
+                await task
+        # The supervisor restarts a failed loop; nothing of this one is left running.
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("hook-drain-")]
+        assert receiver.tried == 0
+        store.lost = False
+        assert held.hold is not None
+        held.hold.set()
+        assert await sender.deliver_due() == 4
+        assert len(receiver.got) == 2
+    finally:
+        assert held.hold is not None
+        held.hold.set()
+        await held.stop()
 
 
 # -- what makes an event --------------------------------------------------------

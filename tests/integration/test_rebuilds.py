@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kopers import rebuilds as rebuilds_mod
 from kopers.automation import RebuildConfig
-from kopers.models import BuildState
+from kopers.db.rebuilds import RebuildRecord
+from kopers.db.store import NewBuild
+from kopers.models import BuildState, Project, SourceType
+from kopers.publish import capabilities
+from kopers.publish.capabilities import Capabilities
+from kopers.rebuildplan import Plan, plan
+from kopers.rebuilds import Change
 from kopers.worker.runner import Runner
 from tests.fakevm import FakeVmPool
 from tests.integration.conftest import CHROOT, Api, create
@@ -29,7 +38,8 @@ async def running(api: Api, tmp_path: Path) -> AsyncIterator[Api]:
     """The api's Kopers with its scheduler and rebuild planner running on FakeVms."""
     k = api.kopers
     runner = Runner(k.config, k.paths, k.store, k.hub, k.publisher, FakeVmPool(tmp_path))  # type: ignore[arg-type]
-    runner.pipeline.on_succeeded = [k.packages.prune_after, k.rebuilds.changed]  # as the service
+    runner.pipeline.on_succeeded = [k.packages.prune_after]  # as the service wires them
+    runner.pipeline.on_published = [k.rebuilds.changed]
     k.scheduler.runner = runner
     k.supervise("scheduler", k.scheduler.run)
     k.supervise("rebuild-planner", k.rebuilds.run)
@@ -207,3 +217,157 @@ async def test_the_setting_takes_only_a_boolean(api: Api, value: object) -> None
     assert (await api.call("GET", SETTINGS))[1]["rebuild_dependents"] is False
     status, _ = await api.call("PATCH", SETTINGS, "bob", json={"rebuild_dependents": True})
     assert status == 403
+
+
+# -- the planner against the store, the repository index stood in for ---------
+
+C2 = "fedora-40-x86_64"
+
+
+def libx_and_usey(_chroot_dir: Path, names: list[str]) -> dict[str, Capabilities]:
+    """libx provides libx-devel; usey BuildRequires it (by build directory name)."""
+    return {
+        n: Capabilities(frozenset({"libx-devel"}), frozenset())
+        if n.endswith("-libx")
+        else Capabilities(frozenset(), frozenset({"libx-devel"}))
+        for n in names
+    }
+
+
+async def project_with_rebuilds(api: Api, chroots: list[str]) -> Project:
+    store = api.kopers.store
+    alice = await store.get_user("alice")
+    p = await store.create_project(
+        "alice",
+        "p",
+        description="",
+        instructions="",
+        homepage=None,
+        contact=None,
+        chroots=chroots,
+        additional_repos=[],
+        enable_net=False,
+        created_by=alice.id,
+    )
+    await store.set_rebuild_dependents(p.id, True)
+    return await store.project_by_id(p.id)
+
+
+async def built(
+    api: Api,
+    p: Project,
+    package: str,
+    ok: dict[str, bool],
+    user: str = "alice",
+    srpm: Path | None = None,
+) -> int:
+    """A build of `package` whose tasks ended (succeeded where `ok` says so)."""
+    store = api.kopers.store
+    submitter = await store.get_user(user)
+    name = srpm.name if srpm else f"{package}-1-1.src.rpm"
+    b = await store.create_build(
+        NewBuild(
+            project_id=p.id,
+            submitter_id=submitter.id,
+            source_type=SourceType.UPLOAD,
+            source={},
+            package_name=package,
+            package_version="1-1",
+            srpm_name=name,
+            source_state=BuildState.SUCCEEDED,
+            timeout=3600,
+            chroots=tuple(ok),
+            task_state=BuildState.PENDING,
+        )
+    )
+    if srpm is not None:
+        api.kopers.paths.source_dir(b.id).mkdir(parents=True)
+        shutil.copy(srpm, api.kopers.paths.source_dir(b.id) / name)
+    for chroot, good in ok.items():
+        await store.start_task(b.id, chroot, BuildState.STARTING)
+        state = BuildState.SUCCEEDED if good else BuildState.FAILED
+        await store.finish_task(b.id, chroot, state, None, None)
+    return b.id
+
+
+def rebuild_of(build_id: int, source: int, origin: int, generation: int = 1) -> RebuildRecord:
+    return RebuildRecord(build_id, None, "other", source, origin, generation, (build_id,), (), ())
+
+
+def plans(monkeypatch: pytest.MonkeyPatch) -> list[Plan]:
+    """Every plan the planner makes from now on."""
+    seen: list[Plan] = []
+
+    def recording(*args: Any) -> Plan:
+        seen.append(plan(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(capabilities, "read", libx_and_usey)
+    monkeypatch.setattr(rebuilds_mod, "plan", recording)
+    return seen
+
+
+async def test_a_package_rebuilt_in_one_chroot_is_still_a_dependent_in_the_other(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await project_with_rebuilds(api, [CHROOT, C2])
+    await built(api, p, "libx", {CHROOT: True, C2: True})
+    y1 = await built(api, p, "usey", {CHROOT: True, C2: True})
+    # An earlier chain rebuilt usey on CHROOT only: C2 still serves y1.
+    y2 = await built(api, p, "usey", {CHROOT: True})
+    await api.kopers.store.add_rebuild(rebuild_of(y2, y1, y1))
+    x2 = await built(api, p, "libx", {CHROOT: True, C2: True})
+    seen = plans(monkeypatch)
+    await api.kopers.rebuilds.plan_and_submit(p.id, [Change(p.id, x2, C2)])
+    assert [(s.package, s.chroots, s.source_build) for s in seen[0].steps] == [("usey", (C2,), y1)]
+
+
+async def test_a_new_version_ending_after_a_rebuild_of_the_old_one_still_counts(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await project_with_rebuilds(api, [CHROOT])
+    x1 = await built(api, p, "libx", {CHROOT: True})
+    await built(api, p, "usey", {CHROOT: True})
+    x2 = await built(api, p, "libx", {})  # libx 2 is submitted, still building, when ...
+    x1r = await built(api, p, "libx", {CHROOT: True})  # ... a rebuild of libx 1 ends first
+    await api.kopers.store.add_rebuild(rebuild_of(x1r, x1, x1))
+    newest = {b.package: b for b in await api.kopers.store.latest_package_builds(p.id)}
+    assert newest["libx"].build_id == x1r  # before libx 2 ends
+    seen = plans(monkeypatch)
+    await api.kopers.rebuilds.plan_and_submit(p.id, [Change(p.id, x2, CHROOT)])
+    assert [s.package for s in seen[0].steps] == ["usey"], "libx 2's change was dropped"
+
+
+async def test_the_chain_is_not_submitted_for_a_user_who_may_no_longer_build_there(
+    api: Api, monkeypatch: pytest.MonkeyPatch, make_srpm: Callable[..., Path]
+) -> None:
+    p = await project_with_rebuilds(api, [CHROOT])
+    await built(api, p, "usey", {CHROOT: True}, srpm=make_srpm("usey", "1"))
+    # bob's build got in (he was a builder then); bob may not build in alice/p now.
+    x = await built(api, p, "libx", {CHROOT: True}, user="bob")
+    seen = plans(monkeypatch)
+    chain = await api.kopers.rebuilds.plan_and_submit(p.id, [Change(p.id, x, CHROOT)])
+    assert [s.package for s in seen[0].steps] == ["usey"] and chain == []
+    events = await api.kopers.store.pool.fetch(
+        "SELECT details FROM events WHERE action = 'rebuild.refused'"
+    )
+    assert [e["details"]["reason"] for e in events] == [
+        f"bob, who submitted build {x}, may not build in alice/p any more"
+    ]
+    # The project's own user gets the chain.
+    x2 = await built(api, p, "libx", {CHROOT: True})
+    chain = await api.kopers.rebuilds.plan_and_submit(p.id, [Change(p.id, x2, CHROOT)])
+    assert [(b.package_name, b.submitter) for b in chain] == [("usey", "alice")]
+
+
+async def test_a_deleted_build_leaves_the_rest_of_its_burst(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await project_with_rebuilds(api, [CHROOT])
+    await built(api, p, "usey", {CHROOT: True})
+    x = await built(api, p, "libx", {CHROOT: True})
+    seen = plans(monkeypatch)
+    await api.kopers.rebuilds.plan_and_submit(
+        p.id, [Change(p.id, x + 1000, CHROOT), Change(p.id, x, CHROOT)]
+    )
+    assert [s.package for s in seen[0].steps] == ["usey"]

@@ -9,8 +9,11 @@ must leave the builds table as it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -18,10 +21,20 @@ from urllib.parse import urlencode
 import pytest
 
 from kopers.api.openapi_webhooks import KEEP as DOCUMENTED_KEEP
-from kopers.db.webhooks import KEEP
-from kopers.forgehook import signature_of
-from kopers.models import Project
-from tests.integration.conftest import Api, create
+from kopers.config import NetworkConfig
+from kopers.db.webhooks import KEEP, KEEP_ACCEPTED, KEEP_REFUSED, NewReceipt
+from kopers.errors import BuildFailed
+from kopers.forgehook import Forge, signature_of
+from kopers.forgepayload import RefKind
+from kopers.models import BuildState, Project
+from kopers.net.local import address_policy
+from kopers.net.policy import AddressPolicy
+from kopers.sched.graph import SOURCE, TaskKey
+from kopers.worker.runner import Runner
+from kopers.worker.scm import RefPin, checkout
+from tests.e2e.gitdaemon import GitRepo, git, git_daemon
+from tests.fakevm import FakeVmPool
+from tests.integration.conftest import CHROOT, Api, create
 from tests.integration.test_body_limits import open_api, port_of, push, request_head
 from tests.integration.test_openapi import checker, fetch_document
 from tests.unit.test_forgehook import (
@@ -39,6 +52,8 @@ pytestmark = pytest.mark.integration
 GITHUB = "https://github.com/octo/hello"
 SHA3 = "c" * 40
 SCM = "/api_3/package/add/alice/p/{name}/scm?ownername=alice&projectname=p"
+# The test git daemon listens here (tests/e2e/gitdaemon.py); clones may reach it.
+GIT_NETWORK = NetworkConfig((ipaddress.ip_network("127.0.0.2/32"),))
 
 
 async def add_package(api: Api, name: str, clone_url: str, **extra: Any) -> None:
@@ -445,25 +460,310 @@ async def test_receipts_are_listed_to_editors_with_what_they_started_and_why(hoo
     assert DOCUMENTED_KEEP == KEEP
 
 
-async def test_receipts_are_pruned_refused_ones_first(hooked: Api) -> None:
+async def fill(api: Api, status: int, n: int) -> None:
+    """`n` receipts of `status` for alice/p, such as pings (or refused pings) leave."""
+    store = api.kopers.store
+    p = await project(api)
+
+    async def one(i: int) -> None:
+        receipt = NewReceipt(p.id, Forge.GITHUB, status, "filler", "ping", None, f"{i:064x}")
+        await store.add_webhook_receipt(receipt)
+
+    for start in range(0, n, 50):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+    # Each receipt prunes what committed before it: one more settles any overlap.
+    await one(n)
+
+
+async def test_accepted_and_refused_receipts_are_kept_apart(hooked: Api) -> None:
     api = hooked
     store = api.kopers.store
     p = await project(api)
     status, built = await github(api, github_push())
     assert status == 200
-    # KEEP refused deliveries after it: the accepted one stays, the oldest refused go.
+    # More refused deliveries than are kept: the accepted one stays, the oldest refused go.
     raw = body(github_push())
     tasks = [
-        github(api, raw, headers={"X-Hub-Signature-256": f"sha256={i:064x}"}) for i in range(KEEP)
+        github(api, raw, headers={"X-Hub-Signature-256": f"sha256={i:064x}"})
+        for i in range(KEEP_REFUSED + 20)
     ]
     for i in range(0, len(tasks), 50):
         await asyncio.gather(*tasks[i : i + 50])
-    # Each delivery prunes what has committed before it: one more settles any overlap.
     await github(api, raw, headers={"X-Hub-Signature-256": "sha256=" + "f" * 64})
-    kept = await store.webhook_receipts(p.id, KEEP + 100)
-    assert len(kept) == KEEP
-    assert sum(r.accepted for r in kept) == 1
+    kept = await store.webhook_receipts(p.id, KEEP)
+    assert len(kept) == 1 + KEEP_REFUSED
     assert [r.builds for r in kept if r.accepted] == [tuple(built["builds"])]
     # And the replay protection of the accepted one holds.
     status, _ = await github(api, github_push())
     assert status == 409
+    assert KEEP_ACCEPTED + KEEP_REFUSED == KEEP
+
+
+async def test_refusals_stay_on_record_however_many_deliveries_are_accepted(hooked: Api) -> None:
+    api = hooked
+    p = await project(api)
+    status, _ = await github(
+        api, github_push(), headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    )
+    assert status == 403
+    await fill(api, 200, KEEP + 10)
+    kept = await api.kopers.store.webhook_receipts(p.id, KEEP)
+    assert [r.status for r in kept if not r.accepted] == [403]
+    assert sum(r.accepted for r in kept) == KEEP_ACCEPTED
+
+
+async def test_a_replay_is_refused_after_its_receipt_is_pruned(hooked: Api) -> None:
+    """A captured delivery, signature and all, does not build again once its receipt is gone."""
+    api = hooked
+    data = github_push(paths=["src/x.c"])
+    status, first = await github(api, data)
+    assert status == 200 and first["builds"]
+    count = await api.count("builds")
+    await fill(api, 200, KEEP_ACCEPTED + 10)
+    ids = [r.id for r in await api.kopers.store.webhook_receipts((await project(api)).id, KEEP)]
+    assert first["receipt"] not in ids
+    status, again = await github(api, data)
+    assert status == 409 and "accepted before" in again["error"], again
+    assert await api.count("builds") == count
+
+
+async def test_a_body_is_remembered_for_30_days(hooked: Api) -> None:
+    api = hooked
+    pool = api.kopers.store.pool
+    data = github_push(paths=["src/x.c"])
+    status, first = await github(api, data)
+    assert status == 200
+    count = await api.count("builds")
+    await pool.execute("UPDATE webhook_digests SET seen_at = now() - interval '29 days'")
+    status, _ = await github(api, data)
+    assert status == 409 and await api.count("builds") == count
+    await pool.execute("UPDATE webhook_digests SET seen_at = now() - interval '31 days'")
+    status, again = await github(api, data)
+    assert status == 200 and len(again["builds"]) == len(first["builds"])
+    # The old claim went when the new one was made; the new one holds.
+    ages = await pool.fetch(
+        "SELECT now() - seen_at < interval '1 day' AS fresh FROM webhook_digests"
+    )
+    assert [r["fresh"] for r in ages] == [True]
+    status, _ = await github(api, data)
+    assert status == 409
+
+
+async def test_a_delivery_that_built_nothing_does_not_claim_its_body(hooked: Api) -> None:
+    api = hooked
+    other = github_push(repo="https://github.com/octo/pinned", ref="refs/heads/feature-x")
+    status, answer = await github(api, other)
+    assert status == 200 and answer["builds"] == [], answer
+    # The package is set to follow that branch, and the forge delivers the same body again.
+    await api.kopers.store.pool.execute(
+        "UPDATE packages SET source = jsonb_set(source, '{committish}', '\"feature-x\"')"
+        " WHERE name = 'pinned'"
+    )
+    status, again = await github(api, other)
+    assert status == 200 and len(again["builds"]) == 1, again
+    status, _ = await github(api, other)
+    assert status == 409
+    for _ in range(2):
+        status, answer = await github(api, {"zen": "same"}, "ping")
+        assert status == 200 and answer["builds"] == []
+
+
+# -- packages that cannot be built ------------------------------------------------------------
+
+
+async def test_an_unbuildable_package_is_skipped_and_the_others_build(hooked: Api) -> None:
+    api = hooked
+    store = api.kopers.store
+    pool = store.pool
+    await pool.execute(
+        "UPDATE packages SET source = jsonb_set(source, '{source_build_method}', '\"tito\"')"
+        " WHERE name = 'hello-main'"
+    )
+    # Refused inside the submission: every chroot of the project denied to it.
+    await pool.execute(
+        "UPDATE packages SET chroot_denylist = $1 WHERE name = 'hello-docs'", [CHROOT]
+    )
+    status, answer = await github(api, github_push(paths=["docs/x", "src/x"]))
+    assert status == 200, answer
+    assert set(await builds_of(api)) == {"hello"}
+    assert await api.count("builds") == len(answer["builds"]) == 1
+    skipped = {s["package"]: s["reason"] for s in answer["skipped"]}
+    assert set(skipped) == {"hello-main", "hello-docs"}
+    assert "tito" in skipped["hello-main"] and "chroot" in skipped["hello-docs"]
+    assert all("\n" not in r for r in skipped.values())
+    [receipt] = await store.webhook_receipts((await project(api)).id, KEEP)
+    assert receipt.accepted and receipt.builds == tuple(answer["builds"])
+    assert receipt.reason == answer["message"]
+    assert "building hello at" in receipt.reason and "hello-main" in receipt.reason
+    assert "tito" in receipt.reason and "hello-docs" in receipt.reason
+    # Nothing buildable at all: the first refusal, as before, and nothing built.
+    await pool.execute(
+        "UPDATE packages SET source = jsonb_set(source, '{source_build_method}', '\"tito\"')"
+        " WHERE name = 'hello'"
+    )
+    status, answer = await github(api, github_push(after=SHA3, paths=["src/x"]))
+    assert status == 400 and "tito" in answer["error"], answer
+    assert await api.count("builds") == 1
+    assert [s for s, _ in await receipts_of(api)] == [200, 400]
+    assert await pool.fetchval("SELECT count(*) FROM webhook_digests") == 1
+
+
+# -- the audit log ----------------------------------------------------------------------------
+
+
+async def test_a_webhook_build_is_audited_as_one(hooked: Api) -> None:
+    api = hooked
+    status, answer = await github(api, github_push(paths=["src/x"]))
+    assert status == 200 and answer["builds"]
+    rows = await api.kopers.store.pool.fetch(
+        "SELECT details FROM events WHERE action = 'build.submit' ORDER BY id"
+    )
+    details = [
+        json.loads(r["details"]) if isinstance(r["details"], str) else r["details"] for r in rows
+    ]
+    assert sorted(d["build"] for d in details) == sorted(answer["builds"])
+    for d in details:
+        assert (d["via"], d["forge"], d["receipt"]) == ("webhook", "github", answer["receipt"])
+        assert d["chroots"] == [CHROOT]
+
+
+# -- what reaches the log and the record ------------------------------------------------------
+
+
+def kopers_log(caplog: pytest.LogCaptureFixture) -> str:
+    """What Kopers logged (the test server's own access log is not Kopers': serve turns it off)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("kopers"))
+
+
+async def test_the_webhook_secret_stays_out_of_the_server_log(
+    hooked: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = hooked
+    p = await project(api)
+    await api.kopers.store.pool.execute(
+        "UPDATE packages SET source = jsonb_set(source, '{scm_type}', '\"svn\"')"
+        " WHERE name = 'hello'"
+    )
+    caplog.set_level(logging.INFO)
+    status, _ = await deliver(api, "custom", b"", tail="/hello/")
+    assert status == 501
+    logged = kopers_log(caplog)
+    assert f"/webhooks/custom/{p.id}/<secret>/hello/" in logged
+    assert p.webhook_secret not in logged
+
+
+async def test_a_slow_delivery_is_logged_without_the_secret(
+    dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api, _ = await open_api(
+        dsn,
+        tmp_path / "data",
+        KOPERS_LIMITS_BODY_GRACE="1",
+        KOPERS_LIMITS_MIN_BODY_RATE_KIB="4",
+    )
+    caplog.set_level(logging.INFO)
+    try:
+        assert (await create(api, "alice", "alice", "p"))[0] == 200
+        p = await project(api)
+        path = f"/webhooks/github/{p.id}/{p.webhook_secret}/"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(api))
+        writer.write(request_head(path, "none", "application/json", 10_000) + b"{")
+        await writer.drain()
+        try:
+            async with asyncio.timeout(10):
+                while await reader.read(1 << 16):
+                    pass
+        except ConnectionError:
+            pass
+        writer.close()
+        logged = kopers_log(caplog)
+        assert "the body arrived at under" in logged
+        assert f"/webhooks/github/{p.id}/<secret>/" in logged
+        assert p.webhook_secret not in logged
+    finally:
+        await api.client.close()
+        await api.kopers.close()
+
+
+async def test_receipt_reasons_name_no_host_path(hooked: Api) -> None:
+    api = hooked
+    data_dir = str(api.kopers.config.data_dir)
+    status, answer = await github(api, github_push(repo=f"https://github.com{data_dir}/x"))
+    assert status == 404 and data_dir not in answer["error"], answer
+    [receipt] = await api.kopers.store.webhook_receipts((await project(api)).id, KEEP)
+    assert receipt.reason == answer["error"]
+    assert data_dir not in receipt.reason and "<data>" in receipt.reason
+
+
+# -- the pushed commit is held to its ref -------------------------------------------------------
+
+
+def allow_git() -> AddressPolicy:
+    """This host's policy with only the test git daemon's address allow-listed."""
+    return address_policy(GIT_NETWORK)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[GitRepo]:
+    with git_daemon(tmp_path / "git", "hello.git", {"hello.spec": "Name: hello\n"}) as repo:
+        yield repo
+
+
+async def test_a_pushed_commit_is_checked_out_only_on_the_ref_it_names(
+    tmp_path: Path, served: GitRepo
+) -> None:
+    repo = served
+    first = git("rev-parse", "HEAD", cwd=repo.work).strip()
+    second = repo.commit({"hello.spec": "Name: hello\nVersion: 2\n"})
+    unreviewed = repo.commit({"evil": "1"}, branch="unreviewed")
+    away = repo.commit({"later": "1"}, branch="main")
+    for args in (("tag", "v1", first), ("tag", "-a", "v2", "-m", "two", second)):
+        git(*args, cwd=repo.work)
+    git("push", "-q", str(repo.bare), "v1", "v2", cwd=repo.work)
+    main, tag = RefPin(RefKind.BRANCH, "main"), RefPin(RefKind.TAG, "v1")
+    tree = tmp_path / "tree"
+
+    async def out(commit: str, on: RefPin | None) -> str:
+        return await checkout(repo.url, commit, tree, allow_git(), on=on)
+
+    # On the branch: its newest commit, and an older one (the branch holds it).
+    assert await out(away, main) == away
+    assert await out(first, main) == first
+    assert await out(unreviewed, RefPin(RefKind.BRANCH, "unreviewed")) == unreviewed
+    assert await out(first, tag) == first
+    assert await out(second, RefPin(RefKind.TAG, "v2")) == second  # annotated
+    # Without a ref (a build asked for by hand): any commit, as before.
+    assert await out(unreviewed, None) == unreviewed
+    refused = [
+        (unreviewed, main, f"commit {unreviewed} is not on branch main"),
+        (second, tag, f"tag v1 does not point to commit {second}"),
+        ("d" * 40, main, f"commit {'d' * 40} is not in the repository"),
+        (first, RefPin(RefKind.BRANCH, "gone"), "branch gone is not in the repository"),
+        (first, RefPin(RefKind.TAG, "gone"), "tag gone is not in the repository"),
+    ]
+    for commit, on, reason in refused:
+        with pytest.raises(BuildFailed) as info:
+            await out(commit, on)
+        assert info.value.message.startswith(reason), (info.value.message, reason)
+        assert "\n" not in info.value.message
+        assert not (tree / "evil").exists()
+
+
+async def test_a_push_naming_a_commit_off_its_branch_fails_its_source_step(
+    api: Api, tmp_path: Path, served: GitRepo
+) -> None:
+    repo = served
+    assert (await create(api, "alice", "alice", "p"))[0] == 200
+    await add_package(api, "hello", repo.url)
+    evil = repo.commit({"evil": "1"}, branch="unreviewed")
+    status, answer = await github(api, github_push(repo=repo.url, after=evil))
+    assert status == 200, answer
+    [build_id] = answer["builds"]
+    k = api.kopers
+    build = await k.store.get_build(build_id)
+    assert (build.source["committish"], build.source["ref"]) == (evil, "refs/heads/main")
+    config = dataclasses.replace(k.config, network=GIT_NETWORK)
+    runner = Runner(config, k.paths, k.store, k.hub, k.publisher, FakeVmPool(tmp_path / "vms"))  # type: ignore[arg-type]
+    assert await runner.run(TaskKey(build_id, SOURCE)) == BuildState.FAILED
+    reason = (await k.store.get_build(build_id)).tasks[0].reason
+    assert reason == f"source import failed: commit {evil} is not on branch main"

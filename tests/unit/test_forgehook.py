@@ -8,11 +8,13 @@ same ones over HTTP.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
 
-from kopers.errors import AuthenticationError, BadRequest, Forbidden
+from kopers import forgeplan
+from kopers.errors import AuthenticationError, BadRequest, BuildFailed, Forbidden
 from kopers.forgehook import (
     Delivery,
     Forge,
@@ -32,6 +34,9 @@ from kopers.models import (
     ScmPackageSource,
     ScmType,
 )
+from kopers.redact import redact_path
+from kopers.submission import ScmSource
+from kopers.worker.scm import RefPin, pin_of
 
 SHA = "a" * 40
 SHA2 = "b" * 40
@@ -579,3 +584,119 @@ def test_one_build_per_package_when_a_delivery_pushes_several_refs() -> None:
     two = [push("main"), Push(Forge.BITBUCKET, (REPO,), RefKind.BRANCH, "dev", SHA2, None)]
     result = plan(two, [pkg])
     assert [(x.package.name, x.commit) for x in result.builds] == [("any", SHA)]
+
+
+# -- the ref a build is held to -------------------------------------------------------------
+
+NOT_REF_NAMES = [
+    "../../x",
+    "a..b",
+    "a~1",
+    "a^{}",
+    "a~1^{}:@{-1}",
+    "x:y",
+    "a@{-1}",
+    "@",
+    "x.lock",
+    "a/x.lock/b",
+    ".hidden",
+    "a/.b",
+    "a//b",
+    "a/",
+    "/a",
+    "end.",
+    "a?b",
+    "a*b",
+    "a[b",
+    "a\\b",
+    "a\x7fb",
+    "x" * 256,
+]
+
+
+@pytest.mark.parametrize("name", NOT_REF_NAMES)
+def test_a_name_git_would_not_take_for_a_branch_or_tag_is_a_400(name: str) -> None:
+    for ref in (f"refs/heads/{name}", f"refs/tags/{name}"):
+        with pytest.raises(BadRequest, match="ref") as info:
+            parse(delivery(Forge.GITHUB, github_push(ref=ref), "push"))
+        assert "\n" not in info.value.message
+    change = {"new": {"type": "branch", "name": name, "target": {"hash": SHA}}}
+    with pytest.raises(BadRequest, match="name"):
+        parse(delivery(Forge.BITBUCKET, bitbucket_push(changes=[change]), "repo:push"))
+
+
+@pytest.mark.parametrize(
+    "name", ["main", "release/1.0", "v1.0-rc1", "foo-1.0-1", "feature/ü", "a.b"]
+)
+def test_ordinary_branch_and_tag_names_are_read(name: str) -> None:
+    [p] = parse(delivery(Forge.GITHUB, github_push(ref=f"refs/heads/{name}"), "push"))  # type: ignore[misc]
+    assert p.ref == name
+    assert RefPin(RefKind.TAG, name).full == f"refs/tags/{name}"
+
+
+def test_each_planned_build_is_held_to_the_ref_it_was_pushed_to() -> None:
+    pkg = package("any")
+    [built] = plan([push("main")], [pkg]).builds
+    assert (built.commit, built.on) == (SHA, RefPin(RefKind.BRANCH, "main"))
+    [tagged] = plan([push("v1.0", RefKind.TAG)], [pkg]).builds
+    assert tagged.on == RefPin(RefKind.TAG, "v1.0")
+    assert str(tagged.on) == "tag v1.0"
+
+
+def test_the_pushed_ref_travels_with_the_commit_in_the_build_source() -> None:
+    on = RefPin(RefKind.BRANCH, "main")
+    source = ScmSource(REPO, SHA, on=on).as_source()
+    assert (source["committish"], source["ref"]) == (SHA, "refs/heads/main")
+    assert pin_of(source) == on
+    assert pin_of(ScmSource(REPO, SHA, on=RefPin(RefKind.TAG, "v1")).as_source()) == RefPin(
+        RefKind.TAG, "v1"
+    )
+    # A build without a pushed ref (any manual one) carries none, as before.
+    manual = ScmSource(REPO, "main").as_source()
+    assert "ref" not in manual and pin_of(manual) is None
+    for bad in ("main", "refs/remotes/origin/main", "refs/heads/-x", "refs/heads/a..b", 5, ""):
+        with pytest.raises(BuildFailed, match="ref"):
+            pin_of({"ref": bad})
+    with pytest.raises(BadRequest):
+        RefPin(RefKind.BRANCH, "--upload-pack=x")
+
+
+def test_planning_normalizes_each_url_once_however_many_refs_and_packages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100 refs of one delivery against 2000 packages: O(packages + URLs) normalizations."""
+    calls: Counter[str] = Counter()
+    real = forgeplan.repo_key
+
+    def counting(url: str) -> str | None:
+        calls[url] += 1
+        return real(url)
+
+    monkeypatch.setattr(forgeplan, "repo_key", counting)
+    packages = [
+        package(f"pkg{i}", f"https://bitbucket.org/team/repo{i % 3}", pid=i) for i in range(2000)
+    ]
+    urls = ("https://bitbucket.org/team/repo0", "https://bitbucket.org/team/repo0")
+    pushes = [Push(Forge.BITBUCKET, urls, RefKind.TAG, f"t{i}", SHA, None) for i in range(100)]
+    result = forgeplan.plan(pushes, packages)
+    assert sum(calls.values()) <= len(packages) + len(set(urls))
+    assert max(calls.values()) == 1
+    assert len(result.builds) == len([p for p in packages if p.id % 3 == 0])
+    assert result.matched and {b.on for b in result.builds} == {RefPin(RefKind.TAG, "t0")}
+
+
+# -- the secret in a webhook's address ------------------------------------------------------
+
+
+def test_the_secret_of_a_webhook_path_is_left_out_of_what_is_logged() -> None:
+    for forge in ("github", "gitlab", "bitbucket", "pagure"):
+        for tail in ("/", ""):
+            shown = redact_path(f"/webhooks/{forge}/12/{SECRET}{tail}")
+            assert shown == f"/webhooks/{forge}/12/<secret>{tail}"
+    assert (
+        redact_path(f"/webhooks/custom/12/{SECRET}/hello/") == "/webhooks/custom/12/<secret>/hello/"
+    )
+    assert SECRET not in redact_path(f"//webhooks//github/12/{SECRET}/")
+    assert SECRET not in redact_path(f"/webhooks/github/x/{SECRET}/../..")
+    for path in ("/api_3/project/list", "/webhooks/github/12", "/webhooks/", "/"):
+        assert redact_path(path) == path

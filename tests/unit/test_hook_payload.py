@@ -1,17 +1,24 @@
-"""The events Kopers sends out: their JSON, signature, headers and retry pauses, and the
-parsing of hook URLs and stream parameters. Pure."""
+"""The events Kopers sends out: their JSON, signature, headers and retry pauses, the
+parsing of hook URLs and stream parameters, and which hooks' drains start. Pure."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kopers.api.eventstream import accepts_stream, parse_last_id, parse_project
+from kopers.api.eventstream import (
+    accepts_stream,
+    parse_last_id,
+    parse_project,
+    streams_per_address,
+)
 from kopers.api.hooks import hook_secret, hook_url, parse_hook, valid_host
 from kopers.errors import BadRequest
+from kopers.hooksender import pick_drains
 from kopers.notifications import (
+    DueHook,
     EventKind,
     Notification,
     answer_text,
@@ -155,6 +162,49 @@ def test_host_syntax() -> None:
     assert not valid_host("." * 3) and not valid_host("a" * 254)
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",  # 127.0.0.1 as one number
+        "127.1",
+        "0",
+        "0177.0.0.1",  # octal
+        "0x7f000001",  # hex, which a resolver reads as an address
+        "0x7f.0.0.1",
+        "127.0.0.0x1",
+        "1.2.3.4.5",
+        "127.0.0.1.",
+        "example.123",  # a name whose last label is a number reads as an address
+        "example.0x",
+        "::1%eth0",  # a zone belongs to this host, not to a URL
+        "fe80::1%25eth0",
+    ],
+)
+def test_a_host_that_is_neither_a_dns_name_nor_a_canonical_address_is_refused(
+    host: str,
+) -> None:
+    assert not valid_host(host, bracketed=":" in host)
+    shown = f"[{host}]" if ":" in host else host
+    with pytest.raises(BadRequest) as refused:
+        hook_url(f"http://{shown}/hook")
+    assert "\n" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["deadbeef", "0x7f000001.example.com", "1e3.example", "123.example.com", "a-1.b2", "x.0x1g"],
+)
+def test_names_that_only_look_numeric_are_names(host: str) -> None:
+    assert valid_host(host)
+    assert hook_url(f"http://{host}/") == f"http://{host}/"
+
+
+def test_ipv6_literals_are_taken_as_written() -> None:
+    for host in ("2001:db8::1", "2001:DB8::1", "::ffff:192.0.2.1", "0:0:0:0:0:0:0:1"):
+        assert valid_host(host, bracketed=True), host
+        assert hook_url(f"https://[{host}]:8443/x") == f"https://[{host}]:8443/x"
+
+
 def test_a_secret_is_printable_ascii_of_sensible_length() -> None:
     assert hook_secret("s" * 16) == "s" * 16
     for bad in ("s" * 15, "s" * 257, "s" * 15 + "\n", "é" * 16, 16, None):
@@ -162,6 +212,46 @@ def test_a_secret_is_printable_ascii_of_sensible_length() -> None:
             hook_secret(bad)
     assert parse_hook({"url": "https://e.com/"}).secret is None
     assert parse_hook({"url": "https://e.com/", "secret": "t" * 20}).secret == "t" * 20
+
+
+# -- which hooks' drains start ---------------------------------------------------
+
+T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+def due(hook: int, project: int, seconds: int = 0) -> DueHook:
+    return DueHook(hook, project, T0 + timedelta(seconds=seconds))
+
+
+def test_drains_start_in_the_order_their_heads_fell_due_up_to_the_slots() -> None:
+    hooks = [due(1, 1, 5), due(2, 2, 1), due(3, 3, 3)]
+    assert pick_drains(hooks, {}, {}, total=2, per_project=4) == [hooks[1], hooks[2]]
+    assert pick_drains(hooks, {}, {}, total=8, per_project=4) == [hooks[1], hooks[2], hooks[0]]
+    assert pick_drains(hooks, {9: 9, 8: 8}, {}, total=2, per_project=4) == []
+    assert pick_drains([], {}, {}, total=2, per_project=4) == []
+
+
+def test_one_project_gets_no_more_than_its_share_of_the_slots() -> None:
+    mine = [due(h, 1, h) for h in range(1, 21)]
+    other = due(99, 2, 100)
+    picked = pick_drains([*mine, other], {}, {}, total=16, per_project=4)
+    assert picked == [*mine[:4], other]
+    # Drains already running count against the project's share.
+    picked = pick_drains([*mine[3:], other], {1: 1, 2: 1, 3: 1}, {}, total=16, per_project=4)
+    assert picked == [mine[3], other]
+
+
+def test_a_hook_already_draining_is_not_started_twice() -> None:
+    assert pick_drains([due(1, 1), due(2, 1)], {1: 1}, {}, total=4, per_project=4) == [due(2, 1)]
+
+
+def test_a_hook_that_used_its_turn_goes_behind_those_waiting() -> None:
+    long_due, newer, newest = due(1, 1, 0), due(2, 2, 60), due(3, 3, 200)
+    hooks = [long_due, newer, newest]
+    served = {1: T0 + timedelta(seconds=100)}  # hook 1 made way then, with more to send
+    assert pick_drains(hooks, {}, served, total=3, per_project=1) == [newer, long_due, newest]
+    served[2] = T0 + timedelta(seconds=101)
+    assert pick_drains(hooks, {}, served, total=1, per_project=1) == [long_due]
 
 
 def test_stream_parameters() -> None:
@@ -177,3 +267,10 @@ def test_stream_parameters() -> None:
     assert accepts_stream("text/event-stream")
     assert accepts_stream("text/html, Text/Event-Stream;q=0.9")
     assert not accepts_stream("*/*") and not accepts_stream("")
+
+
+def test_the_stream_cap_of_an_address_follows_its_connection_cap() -> None:
+    assert streams_per_address(64) == 8  # the default
+    assert streams_per_address(4) == 8 and streams_per_address(1) == 8  # connections bind first
+    assert streams_per_address(4096) == 512  # behind a reverse proxy, raised with it
+    assert streams_per_address(0) == 0  # connections not capped: streams neither

@@ -10,6 +10,7 @@ RECORD = RebuildRecord(
     trigger_build_id=7,
     trigger_package="liba",
     source_build_id=4,
+    origin_build_id=2,
     generation=2,
     chain=(9, 10),
     because=(

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from kopers.rebuildplan import Because, Latest, plan
+from kopers.rebuildplan import Because, Latest, PlanTooLarge, plan
 
 
 def latest(package: str, build: int, provides: list[str], requires: list[str]) -> Latest:
@@ -94,3 +94,26 @@ def test_a_long_chain_is_planned_without_recursion(size: int) -> None:
     ]
     result = plan({"x": ["p0000"]}, {"x": chain})
     assert [s.package for s in result.steps] == [f"p{i:04d}" for i in range(1, size)]
+
+
+def test_packages_that_all_provide_and_need_everything_stop_the_plan() -> None:
+    """80 packages sharing 10,000 capabilities: refused early, not planned for seconds."""
+    names = frozenset(f"cap-{i:05d}" for i in range(10_000))
+    crowd = [Latest(f"p{i:03d}", i + 1, names, names) for i in range(80)]
+    with pytest.raises(PlanTooLarge, match="more than 2000000 capabilities"):
+        plan({"x": ["p000"]}, {"x": crowd})
+    # Below the budget the same shape plans, and each reason stays short.
+    few = [Latest(f"p{i:03d}", i + 1, names, names) for i in range(3)]
+    result = plan({"x": ["p000"]}, {"x": few})
+    assert [s.package for s in result.steps] == ["p001", "p002"]
+    assert all(len(b.provides) == 8 for s in result.steps for b in s.because)
+    assert result.steps[0].because[0].provides[0] == "cap-00000"
+
+
+def test_the_newest_source_is_rebuilt_whatever_the_build_ids() -> None:
+    """A rebuild of an older version (a higher id) does not win over a newer version."""
+    old_rebuild = Latest("b", 11, frozenset({"b"}), frozenset({"a"}), (5, 1, 11))
+    new_version = Latest("b", 10, frozenset({"b"}), frozenset({"a"}), (10, 0, 10))
+    a = Latest("a", 12, frozenset({"a"}), frozenset())
+    result = plan({"x": ["a"], "y": ["a"]}, {"x": [a, old_rebuild], "y": [a, new_version]})
+    assert [(s.package, s.source_build, s.chroots) for s in result.steps] == [("b", 10, ("x", "y"))]
