@@ -33,11 +33,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kopers import access, webhooks
-from kopers.api.auth import require_user
+from kopers import webhooks
+from kopers.api.auth import editable_project
 from kopers.api.bodycaps import BodyCaps
 from kopers.api.keys import KOPERS
-from kopers.api.params import path_name, query_int
+from kopers.api.params import query_int
 from kopers.db.webhooks import KEEP, Receipt
 from kopers.forgehook import PUSH_FORGES, Forge, delivery_of
 
@@ -105,13 +105,7 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
 async def received(request: web.Request) -> web.Response:
     """The deliveries recorded for the project, newest first; for its editors."""
     kopers = request.app[KOPERS]
-    user = await require_user(request)
-    project = await kopers.store.get_project(
-        path_name(request, "owner"), path_name(request, "project")
-    )
-    await access.authorize(
-        kopers.store, user, access.Action.EDIT_PROJECT, access.Target.of(project)
-    )
+    _, project = await editable_project(request)
     limit = query_int(request, "limit", DEFAULT_LIMIT, lo=1, hi=KEEP)
     receipts = await kopers.store.webhook_receipts(project.id, limit)
     return web.json_response(

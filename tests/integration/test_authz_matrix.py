@@ -83,10 +83,10 @@ class World:
     def name(self, prefix: str) -> str:
         return f"{prefix}{next(self.serial)}"
 
-    async def project(self, kind: str) -> Project:
+    async def project(self, kind: str, creator: str = "olga") -> Project:
         """A fresh project of `kind` where bea is builder and pat is admin (rows only)."""
         store = self.kopers.store
-        olga = await store.get_user("olga")
+        made_by = await store.get_user(creator)
         project = await store.create_project(
             owner_of(kind),
             self.name("p"),
@@ -97,7 +97,7 @@ class World:
             chroots=[CHROOT],
             additional_repos=[],
             enable_net=False,
-            created_by=olga.id,
+            created_by=made_by.id,
         )
         grants = {
             "bea": Grant(builder=PermState.APPROVED),
@@ -570,19 +570,8 @@ def _delivery(forge: str, secret: str) -> tuple[bytes, dict[str, str]]:
 def webhook(forge: str, path: str) -> Prepare:
     async def prepare(w: World, kind: str, user: str | None) -> Call:
         store = w.kopers.store
-        creator = await store.get_user("olga" if kind == "user" else "gadm")
-        p = await store.create_project(
-            owner_of(kind),
-            w.name("p"),
-            description="",
-            instructions="",
-            homepage=None,
-            contact=None,
-            chroots=[CHROOT],
-            additional_repos=[],
-            enable_net=False,
-            created_by=creator.id,
-        )
+        # A group project's builds run as its creator, who must be a member.
+        p = await w.project(kind, creator="olga" if kind == "user" else "gadm")
         source = ScmPackageSource(HOOK_REPOS[forge] + ".git")
         await store.create_package(p.id, "hello", PackageSettings(source, webhook_rebuild=True))
         data, headers = _delivery(forge, p.webhook_secret)
