@@ -31,8 +31,6 @@ copr_poll_mean_s=2.5 ratio_webhook=<copr/kopers> ratio_rebuild=<copr/kopers>`.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import statistics
 import sys
@@ -47,6 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e import forgepush  # noqa: E402
+from tests.e2e.forgepush import github_push, signed  # noqa: E402
 from tests.e2e.gitdaemon import GitRepo, git_daemon  # noqa: E402
 from tests.e2e.server import Server  # noqa: E402
 from tests.rpms import noarch_srpm  # noqa: E402
@@ -103,27 +103,12 @@ class Events:
 
 
 def deliver(server: Server, project_id: int, secret: str, repo: GitRepo, commit: str) -> int:
-    body = json.dumps(
-        {
-            "ref": "refs/heads/main",
-            "after": commit,
-            "repository": {"clone_url": repo.url},
-            "commits": [{"id": commit, "modified": ["bench-hooked.spec"]}],
-        }
-    ).encode()
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(
-        f"{server.url}/webhooks/github/{project_id}/{secret}/",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "push",
-            "X-GitHub-Delivery": commit,
-            "X-Hub-Signature-256": f"sha256={digest}",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        (build,) = json.loads(resp.read())["builds"]
+    body = github_push(repo.url, commit, "bench-hooked.spec")
+    url = f"{server.url}/webhooks/github/{project_id}/{secret}/"
+    status, answer = forgepush.deliver(url, body, signed(body, secret, commit))
+    if status != 200:
+        raise RuntimeError(f"the delivery got {status}: {answer}")
+    (build,) = json.loads(answer)["builds"]
     return int(build)
 
 

@@ -33,9 +33,10 @@ import logging
 import secrets
 import shutil
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kopers import access
 from kopers.builds import remove_sources
@@ -57,7 +58,13 @@ MAX_SETTLE_FACTOR = 10  # a burst is planned at the latest this many settle wind
 
 # Kopers.submit: records the builds with their audit events, then schedules them.
 SubmitFn = Callable[
-    [User, str | None, Callable[[], Awaitable[list[Build]]]], Awaitable[list[Build]]
+    [
+        User,
+        str | None,
+        Callable[[], Awaitable[list[Build]]],
+        Callable[[], Mapping[str, Any]] | None,
+    ],
+    Awaitable[list[Build]],
 ]
 AuditFn = Callable[[str, str, dict[str, object]], Awaitable[None]]
 
@@ -190,7 +197,11 @@ class Rebuilds:
         by_build = {b.build_id: b for b in newest.values()}
         assert self.submit is not None, "Rebuilds.submit is wired by the service"
         return await self.submit(
-            user, None, lambda: self._create_chain(project, user, trigger, result, by_build)
+            user,
+            None,
+            lambda: self._create_chain(project, user, trigger, result, by_build),
+            # The audit log tells an automatic build from one its user asked for.
+            lambda: {"via": "rebuild", "trigger": trigger.id},
         )
 
     async def _refuse(self, project: Project, reason: str) -> list[Build]:

@@ -13,8 +13,6 @@ import hmac
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import forgepush
+from tests.e2e.forgepush import signed
 from tests.e2e.gitdaemon import GitRepo, git_daemon
 from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, free_port
 
@@ -98,35 +98,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 def deliver(server: Server, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(f"{server.url}{path}", data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    return forgepush.deliver(f"{server.url}{path}", body, headers)
 
 
 def github_push(repo: GitRepo, commit: str) -> bytes:
-    return json.dumps(
-        {
-            "ref": "refs/heads/main",
-            "before": "0" * 40,
-            "after": commit,
-            "deleted": False,
-            "repository": {"clone_url": repo.url, "full_name": "hanna/hooked"},
-            "commits": [{"id": commit, "added": [], "modified": ["kopers-hooked.spec"]}],
-        }
-    ).encode()
-
-
-def signed(body: bytes, key: str, delivery: str) -> dict[str, str]:
-    digest = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
+    return forgepush.github_push(repo.url, commit, "kopers-hooked.spec")
 
 
 def build_count(server: Server) -> int:

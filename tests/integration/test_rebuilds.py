@@ -128,6 +128,11 @@ async def test_a_new_library_rebuilds_its_dependents_in_order(
 
     status, detail = await api.call("GET", f"/api/builds/{b2.id}")
     assert status == 200
+    submitted = await store.pool.fetchval(
+        "SELECT details FROM events WHERE action = 'build.submit' AND details->>'build' = $1",
+        str(b2.id),
+    )
+    assert (submitted["via"], submitted["trigger"]) == ("rebuild", a2)
     assert detail["rebuild"] == {
         "generation": 1,
         "trigger": {"build": a2, "package": "kopers-a"},
