@@ -58,6 +58,7 @@ class Scheduler:
         self.last_served: dict[str, int] = {}
         self._served = 0
         self._wake = asyncio.Event()
+        self._promoting = asyncio.Lock()
         self._loaded = asyncio.Event()
         self._settling: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -174,13 +175,20 @@ class Scheduler:
         log.info("scheduler loaded %d unfinished tasks", len(self.graph.nodes))
 
     async def _promote(self) -> None:
-        """Waiting tasks whose dependencies have all succeeded become pending."""
-        for key in self.graph.promotable():
-            if await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING):
-                self.graph.set_state(key, BuildState.PENDING)
-            else:
-                # Canceled while it waited: the stored state wins; forget the node.
-                self.graph.remove(key)
+        """Waiting tasks whose dependencies have all succeeded become pending.
+
+        One promotion at a time: the loop and every task that settles promote,
+        and a second pass over the same waiting task would find it pending in
+        the database already and take that for a cancel, dropping the node, so
+        that what waits on it would start too early.
+        """
+        async with self._promoting:
+            for key in self.graph.promotable():
+                if await self.store.set_task_state(key.build_id, key.chroot, BuildState.PENDING):
+                    self.graph.set_state(key, BuildState.PENDING)
+                else:
+                    # Canceled while it waited: the stored state wins; forget the node.
+                    self.graph.remove(key)
 
     def _dispatch(self) -> None:
         ready = [n for n in self.graph.ready() if n.key not in self.running]

@@ -225,3 +225,22 @@ async def test_stopping_is_not_canceling_the_chain_resumes_at_the_next_start(
         restarted.cancel()
     assert [(await store.get_build(i)).state for i in (a, b)] == [BuildState.SUCCEEDED] * 2
     assert again.started == [TaskKey(a, "debian-12-x86_64"), TaskKey(b, "debian-12-x86_64")]
+
+
+async def test_two_promotions_at_once_keep_the_dependency_in_the_graph(store: Store) -> None:
+    """Two tasks ending together each promote the graph: a waiting task promoted by the
+    first must not be dropped by the second (whose database update finds it pending
+    already), or whatever waits on it would count it as done and start too early."""
+    pid = await project(store, "alice")
+    uid = (await store.get_user("alice")).id
+    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    b = await submit(store, pid, uid, ChainSpec(after_build_id=a), chroots=("debian-12-x86_64",))
+    sched = Scheduler(store, FakeRunner(store), slots=1)
+    await sched._load()
+    key_b = TaskKey(b, "debian-12-x86_64")
+    sched.graph.remove(TaskKey(a, "debian-12-x86_64"))  # a succeeded: b may go on
+    assert sched.graph.promotable() == [key_b]
+    await asyncio.gather(sched._promote(), sched._promote())
+    assert key_b in sched.graph.nodes, "a promoted task was dropped from the graph"
+    assert sched.graph.nodes[key_b].state == BuildState.PENDING
+    assert [t.state for t in (await store.get_build(b)).tasks] == [BuildState.PENDING]
