@@ -66,6 +66,7 @@ class Kopers:
     hub: LogHub
     vms: VmPool
     scheduler: Scheduler
+    runner: Runner
     projects: Projects
     builds: Builds
     submissions: Submissions
@@ -212,6 +213,8 @@ class Kopers:
         # After the loops: the scheduler's builds are gone, so are their exchanges.
         await self.proxy.close()
         await self.vms.close()
+        # The VMs are gone: what tasks that ended before noted of their release.
+        await self.runner.pipeline.releases.drain()
         await self.db.close()
 
 
@@ -265,6 +268,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         hub=hub,
         vms=vms,
         scheduler=scheduler,
+        runner=runner,
         projects=Projects(config, store, publisher),
         builds=builds,
         submissions=submissions,

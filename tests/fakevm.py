@@ -248,6 +248,8 @@ class FakeVmPool:
     tamper: Callable[[Path], None] | None = None  # given to every VM
     started: list[FakeVm] = field(default_factory=list)
     running: set[str] = field(default_factory=set)
+    # When given, a VM's destruction waits for it (a slow teardown).
+    teardown: asyncio.Event | None = None
 
     @asynccontextmanager
     async def builder(self, template: str, label: str) -> AsyncIterator[FakeVm]:
@@ -259,5 +261,7 @@ class FakeVmPool:
         try:
             yield vm
         finally:
+            if self.teardown is not None:
+                await self.teardown.wait()
             self.running.discard(vm.name)
             shutil.rmtree(root, ignore_errors=True)

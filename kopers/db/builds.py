@@ -178,6 +178,10 @@ class BuildStore(ChainStore):
         )
         return done is not None
 
+    async def add_task_steps(self, build_id: int, chroot: str, steps: Sequence[TaskStep]) -> None:
+        """Append steps timed after the task ended (a VM released meanwhile)."""
+        await self.db.execute(self.q.add_task_steps, build_id, chroot, steps_json(steps))
+
     async def finish_task(
         self,
         build_id: int,

@@ -6,13 +6,10 @@ the task leaves that context.
 
 from __future__ import annotations
 
-import shlex
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopers.errors import InfrastructureError
 from kopers.vm.ssh import RemoteEntry, SshSession
 
 
@@ -31,10 +28,7 @@ class BuilderVm:
         await self.conn.put(local, remote)
 
     async def put_text(self, text: str, remote: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(remote).name
-            path.write_text(text)
-            await self.conn.put(path, remote)
+        await self.conn.put_bytes(text.encode(), remote)
 
     async def list_dir(self, remote: str) -> list[RemoteEntry]:
         return await self.conn.list_dir(remote)
@@ -50,9 +44,4 @@ class BuilderVm:
         return await self.conn.forward_remote(0, host, port)
 
     async def mkdirs(self, *paths: str) -> None:
-        async def ignore(_: str) -> None:
-            return None
-
-        status = await self.conn.run("mkdir -p " + " ".join(shlex.quote(p) for p in paths), ignore)
-        if status != 0:
-            raise InfrastructureError(f"cannot create {', '.join(paths)} in the builder VM")
+        await self.conn.makedirs(*paths)

@@ -72,14 +72,31 @@ async def wait_ready(
     user: str = "root",
     tunnel: Tunnel | None = None,
 ) -> float:
-    """Retry until sshd accepts our key; return the seconds it took.
+    """Retry until sshd accepts our key; return the seconds it took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    session = await wait_session(host, port, key, timeout, user, tunnel)
+    await session.close()
+    return loop.time() - started
+
+
+async def wait_session(
+    host: str,
+    port: int,
+    key: Path,
+    timeout: float,
+    user: str = "root",
+    tunnel: Tunnel | None = None,
+) -> SshSession:
+    """Retry until sshd accepts our key; the session of that first login, open.
 
     QEMU accepts on the forwarded port long before the guest listens, so a
     connection that is reset or stalls counts as "not yet" until the deadline.
+    The session is kept for the task that takes the VM: a login costs the
+    guest a key exchange, most of a second under emulation.
     """
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    deadline = started + timeout
+    deadline = loop.time() + timeout
     last: BaseException | None = None
     while True:
         remaining = deadline - loop.time()
@@ -90,9 +107,7 @@ async def wait_ready(
         try:
             async with asyncio.timeout(min(10.0, remaining)):
                 conn = await asyncssh.connect(host, port, **_options(key, user, remaining, tunnel))
-            conn.close()
-            await conn.wait_closed()
-            return loop.time() - started
+            return SshSession(conn, f"{user}@{host}:{port}")
         except asyncssh.PermissionDenied as exc:
             # sshd is up but refuses the key: waiting longer will not help.
             raise InfrastructureError(f"ssh {user}@{host}:{port} refused the key {key}") from exc
@@ -256,6 +271,22 @@ class SshSession:
     def __init__(self, conn: asyncssh.SSHClientConnection, target: str) -> None:
         self._conn = conn
         self.target = target
+        # One SFTP session for every copy in either direction: starting one
+        # costs the guest a process, about a tenth of a second under emulation.
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._sftp_lock = asyncio.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is gone (the VM died, or it was closed)."""
+        return self._conn.is_closed()
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        """The session's SFTP client, started on first use."""
+        async with self._sftp_lock:
+            if self._sftp is None:
+                self._sftp = await self._conn.start_sftp_client()
+            return self._sftp
 
     async def run(self, cmd: str, on_line: LineCallback) -> int:
         """Run a shell command; pass each line of stdout+stderr to on_line as it comes.
@@ -285,18 +316,38 @@ class SshSession:
     async def put(self, local: Path, remote: str) -> None:
         """Upload a file (or a directory, recursively) to a remote path."""
         try:
-            async with self._conn.start_sftp_client() as sftp:
-                await sftp.put(str(local), remote, recurse=local.is_dir())
+            sftp = await self.sftp()
+            await sftp.put(str(local), remote, recurse=local.is_dir())
         except (OSError, asyncssh.Error) as exc:
             raise InfrastructureError(
                 f"ssh {self.target}: upload of {local} failed: {exc}"
             ) from exc
 
+    async def put_bytes(self, data: bytes, remote: str) -> None:
+        """Write a small remote file from memory."""
+        try:
+            sftp = await self.sftp()
+            async with sftp.open(remote, "wb") as dst:
+                await dst.write(data)
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(f"ssh {self.target}: writing {remote} failed: {exc}") from exc
+
+    async def makedirs(self, *remotes: str) -> None:
+        """Create remote directories and their parents; existing ones are fine."""
+        try:
+            sftp = await self.sftp()
+            for remote in remotes:
+                await sftp.makedirs(remote, exist_ok=True)
+        except (OSError, asyncssh.Error) as exc:
+            raise InfrastructureError(
+                f"ssh {self.target}: cannot create {', '.join(remotes)}: {exc}"
+            ) from exc
+
     async def list_dir(self, remote: str) -> list[RemoteEntry]:
         """The entries of a remote directory, as lstat sees them (links are not followed)."""
         try:
-            async with self._conn.start_sftp_client() as sftp:
-                names = await sftp.readdir(remote)
+            sftp = await self.sftp()
+            names = await sftp.readdir(remote)
         except (OSError, asyncssh.Error) as exc:
             raise InfrastructureError(f"ssh {self.target}: listing {remote} failed: {exc}") from exc
         return [
@@ -315,7 +366,8 @@ class SshSession:
         fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         total = 0
         try:
-            async with self._conn.start_sftp_client() as sftp, sftp.open(remote, "rb") as src:
+            sftp = await self.sftp()
+            async with sftp.open(remote, "rb") as src:
                 while total <= max_bytes:
                     chunk = await src.read(min(FETCH_CHUNK, max_bytes + 1 - total))
                     if not chunk:
@@ -347,6 +399,8 @@ class SshSession:
 
     async def close(self) -> None:
         """Close the connection; a VM that stopped answering gets CLOSE_WAIT_S, no more."""
+        if self._sftp is not None:
+            self._sftp.exit()
         self._conn.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_WAIT_S):

@@ -25,7 +25,6 @@ class Outcome:
     files: list[Path]
     built: list[Nevra]
     manifest: list[str]
-    releasing: asyncio.Task[None] | None = None  # the VM going down meanwhile
 
 
 async def read_outcome(

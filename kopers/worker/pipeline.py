@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import shutil
@@ -35,11 +34,12 @@ from kopers.vm.pool import VmPool
 from kopers.worker import job as jobs
 from kopers.worker.outcome import Outcome, collect_logs, read_outcome
 from kopers.worker.rebuildlog import rebuild_lines
+from kopers.worker.release import RELEASE, Releases, release_later
 from kopers.worker.repos import forward_repos, plan_repos
 from kopers.worker.results import Identity, take_results
 from kopers.worker.session import cause, failure_reason, result_limits, run_builder
 from kopers.worker.steps import StepClock, step_line, summary_line
-from kopers.worker.timing import RELEASE, release_later, released, timed
+from kopers.worker.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class ChrootPipeline:
         # VM is gone and the task ends (automatic rebuilds of dependents).
         self.on_succeeded: list[Hook] = []
         self.on_published: list[Hook] = []
+        self.releases = Releases(paths, store, publisher)
 
     async def run(self, build_id: int, chroot_name: str) -> BuildState:
         build = await self.store.get_build(build_id)
@@ -89,6 +90,7 @@ class ChrootPipeline:
         channel = self.hub.open(build_id, chroot_name)
         workdir = self.paths.work / f"{build_id:08d}-{chroot_name}"
         clock = StepClock()
+        releases: list[asyncio.Task[None]] = []  # VMs going down in the background
         try:
             rebuild = await self.store.get_rebuild(build_id)
             generation = rebuild.generation if rebuild is not None else 0
@@ -102,16 +104,13 @@ class ChrootPipeline:
                     BuildState.FAILED,
                     f"chroot {chroot_name} is not configured on this server",
                 )
-            outcome = await self._attempts(build, chroot, channel, workdir, clock, generation)
+            outcome = await self._attempts(
+                build, chroot, channel, workdir, clock, generation, releases
+            )
             try:
-                try:
-                    await self._publish(build, chroot_name, channel, outcome, clock)
-                    # What follows a publish (automatic rebuilds) need not wait
-                    # for the VM's teardown and the task's end.
-                    await _run_hooks(self.on_published, build_id, chroot_name)
-                finally:
-                    # Published while the VM went down; gone before the task ends.
-                    await released(outcome.releasing, channel, clock)
+                # Published, and the task ended, while the VM goes down.
+                await self._publish(build, chroot_name, channel, outcome, clock)
+                await _run_hooks(self.on_published, build_id, chroot_name)
                 await self._republish_log(build, chroot_name, channel, workdir, clock)
             except Exception as exc:
                 log.exception("task %d/%s: publishing failed", build_id, chroot_name)
@@ -161,6 +160,8 @@ class ChrootPipeline:
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            for releasing in releases:
+                self.releases.noted(build_id, chroot_name, channel, releasing, clock)
 
     async def _attempts(
         self,
@@ -170,6 +171,7 @@ class ChrootPipeline:
         workdir: Path,
         clock: StepClock,
         generation: int,
+        releases: list[asyncio.Task[None]],
     ) -> Outcome:
         """Run the build on fresh VMs until it ends on its own merits."""
         limit = self.config.build.max_attempts
@@ -177,7 +179,9 @@ class ChrootPipeline:
             await self.store.start_task(build.id, chroot.name, BuildState.STARTING)
             await channel.say(f"attempt {attempt} of {limit} on a fresh {chroot.template} VM")
             try:
-                return await self._attempt(build, chroot, channel, workdir, clock, generation)
+                return await self._attempt(
+                    build, chroot, channel, workdir, clock, generation, releases
+                )
             except InfrastructureError as exc:
                 log.warning(
                     "task %d/%s attempt %d: %s", build.id, chroot.name, attempt, exc.message
@@ -200,7 +204,10 @@ class ChrootPipeline:
         workdir: Path,
         clock: StepClock,
         generation: int,
+        releases: list[asyncio.Task[None]],
     ) -> Outcome:
+        """One attempt on a fresh VM. Once the results are here, the VM goes down
+        in the background (added to `releases`) while they are checked and published."""
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         srpm = self.paths.source_dir(build.id) / str(build.srpm_name)
@@ -260,9 +267,11 @@ class ChrootPipeline:
                     async with timed(channel, clock, "result download"):
                         limits = result_limits(self.config.build)
                         await take_results(vm, jobs.OUT_DIR, out, limits)
-                    # The results are here: the VM goes down while they are checked
-                    # and published (run() waits for it before the task ends).
-                    releasing = release_later(scope.pop_all(), clock, vm.name)
+                # Nothing more is needed from the VM: it goes down while the results
+                # are checked and published (or the failure is recorded), and the
+                # task ends without waiting for it.
+                releasing = release_later(scope.pop_all(), clock, vm.name)
+                releases.append(releasing)
         finally:
             step = clock.stop(RELEASE) if releasing is None else None
         if step is not None:
@@ -274,13 +283,8 @@ class ChrootPipeline:
             jobs.vendor(build.owner, build.project),
             self._package(build),
         )
-        try:
-            async with timed(channel, clock, "result check"):
-                outcome = await read_outcome(out, channel, workdir, identity)
-        except BaseException:
-            await released(releasing, channel, clock)
-            raise
-        return dataclasses.replace(outcome, releasing=releasing)
+        async with timed(channel, clock, "result check"):
+            return await read_outcome(out, channel, workdir, identity)
 
     async def _resolve_repo(self, host: str, port: int) -> str:
         """A user repository's host, resolved once and checked: the address to forward to."""

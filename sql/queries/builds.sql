@@ -58,6 +58,11 @@ UPDATE build_tasks SET state = $3, ended_on = now(), reason = $4, result_dir = $
 WHERE build_id = $1 AND chroot = $2 AND state = ANY($6::text[])
 RETURNING build_id;
 
+-- name: add_task_steps
+-- Steps timed after the task ended (its VM's release): appended, nothing else.
+UPDATE build_tasks SET steps = steps || $3::jsonb
+WHERE build_id = $1 AND chroot = $2;
+
 -- name: lock_build
 -- Taken before finish_build_if_done, whose check must see every task that
 -- ended in a transaction committed meanwhile: two tasks ending at once would

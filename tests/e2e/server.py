@@ -135,6 +135,19 @@ class Server:
         prefix = domain_prefix(instance_tag(str(self.data_dir.resolve())))
         return [d for d in virsh_domain_names() if d.startswith(prefix)]
 
+    def wait_no_vms(self, timeout: float = 60) -> bool:
+        """Whether this server's domains and overlays are gone within `timeout`.
+
+        A task ends while its VM is still going down, so right after a build
+        ends its VM may be there for another second or two.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            gone = not self.domains() and not list((self.data_dir / "overlays").glob("*.qcow2"))
+            if gone or time.monotonic() > deadline:
+                return gone
+            time.sleep(0.5)
+
     def get_as(self, user: str, path: str) -> Any:
         """GET JSON as `user`, with the credentials of its copr-cli config."""
         request = urllib.request.Request(f"{self.url}{path}", headers=self._auth(user))

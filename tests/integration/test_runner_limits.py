@@ -51,7 +51,10 @@ async def run_task(api: Api, pool: FakeVmPool, build_id: int, **build: int) -> B
     runner = Runner(cfg, k.paths, k.store, k.hub, k.publisher, pool)  # type: ignore[arg-type]
     # A limit that does not fire must fail the test, not hang it.
     async with asyncio.timeout(120):
-        return await runner.run(TaskKey(build_id, CHROOT))
+        state = await runner.run(TaskKey(build_id, CHROOT))
+        # The task ended; its VM may still be going down (and its time on its way).
+        await runner.pipeline.releases.drain()
+        return state
 
 
 async def task(api: Api, build_id: int) -> tuple[BuildState, str, str]:

@@ -6,14 +6,17 @@ whose builder announces its commands the way the template's does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kopers.models import BuildState
+from kopers.sched.graph import TaskKey
+from kopers.worker.runner import Runner
 from tests.fakevm import FakeVmPool
-from tests.integration.conftest import Api
+from tests.integration.conftest import CHROOT, Api
 from tests.integration.test_runner_limits import run_task, submit, task
 
 pytestmark = pytest.mark.integration
@@ -86,3 +89,31 @@ async def test_a_failed_task_keeps_the_times_of_the_steps_it_went_through(
     assert "signing" not in names and "result download" not in names
     _, _, log = await task(api, build_id)
     assert "kopers: step times: vm claim" in log
+
+
+async def test_the_task_ends_without_waiting_for_its_vm_to_go_down(
+    api: Api, make_srpm: Callable[..., Path], tmp_path: Path
+) -> None:
+    build_id = await submit(api, make_srpm("kopers-quick-end", "1"))
+    k = api.kopers
+    pool = FakeVmPool(tmp_path, teardown=asyncio.Event())
+    runner = Runner(k.config, k.paths, k.store, k.hub, k.publisher, pool)  # type: ignore[arg-type]
+    async with asyncio.timeout(120):
+        state = await runner.run(TaskKey(build_id, CHROOT))
+    # Succeeded and published while its VM is still there.
+    assert state == BuildState.SUCCEEDED and pool.running
+    [t] = (await k.store.get_build(build_id)).tasks
+    assert t.state == BuildState.SUCCEEDED and t.ended_on is not None
+    assert "vm release" not in [s.name for s in t.steps]
+    _, _, log = await task(api, build_id)
+    assert "kopers: step times: " in log and "vm release" not in log
+
+    assert pool.teardown is not None
+    pool.teardown.set()
+    async with asyncio.timeout(60):
+        await runner.pipeline.releases.drain()
+    assert not pool.running
+    [t] = (await k.store.get_build(build_id)).tasks
+    assert [s.name for s in t.steps].count("vm release") == 1
+    _, _, log = await task(api, build_id)
+    assert "kopers: step vm release: " in log and "after the task ended" in log

@@ -193,11 +193,51 @@ def test_a_source_package_that_does_not_unpack(
 def test_a_repository_key_that_cannot_be_fetched(
     builder: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    # A BuildRequires that is not installed: dnf must run, so the key is needed.
     repo = {"id": "extra", "name": "extra", "baseurl": "http://127.0.0.1:9/"}
-    job = build_job(tmp_path, srpm_of(tmp_path), repos=[repo | {"gpgkey": "http://127.0.0.1:9/k"}])
+    srpm = srpm_of(tmp_path, requires="BuildRequires: kopers-nowhere-to-be-found")
+    job = build_job(tmp_path, srpm, repos=[repo | {"gpgkey": "http://127.0.0.1:9/k"}])
     status, lines = run_builder(builder, tmp_path, capfd, **job)
     assert status == BuilderStatus.KEY_FAILED
     assert lines[-1].startswith("kopers-builder: fetching http://127.0.0.1:9/k failed")
+
+
+@NEEDS_RPM
+def test_no_repository_key_is_fetched_when_dnf_has_nothing_to_do(
+    builder: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    repo = {"id": "extra", "name": "extra", "baseurl": "http://127.0.0.1:9/"}
+    job = build_job(tmp_path, srpm_of(tmp_path), repos=[repo | {"gpgkey": "http://127.0.0.1:9/k"}])
+    status, lines = run_builder(builder, tmp_path, capfd, **job)
+    assert status == BuilderStatus.BUILT, lines[-5:]
+    assert not any(line.startswith(("+ fetch", "+ rpm --import")) for line in lines)
+    assert any("no dnf builddep" in line for line in lines)
+
+
+@NEEDS_RPM
+def test_the_recorded_manifest_stands_only_for_the_database_it_was_read_from(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "rpmdb.sqlite"
+    db.write_bytes(b"a database")
+    record = tmp_path / "manifest.json"
+    monkeypatch.setattr(builder, "RPMDB", db)
+    monkeypatch.setattr(builder, "MANIFEST_RECORD", record)
+    assert builder.recorded_manifest() is None  # nothing recorded
+    assert builder.record_manifest() == BuilderStatus.BUILT
+    assert builder.recorded_manifest() is not None
+    # Something installed or imported since: the database changed, rpm -qa it is.
+    db.write_bytes(b"a database, changed")
+    assert builder.recorded_manifest() is None
+    db.write_bytes(b"a database")
+    assert builder.recorded_manifest() is not None
+    # Transactions still in the write-ahead log are not in the file's digest.
+    (tmp_path / "rpmdb.sqlite-wal").write_bytes(b"pending")
+    assert builder.recorded_manifest() is None
+    (tmp_path / "rpmdb.sqlite-wal").write_bytes(b"")
+    assert builder.recorded_manifest() is not None
+    record.write_text("not json")
+    assert builder.recorded_manifest() is None
 
 
 @NEEDS_RPM
@@ -238,11 +278,19 @@ def test_build_requires_rpm_cannot_vouch_for_go_to_dnf(
     spec = tmp_path / "x.spec"
     spec.write_text(NOARCH_SPEC.format(name="x", version="1", release=1, requires=""))
     job = build_job(tmp_path, tmp_path / "x.src.rpm")
-    assert builder.deps_installed(job, spec)
+    release, needs = builder.spec_facts(job, spec)
+    assert release == "1" and needs == []  # the spec has no %{?dist}
+    assert builder.deps_installed(spec, needs)
     spec.write_text(
         NOARCH_SPEC.format(name="x", version="1", release=1, requires=f"BuildRequires: {requires}")
     )
-    assert not builder.deps_installed(job, spec)
+    release, needs = builder.spec_facts(job, spec)
+    assert needs == [requires]
+    assert not builder.deps_installed(spec, needs)
+    # A spec rpmspec cannot read: dnf's to judge.
+    spec.write_text("Name: x\nthis is not a spec\n")
+    assert builder.spec_facts(job, spec) == ("", None)
+    assert not builder.deps_installed(spec, None)
 
 
 @NEEDS_RPM

@@ -76,27 +76,41 @@ class FakeHost:
         pass
 
 
+class FakeSession:
+    """An open login to a clone: records the commands run and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.target = "root@fake"
+        self.commands: list[str] = []
+        self.closed = False
+
+    async def run(self, cmd: str, on_line: Any) -> int:
+        self.commands.append(cmd)
+        return 0
+
+    async def close(self) -> None:
+        self.closed = True
+
+
 class FakeSsh:
     """Stands in for kopers.vm.ssh: sshd answers when `ready` is set."""
 
     def __init__(self) -> None:
         self.ready = asyncio.Event()
         self.ready.set()
+        self.sessions: list[FakeSession] = []
 
-    async def wait_ready(self, *args: Any, **kwargs: Any) -> float:
+    async def wait_session(self, *args: Any, **kwargs: Any) -> FakeSession:
         await self.ready.wait()
-        return 0.0
-
-    @contextlib.asynccontextmanager
-    async def connect(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        yield SimpleNamespace()
+        session = FakeSession()
+        self.sessions.append(session)
+        return session
 
 
 @pytest.fixture
 def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSsh]:
     fake = FakeSsh()
-    monkeypatch.setattr(poolmod.ssh, "wait_ready", fake.wait_ready)
-    monkeypatch.setattr(poolmod.ssh, "connect", fake.connect)
+    monkeypatch.setattr(poolmod.ssh, "wait_session", fake.wait_session)
     monkeypatch.setattr(poolmod, "LIVENESS_INTERVAL_S", 0.01)
     yield fake
 
@@ -149,10 +163,15 @@ async def test_warm_clone_is_handed_out_then_destroyed_and_replaced(
         first = driver(pool).started[0]
         async with pool.builder(TEMPLATE, "7-chroot") as vm:
             assert (vm.name, vm.origin) == (first, "warm")
+            # The task gets the login that found the clone ready, its builder warmed once.
+            [ready] = fake_ssh.sessions[:1]
+            assert vm.conn is ready and not ready.closed
+            assert ready.commands == [f"{vm.builder} --warm"]
             assert pool.status()["busy"] == 1
             assert [v["task"] for v in pool.status()["vms"] if v["name"] == first] == ["7-chroot"]
             await until(lambda: pool.status()["warm"] == 1)  # a second slot: refilled at once
         assert first in driver(pool).destroyed
+        assert ready.closed
         assert pool.status()["templates"][TEMPLATE]["warm"] == 1
         assert driver(pool).sizes[first] == VmSize(2, 1536, 0)
     assert driver(pool).running == set() and pool.vms == {}

@@ -92,6 +92,7 @@ On a failure the last line names the failing command.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -103,12 +104,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 TOPDIR = Path("/build/top")
 REPOSDIR = Path("/build/repos.d")
+RPMDB = Path("/var/lib/rpm/rpmdb.sqlite")  # %_dbpath, set by the template
+# The packages rpm knew when the template was made, and the digest of that database.
+MANIFEST_RECORD = Path("/usr/local/lib/kopers/manifest.json")
 WORKDIR = Path("/build/work")  # where a custom script runs
 MADEDIR = Path("/build/made")  # where make_srpm and custom write, before the SRPM is picked
 PYP2SPEC = Path("/opt/pyp2spec")  # pyp2spec and its libraries (see customize.sh)
@@ -147,6 +150,7 @@ SAFE_FILE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+~-]{0,200}$")
 SPEC_FILE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,200}\.spec$")
 MAX_SPEC_BYTES = 1 << 20  # what the host takes of a spec in the results
 MAX_FETCH_BYTES = 2 << 30  # one downloaded source file
+MAX_KEY_BYTES = 1 << 20  # a repository's public key
 
 
 class JobError(Exception):
@@ -537,11 +541,19 @@ def fetch_sources(job: dict, spec: Path, sources: Path) -> None:
         fetch_file(value.partition("#")[0], target)
 
 
+def urlopen(url: str, timeout: float = 300):  # noqa: ANN201 (urllib's response)
+    """urllib's urlopen, loaded on first use: importing urllib.request takes about
+    half a second in an emulated VM, and most builds download nothing."""
+    import urllib.request  # noqa: PLC0415
+
+    return urllib.request.urlopen(url, timeout=timeout)
+
+
 def fetch_file(url: str, target: Path) -> None:
     """Download url to target (a new file), at most MAX_FETCH_BYTES; StepFailed if not."""
     print(f"+ fetch {url} > {target.name}", flush=True)
     try:
-        with urllib.request.urlopen(url, timeout=300) as response, target.open("xb") as out:
+        with urlopen(url) as response, target.open("xb") as out:
             total = 0
             while block := response.read(CHUNK):
                 total += len(block)
@@ -600,7 +612,7 @@ def fetch_sdist(index: str, package: str, version: str) -> str:
     url = f"{index}/pypi/{package}/{version}/json" if version else f"{index}/pypi/{package}/json"
     print(f"+ fetch {url}", flush=True)
     try:
-        with urllib.request.urlopen(url, timeout=300) as response:
+        with urlopen(url) as response:
             data = json.loads(response.read(16 << 20))
         found = [u for u in data.get("urls", []) if u.get("packagetype") == "sdist"]
         if not found:
@@ -731,10 +743,13 @@ def force_identity(spec: Path) -> None:
         say(f"removed from {spec.name}: {line.strip()}")
 
 
-def force_dist(job: dict, spec: Path) -> None:
-    """Make the Release carry the forced dist even when the spec leaves out %{?dist}."""
+def force_dist(job: dict, spec: Path, release: str) -> None:
+    """Make the Release carry the forced dist even when the spec leaves out %{?dist}.
+
+    `release` is the Release the spec gives with the forced macros ('' if unknown).
+    """
     dist = job["macros"]["dist"]
-    if not dist or spec_release(job, spec).endswith(dist):
+    if not dist or release.endswith(dist):
         return
     lines = spec.read_text(errors="surrogateescape").splitlines(keepends=True)
     for i, line in enumerate(lines):
@@ -748,14 +763,22 @@ def force_dist(job: dict, spec: Path) -> None:
     say(f"{spec.name} has no Release line to add {dist} to")
 
 
-def spec_release(job: dict, spec: Path) -> str:
-    """The Release the spec gives with the forced macros ('' if rpmspec cannot tell)."""
+def spec_facts(job: dict, spec: Path) -> tuple[str, list[str] | None]:
+    """The Release the spec gives with the forced macros, and its BuildRequires.
+
+    One rpmspec run for both (each run costs a noticeable part of a second in
+    an emulated VM): the source package's requires are the BuildRequires.
+    ('', None) if rpmspec cannot tell.
+    """
     # Parsing the spec runs its %(...) macros: contained like every build command.
-    argv = ["rpmspec", "-q", "--srpm", "--queryformat", "%{release}\n", *defines(job), str(spec)]
+    query = "%{release}\\n[%{requirenevrs}\\n]"
+    argv = ["rpmspec", "-q", "--srpm", "--queryformat", query, *defines(job), str(spec)]
     out = bytearray()
     code = contained(argv, out.extend, stderr=subprocess.DEVNULL)
-    text = out.decode(errors="replace").strip()
-    return text.splitlines()[0] if code == 0 and text else ""
+    lines = out.decode(errors="replace").splitlines()
+    if code != 0 or not lines or not lines[0].strip():
+        return "", None
+    return lines[0].strip(), [line.strip() for line in lines[1:] if line.strip()]
 
 
 def write_repos(job: dict) -> None:
@@ -777,7 +800,8 @@ def write_repos(job: dict) -> None:
             key = REPOSDIR / f"{repo['id']}.gpg"
             print(f"+ fetch {repo['gpgkey']} > {key}", flush=True)
             try:
-                urllib.request.urlretrieve(repo["gpgkey"], key)
+                with urlopen(repo["gpgkey"]) as response:
+                    key.write_bytes(response.read(MAX_KEY_BYTES))
             except (OSError, ValueError) as exc:
                 raise StepFailed(f"fetching {repo['gpgkey']} failed: {exc}", KEY_FAILED) from exc
             run(["rpm", "--import", str(key)], KEY_FAILED)
@@ -789,9 +813,6 @@ def write_repos(job: dict) -> None:
 
 
 def builddep(job: dict, spec: Path) -> None:
-    if deps_installed(job, spec):
-        say("every BuildRequires is installed already (rpm says so): no dnf builddep")
-        return
     argv = [
         "dnf", "builddep", "-y",
         f"--setopt=reposdir={REPOSDIR}",
@@ -803,16 +824,12 @@ def builddep(job: dict, spec: Path) -> None:
     run([*argv, str(spec)], BUILDDEP_FAILED)
 
 
-def deps_installed(job: dict, spec: Path) -> bool:
-    """True if the spec's BuildRequires are plain names rpm finds installed (none at all
-    counts); anything else (versions, rich or generated dependencies) is dnf's to judge."""
-    if "%generate_buildrequires" in spec.read_text(errors="replace"):
+def deps_installed(spec: Path, needs: list[str] | None) -> bool:
+    """True if the BuildRequires (`needs`, from spec_facts) are plain names rpm finds
+    installed (none at all counts); anything else (versions, rich or generated
+    dependencies, a spec rpmspec could not read) is dnf's to judge."""
+    if needs is None or "%generate_buildrequires" in spec.read_text(errors="replace"):
         return False
-    argv = ["rpmspec", "-q", "--buildrequires", *defines(job), str(spec)]
-    out = bytearray()
-    if contained(argv, out.extend, stderr=subprocess.DEVNULL) != 0:
-        return False
-    needs = out.decode(errors="replace").split()
     if not all(PLAIN_NAME.match(n) for n in needs):
         return False
     query = ["rpm", "-q", "--quiet", "--whatprovides", *needs]
@@ -820,12 +837,51 @@ def deps_installed(job: dict, spec: Path) -> bool:
 
 
 def write_manifest(result_dir: Path) -> None:
-    out = subprocess.run(
-        ["rpm", "-qa", "--qf", "%{NEVRA}\\n"], capture_output=True, text=True, check=False
-    ).stdout
-    names = sorted(line for line in out.splitlines() if line.strip())
+    names = recorded_manifest()
+    if names is None:
+        out = subprocess.run(
+            ["rpm", "-qa", "--qf", "%{NEVRA}\\n"], capture_output=True, text=True, check=False
+        ).stdout
+        names = sorted(line for line in out.splitlines() if line.strip())
     (result_dir / "manifest.txt").write_text("".join(f"{n}\n" for n in names))
     say(f"buildroot manifest: {len(names)} packages")
+
+
+def rpmdb_digest() -> str | None:
+    """SHA-256 of the rpm database file; None when it may hold more than that file
+    (a non-empty write-ahead log) or cannot be read."""
+    try:
+        wal = RPMDB.with_name(RPMDB.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return None
+        return hashlib.sha256(RPMDB.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def record_manifest() -> int:
+    """At template build: the package list with the digest of the database it came from."""
+    out = subprocess.run(
+        ["rpm", "-qa", "--qf", "%{NEVRA}\\n"], capture_output=True, text=True, check=True
+    ).stdout
+    names = sorted(line for line in out.splitlines() if line.strip())
+    MANIFEST_RECORD.write_text(json.dumps({"rpmdb": rpmdb_digest(), "packages": names}))
+    return BUILT
+
+
+def recorded_manifest() -> list[str] | None:
+    """The template's package list, when the database is byte for byte the one it was
+    read from (nothing installed or imported since): the same answer as `rpm -qa`
+    without its half second in an emulated VM. None otherwise."""
+    try:
+        record = json.loads(MANIFEST_RECORD.read_text())
+    except (OSError, ValueError):
+        return None
+    digest = rpmdb_digest()
+    names = record.get("packages") if isinstance(record, dict) else None
+    if digest is None or record.get("rpmdb") != digest or not isinstance(names, list):
+        return None
+    return [n for n in names if isinstance(n, str)]
 
 
 def collect(result_dir: Path) -> None:
@@ -848,10 +904,15 @@ def build(job: dict) -> None:
     spec = install_srpm(job)
     keep_spec(spec, result_dir)
     force_identity(spec)
-    force_dist(job, spec)
+    release, needs = spec_facts(job, spec)
+    force_dist(job, spec, release)
     if job["repos"]:
-        write_repos(job)
-        builddep(job, spec)
+        if deps_installed(spec, needs):
+            # Nothing for dnf to do, so no repository (nor its key) is needed.
+            say("every BuildRequires is installed already (rpm says so): no dnf builddep")
+        else:
+            write_repos(job)
+            builddep(job, spec)
     # Written before rpmbuild so a failed build still tells what its buildroot held.
     write_manifest(result_dir)
     run(["rpmbuild", "-ba", *defines(job), str(spec)], RPMBUILD_FAILED)
@@ -861,6 +922,12 @@ def build(job: dict) -> None:
 def main(argv: list[str]) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     os.environ.setdefault("LANG", "C.UTF-8")
+    if argv[1:] == ["--warm"]:
+        # Run once when a clone has booted: the builder's first start loads
+        # Python and its modules from disk, a second of an emulated VM's time.
+        return BUILT
+    if argv[1:] == ["--record-manifest"]:
+        return record_manifest()
     if len(argv) != 2:
         print("usage: kopers-builder JOB.json", flush=True)
         return INVALID_JOB

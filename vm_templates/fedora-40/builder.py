@@ -497,6 +497,9 @@ def build(job: dict) -> None:
 def main(argv: list[str]) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     os.environ.setdefault("LANG", "C.UTF-8")
+    if argv[1:] == ["--warm"]:
+        # Run once when a clone has booted, so its first real start finds Python in memory.
+        return 0
     if len(argv) != 2:
         print("usage: kopers-builder JOB.json", flush=True)
         return 2
