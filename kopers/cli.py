@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kopers import config as config_mod
-from kopers import tokens
+from kopers import passwords, tokens
 from kopers.config import Config
 from kopers.db.database import open_database
 from kopers.db.migrations import migrate
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="make the user a site admin")
     add.add_argument("--exist-ok", action="store_true", help="succeed if the user already exists")
+    passwd = user.add_parser(
+        "passwd",
+        help="set the password a user signs in with on the web (read from stdin if not a terminal)",
+    )
+    passwd.add_argument("name")
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True
@@ -181,6 +186,37 @@ async def _user_add(cfg: Config, args: argparse.Namespace) -> int:
         return 0
 
     return await _with_store(cfg, run)
+
+
+async def _user_passwd(cfg: Config, args: argparse.Namespace) -> int:
+    digest = await asyncio.to_thread(passwords.hash_password, _read_password())
+
+    async def run(store: Store) -> int:
+        user = await store.get_user(args.name)
+        await store.set_password(user, digest)  # which also signs them out everywhere
+        await store.add_event(None, "cli", "user.password", user.name, _by())
+        print(f"set the password of {user.name}; their web sessions have ended", file=sys.stderr)
+        return 0
+
+    return await _with_store(cfg, run)
+
+
+def _read_password() -> str:
+    """A new password: one line of stdin (newline stripped), or typed twice at a terminal."""
+    if sys.stdin is None:
+        raise KopersError("no standard input to read the password from")
+    if not sys.stdin.isatty():
+        try:
+            # Two characters past the cap: a longer line is refused, not cut to size.
+            line = sys.stdin.readline(passwords.MAX_BYTES + 2)
+        except UnicodeDecodeError:
+            raise KopersError("the password on standard input is not UTF-8 text") from None
+        return passwords.check_new(line.removesuffix("\n").removesuffix("\r"))
+    first = getpass.getpass("New password: ")
+    passwords.check_new(first)
+    if getpass.getpass("The same again: ") != first:
+        raise KopersError("the two passwords differ; nothing was changed")
+    return first
 
 
 async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
@@ -322,6 +358,7 @@ _COMMANDS: dict[
     ("migrate", None): _migrate,
     ("config", None): _show_config,
     ("user", "add"): _user_add,
+    ("user", "passwd"): _user_passwd,
     ("token", "create"): _token_create,
     ("token", "list"): _token_list,
     ("token", "revoke"): _token_revoke,

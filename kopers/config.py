@@ -30,6 +30,7 @@ from kopers.automation import (
 from kopers.errors import ConfigError
 from kopers.limits import DEFAULTS as LIMIT_DEFAULTS
 from kopers.limits import LimitsConfig, parse_limits
+from kopers.loginpolicy import WEB_DEFAULTS, WebConfig, parse_web
 from kopers.settings import (
     apply_env,
     merge,
@@ -183,6 +184,7 @@ class Config:
     sources: SourcesConfig = SourcesConfig()
     webhooks: WebhookConfig = WebhookConfig()
     rebuild: RebuildConfig = RebuildConfig()
+    web: WebConfig = WebConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -229,6 +231,7 @@ DEFAULTS: dict[str, Any] = {
     "limits": dict(LIMIT_DEFAULTS),
     "webhooks": dict(WEBHOOK_DEFAULTS),
     "rebuild": dict(REBUILD_DEFAULTS),
+    "web": dict(WEB_DEFAULTS),
     "chroots": [
         {"name": "debian-12-x86_64", "template": "debian-12", "dist": ".deb12", "enabled": True},
     ],
@@ -324,6 +327,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         sources=_parse_sources(data["sources"]),
         webhooks=parse_webhooks(data["webhooks"]),
         rebuild=parse_rebuild(data["rebuild"]),
+        web=parse_web(data["web"]),
     )
 
 

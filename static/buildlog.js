@@ -1,4 +1,4 @@
-// The live log viewer of the build page (/coprs/build/<id>).
+// The live log viewer of the build page (/coprs/build/<id>, /coprs/<owner>/<project>/build/<id>).
 //
 // Each chroot's <section class="live-log"> follows /ws/builds/<id>/<chroot>/log
 // (protocol: kopers/api/websocket.py). Lines are numbered; after a dropped
@@ -8,7 +8,9 @@
 // because of what their text looks like: the build can print anything. It
 // scrolls along while the view is at the bottom and "follow" is ticked;
 // scrolling up stops that until you scroll back down.
-// The chroot and build states are refreshed from the Copr API until the end.
+// The chroot and build states, attempts and reasons are read again from the Copr
+// API when the project's event stream (static/live.js) tells of a change to this
+// build, and now and then in case the stream is down, until the build ends.
 "use strict";
 
 (function () {
@@ -108,8 +110,13 @@
     connect();
   }
 
+  const FALLBACK_MS = 15000; // a read without an event, in case the stream is down
+  let timer = null;
+  let finished = false;
+
   async function refreshStates() {
-    if (!buildId) return;
+    if (!buildId || finished) return;
+    clearTimeout(timer);
     try {
       const build = await (await fetch("/api_3/build/" + buildId)).json();
       setState(document.getElementById("build-state"), build.state);
@@ -121,13 +128,19 @@
         row.querySelector(".task-attempts").textContent = c.attempts;
         row.querySelector(".task-reason").textContent = c.reason || "";
       }
-      if (FINISHED.includes(build.state)) return;
+      if (FINISHED.includes(build.state)) {
+        finished = true;
+        return;
+      }
     } catch (err) {
       // The server may be restarting; try again below.
     }
-    setTimeout(refreshStates, 3000);
+    timer = setTimeout(refreshStates, FALLBACK_MS);
   }
 
+  document.addEventListener("kopers:event", function (event) {
+    if (String(event.detail.build) === buildId) refreshStates();
+  });
   document.querySelectorAll("section.live-log").forEach(follow);
   refreshStates();
 })();

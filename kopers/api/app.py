@@ -18,6 +18,7 @@ from aiohttp import web
 from kopers.api.bodycaps import BodyCaps, body_caps_middleware
 from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
+from kopers.api.pages import error_page
 from kopers.errors import KopersError
 from kopers.redact import host_roots, redact_path, scrub
 
@@ -40,9 +41,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except KopersError as exc:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, redact_path(request.path), exc.message)
-        return error_response(
-            exc.status, scrub(exc.message, host_roots(request.app[KOPERS].config))
-        )
+        message = scrub(exc.message, host_roots(request.app[KOPERS].config))
+        # A page's error is a page (kopers.api.pages); everything else answers JSON.
+        return error_page(request, exc.status, message) or error_response(exc.status, message)
     except json.JSONDecodeError as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}")
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
@@ -54,6 +55,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             )
         if request.path.startswith(("/api_3", "/api/")):
             return error_response(exc.status, exc.reason or "error")
+        if exc.status == 404 and (page := error_page(request, 404, "There is no such page.")):
+            return page
         raise
     except web.HTTPException as exc:
         if request.path.startswith(("/api_3", "/api/")) and exc.status >= 400:
@@ -77,6 +80,7 @@ def _unrouted(request: web.Request) -> bool:
 
 def create_app(kopers: Kopers) -> web.Application:
     from kopers.api import (
+        apipage,
         auth,
         buildsource,
         chroots,
@@ -97,9 +101,11 @@ def create_app(kopers: Kopers) -> web.Application:
         permissions,
         projects,
         results,
+        signin,
         submit,
         views,
         webhooks_in,
+        websession,
         websocket,
     )
 
@@ -138,4 +144,7 @@ def create_app(kopers: Kopers) -> web.Application:
     views.add_routes(app)
     webhooks_in.add_routes(app)
     websocket.add_routes(app)
+    websession.setup(app)
+    signin.add_routes(app)
+    apipage.add_routes(app)
     return app

@@ -4,8 +4,9 @@
 server (jinja2, no script, nothing fetched from elsewhere) with every
 operation's method, path, summary, parameters, body and answers.
 
-The operations are in openapi_copr.py and openapi_native.py and the schemas
-in openapi_schemas.py; a test holds them to the app's routes, and the API
+The operations are in openapi_copr.py and openapi_native.py (the /api/
+tokens page and its browser forms in openapi_web.py) and the schemas in
+openapi_schemas.py; a test holds them to the app's routes, and the API
 fuzzer holds the handlers' answers to them. Left out: the HTML pages, the
 `/results/` tree, `dnf.repo` files and the `/ws/` websocket, which are not
 JSON APIs.
@@ -34,6 +35,7 @@ from kopers.api.openapi_packages import package_paths, package_schemas
 from kopers.api.openapi_projects import project_schemas
 from kopers.api.openapi_schemas import Schema, ref, response_schemas
 from kopers.api.openapi_sources import source_paths, source_schemas
+from kopers.api.openapi_web import SESSION, SESSION_SCHEME, web_paths
 from kopers.api.openapi_webhooks import webhook_paths, webhook_schemas
 from kopers.api.views import render
 from kopers.config import Config
@@ -89,7 +91,8 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
                 "type": "http",
                 "scheme": "basic",
                 "description": "login:token, as in copr-cli's config (`kopers token create`).",
-            }
+            },
+            SESSION: SESSION_SCHEME,
         },
     }
     doc = {
@@ -108,6 +111,7 @@ def _document(chroots: tuple[str, ...], public_url: str, max_text_bytes: int) ->
                     **source_paths(),
                     **hook_paths(),
                     **webhook_paths(),
+                    **web_paths(),
                 }.items()
             )
         ),
@@ -187,6 +191,8 @@ def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _auth(security: list[dict[str, Any]]) -> str:
+    if security == [{SESSION: []}]:
+        return "browser session and CSRF token"
     if security == [{}]:
         return "none"
     return "optional" if {} in security else "HTTP Basic"

@@ -16,6 +16,7 @@ from kopers.db.permissions import PermissionStore
 from kopers.db.projects import ProjectStore
 from kopers.db.rebuilds import RebuildStore
 from kopers.db.webhooks import WebhookStore
+from kopers.db.websessions import WebSessionStore
 
 __all__ = ["NewBuild", "Store", "TokenRecord"]
 
@@ -30,5 +31,6 @@ class Store(
     RebuildStore,
     WebhookStore,
     NotificationStore,
+    WebSessionStore,
 ):
     """All parts of the store over one pool."""

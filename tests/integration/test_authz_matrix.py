@@ -335,6 +335,23 @@ async def delete_hook(w: World, kind: str, user: str | None) -> Call:
     return Call("DELETE", path, {}, p.full_name)
 
 
+def page_form(path: str, **fields: str) -> Prepare:
+    """A browser form posted with the caller's Basic credentials and a made-up CSRF token."""
+
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        data = {"csrf_token": "x" * 43, **fields}
+        return Call("POST", path, {"data": data}, "")
+
+    return prepare
+
+
+async def revoke_token_form(w: World, kind: str, user: str | None) -> Call:
+    holder = who(kind, "owner")
+    assert holder is not None
+    path = f"/api/tokens/{await w.token(holder)}/revoke/"
+    return Call("POST", path, {"data": {"csrf_token": "x" * 43}}, "")
+
+
 @dataclass(frozen=True)
 class Case:
     prepare: Prepare
@@ -345,11 +362,16 @@ class Case:
     # A webhook: the secret in its URL is the credential, so every caller gets 200, and
     # the builds are made as these users (user kind, group kind), not as the caller.
     acts_as: tuple[str, str] | None = None
+    # A browser form: only a session with its CSRF token may use it, never HTTP Basic
+    # credentials, so every caller here (none has a session) gets 403.
+    page: bool = False
 
     def expected(self, kind: str, principal: str) -> int:
         i = KINDS.index(kind)
         if self.acts_as is not None:
             return 200
+        if self.page:
+            return 403
         if not self.offered:
             return 401 if principal == "anonymous" else 501
         if principal in self.allowed[i]:
@@ -539,6 +561,20 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
 }
 MATRIX.update(PACKAGE_MATRIX)
+MATRIX.update(
+    {
+        ("POST", "/login/"): Case(
+            page_form("/login/", username="olga", password="pw"), (_s(), _s()), None, page=True
+        ),
+        ("POST", "/logout/"): Case(page_form("/logout/"), (_s(), _s()), None, page=True),
+        ("POST", "/api/tokens/new/"): Case(
+            page_form("/api/tokens/new/"), (_s(), _s()), None, page=True
+        ),
+        ("POST", "/api/tokens/{login}/revoke/"): Case(
+            revoke_token_form, (_s(), _s()), None, page=True
+        ),
+    }
+)
 
 # Each forge's push, as it signs it, from the repository of the project's package.
 HOOK_REPOS = {

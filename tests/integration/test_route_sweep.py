@@ -44,6 +44,13 @@ SWEEP_QUERY = [
     "with_latest_succeeded_build",
     "project_dirname",
     "additional_fields[]",
+    "next",  # where signing in leads
+    # the HTML pages' lists and search
+    "page",
+    "per_page",
+    "state",
+    "package",
+    "q",
 ]
 GOOD = {
     "ownername": "alice",
