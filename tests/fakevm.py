@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopers.errors import InfrastructureError
-from kopers.vm.ssh import LineSplitter, RemoteEntry
+from kopers.vm.ssh import RemoteEntry
+from kopers.vm.sshcommand import LineSplitter
 from kopers.worker.session import BuilderStatus
 
 BUILDER = "/usr/local/bin/kopers-builder"

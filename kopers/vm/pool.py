@@ -27,7 +27,7 @@ from typing import Any
 from kopers.config import Config
 from kopers.errors import ConfigError, InfrastructureError
 from kopers.paths import DataPaths
-from kopers.vm import capacity, ssh
+from kopers.vm import capacity, readiness, ssh
 from kopers.vm import domain as domains
 from kopers.vm.builder import BuilderVm
 from kopers.vm.capacity import HostView, PoolView, VmState, VmView
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 LIVENESS_INTERVAL_S = 2.0
 HEALTH_INTERVAL_S = 30.0
 MAX_BACKOFF_S = 60.0
-WARM_TIMEOUT_S = 30.0
 
 
 @dataclass(eq=False)
@@ -294,45 +293,17 @@ class VmPool:
         return vm.handle
 
     async def _wait_ready(self, vm: PoolVm, handle: VmHandle, image: TemplateImage) -> None:
-        """Wait for sshd, but give up at once if the domain stops (qemu died).
-
-        The login that finds it ready stays open for the task that takes the
-        clone, and starts the builder once so that its first real start finds
-        Python and its modules in memory (see _warm).
-        """
+        """Wait for sshd (keeping that login for the clone's task), but give up at
+        once if the domain stops (qemu died)."""
         tunnel = await vm.host.tunnel()
-        timeout = self.config.vm.boot_timeout_s
-        ready = asyncio.create_task(
-            self._ready_session(handle, image, timeout, tunnel), name=f"ready {vm.name}"
+        vm.session = await readiness.ready_session(
+            handle,
+            image,
+            self.config.vm.boot_timeout_s,
+            tunnel,
+            alive=lambda: vm.host.driver.is_alive(vm.name),
+            every=LIVENESS_INTERVAL_S,
         )
-        try:
-            while True:
-                done, _ = await asyncio.wait({ready}, timeout=LIVENESS_INTERVAL_S)
-                if done:
-                    vm.session = ready.result()
-                    return
-                if not await vm.host.driver.is_alive(vm.name):
-                    raise InfrastructureError(f"VM {vm.name} stopped while booting")
-        finally:
-            if not ready.done():
-                ready.cancel()
-                with contextlib.suppress(BaseException):
-                    session = await ready
-                    await session.close()
-
-    @staticmethod
-    async def _ready_session(
-        handle: VmHandle, image: TemplateImage, timeout: float, tunnel: ssh.Tunnel | None
-    ) -> ssh.SshSession:
-        session = await ssh.wait_session(
-            handle.ssh_host, handle.ssh_port, image.ssh_key, timeout, tunnel=tunnel
-        )
-        try:
-            await _warm(session, image)
-        except BaseException:
-            await session.close()
-            raise
-        return session
 
     def _boot_done(self, vm: PoolVm, task: asyncio.Task[VmHandle]) -> None:
         if task.cancelled():
@@ -441,23 +412,6 @@ class VmPool:
             "busy": states["busy"],
             "waiting": self.waiting[template],
         }
-
-
-async def _warm(session: ssh.SshSession, image: TemplateImage) -> None:
-    """Start the builder once with `--warm` (it loads and exits), within WARM_TIMEOUT_S.
-
-    Only a speed-up: a template whose builder does not know `--warm`, or a slow
-    start, changes nothing else.
-    """
-
-    async def ignore(_: str) -> None:
-        return None
-
-    try:
-        async with asyncio.timeout(WARM_TIMEOUT_S):
-            await session.run(f"{image.builder} --warm", ignore)
-    except (TimeoutError, InfrastructureError) as exc:
-        log.info("warming the builder of %s: %s", session.target, exc or "timed out")
 
 
 def _shown_state(vm: VmView) -> str:

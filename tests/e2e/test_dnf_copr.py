@@ -29,17 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import html
 import ipaddress
-import os
 import re
-import shlex
 import ssl
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,12 +44,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import service_dir
-from tests.dnfroot import dnf, stop_dnf_gpg_agents
+from tests.e2e.dnfcopr import PLUGIN_DIR, Client, page_command
 from tests.e2e.server import CHROOT, Server
 
 pytestmark = pytest.mark.e2e
 OWNER, PROJECT, PACKAGE = "admin", "demo", "kopers-dnfcopr"
-PLUGIN_DIR = "/etc/dnf/plugins/"
 
 
 @pytest.fixture(scope="module")
@@ -72,91 +66,6 @@ def built(make_srpm: Callable[..., Path]) -> Iterator[Server]:
             yield server
         finally:
             server.stop()
-
-
-@dataclass(frozen=True)
-class Client:
-    """A throwaway dnf client: its root, repos directory, plugin config and cache."""
-
-    base: Path
-
-    @classmethod
-    def make(cls, base: Path) -> Client:
-        client = cls(base)
-        for d in (client.root, client.reposdir, client.plugins / "copr.d", client.cache):
-            d.mkdir(parents=True)
-        (client.plugins / "copr.conf").write_text("[main]\nenabled=1\n")
-        return client
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def reposdir(self) -> Path:
-        return self.base / "repos"
-
-    @property
-    def plugins(self) -> Path:
-        return self.base / "plugins"
-
-    @property
-    def cache(self) -> Path:
-        return self.base / "cache"
-
-    def run_page_command(self, command: str, env: dict[str, str] | None = None) -> None:
-        """Run the page's one-liner (`A && B`) with this client's directories."""
-        for part in command.split(" && "):
-            argv = [
-                arg.replace(PLUGIN_DIR, f"{self.plugins}/") if arg.startswith(PLUGIN_DIR) else arg
-                for arg in shlex.split(part)
-            ]
-            if argv[0] == "dnf":
-                argv[1:1] = [
-                    "-y",
-                    "--disableplugin=local",
-                    f"--installroot={self.root}",
-                    "--releasever=12",
-                    f"--setopt=reposdir={self.reposdir}",
-                    f"--setopt=pluginconfpath={self.plugins}",
-                    f"--setopt=cachedir={self.cache}",
-                ]
-            try:
-                r = subprocess.run(
-                    argv,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                    env={**os.environ, **(env or {})},
-                )
-            finally:
-                stop_dnf_gpg_agents(self.root)
-            assert r.returncode == 0, f"{argv}\n{r.stdout}\n{r.stderr}"
-
-    def install(self, *options: str) -> None:
-        r = dnf(self.root, self.reposdir, *options, "install", PACKAGE, cachedir=self.cache)
-        assert r.returncode == 0, r.stdout + r.stderr
-        q = subprocess.run(
-            ["rpm", "--root", str(self.root), "-q", PACKAGE], capture_output=True, text=True
-        )
-        assert q.stdout.strip() == f"{PACKAGE}-1.0-1.deb12.kopers.noarch", q.stdout + q.stderr
-        text = (self.root / f"usr/share/{PACKAGE}/hello.txt").read_text()
-        assert text == f"{PACKAGE} 1.0\n"
-        # Both checks ran: the key went into the rpm database (packages) and into
-        # librepo's keyring for the repository (repomd.xml.asc).
-        keys = subprocess.run(
-            ["rpm", "--root", str(self.root), "-q", "gpg-pubkey"], capture_output=True, text=True
-        )
-        assert keys.returncode == 0 and keys.stdout.startswith("gpg-pubkey-"), keys.stdout
-        assert list(self.cache.glob("*/pubring")), "no repository key: repo_gpgcheck did not run"
-
-
-def page_command(page: str, chroot: str) -> str:
-    """The command the project page shows for `chroot`."""
-    row_start = f'<tr class="chroot" data-chroot="{re.escape(chroot)}">'
-    row = re.search(row_start + r'.*?<pre class="command">(.*?)</pre>', page, re.S)
-    assert row, page
-    return html.unescape(row.group(1))
 
 
 def repo_file(client: Client) -> str:
@@ -188,7 +97,7 @@ def test_plain_http_command_from_the_page_enables_a_signed_repository(
     key_url = re.search(r"^gpgkey=(.+)$", text, re.M)
     assert key_url and key_url.group(1) == f"{built.url}/results/{OWNER}/{PROJECT}/pubkey.gpg"
     assert "BEGIN PGP PUBLIC KEY BLOCK" in built.get(key_url.group(1).removeprefix(built.url))
-    client.install()
+    client.install(PACKAGE, "1.0")
 
 
 # HTTPS ------------------------------------------------------------------------------
@@ -349,4 +258,4 @@ def test_https_short_form_enables_a_signed_repository(
     text = repo_file(client)
     assert f"baseurl=https://127.0.0.1/results/{OWNER}/{PROJECT}/{CHROOT}/" in text
     assert f"gpgkey=https://127.0.0.1/results/{OWNER}/{PROJECT}/pubkey.gpg" in text
-    client.install(f"--setopt=sslcacert={ca}")
+    client.install(PACKAGE, "1.0", f"--setopt=sslcacert={ca}")

@@ -21,7 +21,7 @@ import pytest
 from asyncssh.packet import UInt32
 
 from kopers.errors import InfrastructureError
-from kopers.vm import ssh
+from kopers.vm import ssh, sshcommand
 
 
 class TunnelHost(asyncssh.SSHServer):
@@ -229,22 +229,24 @@ async def test_a_line_without_end_comes_in_pieces_of_bounded_length(
     script = "head -c 200000 /dev/zero | tr '\\0' x; echo; printf 'a\\r\\n\\nb\\n'"
     async with ssh.connect("127.0.0.1", port, key) as session:
         assert await session.run(script, lines.append) == 0
-    assert [len(line) for line in lines[:4]] == [ssh.LINE_MAX] * 3 + [200000 - 3 * ssh.LINE_MAX]
+    assert [len(line) for line in lines[:4]] == [sshcommand.LINE_MAX] * 3 + [
+        200000 - 3 * sshcommand.LINE_MAX
+    ]
     assert set("".join(lines[:4])) == {"x"}
     assert lines[4:] == ["a", "", "b"]
 
 
 def test_line_splitter_is_indifferent_to_how_the_bytes_are_cut() -> None:
     data = b"one\r\n" + b"y" * 10 + b"\n" + b"z" * 25 + b"\n\nlast"
-    whole = ssh.LineSplitter(limit=10)
+    whole = sshcommand.LineSplitter(limit=10)
     expected = [*whole.feed(data), *whole.flush()]
     assert expected == ["one", "y" * 10, "z" * 10, "z" * 10, "z" * 5, "", "last"]
-    bytewise = ssh.LineSplitter(limit=10)
+    bytewise = sshcommand.LineSplitter(limit=10)
     pieces = [line for i in range(len(data)) for line in bytewise.feed(data[i : i + 1])]
     assert [*pieces, *bytewise.flush()] == expected
 
 
 def test_line_splitter_keeps_broken_text_readable() -> None:
-    splitter = ssh.LineSplitter()
+    splitter = sshcommand.LineSplitter()
     assert splitter.feed(b"caf\xc3\xa9 \xff\n") == ["caf\u00e9 \ufffd"]
     assert splitter.flush() == []
