@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the service")
     sub.add_parser("migrate", help="apply pending database migrations and exit")
+    sub.add_parser(
+        "doctor",
+        help="check the host, libvirt, disk, templates, Postgres and the public URL "
+        "(exit status 1 if any check FAILs)",
+    )
     show = sub.add_parser("config", help="print the effective configuration")
     show.add_argument("--get", metavar="KEY", help="print one value: data_dir, public_url, listen")
 
@@ -150,6 +155,16 @@ async def _migrate(cfg: Config, args: argparse.Namespace) -> int:
         return 0
 
     return await _with_store(cfg, run)
+
+
+async def _doctor(cfg: Config, args: argparse.Namespace) -> int:
+    from kopers.doctor import exit_status
+    from kopers.doctorchecks import run_checks
+
+    checks = await run_checks(cfg)
+    for check in checks:
+        print(check.line(), flush=True)
+    return exit_status(checks)
 
 
 async def _show_config(cfg: Config, args: argparse.Namespace) -> int:
@@ -356,6 +371,7 @@ _COMMANDS: dict[
 ] = {
     ("serve", None): _serve,
     ("migrate", None): _migrate,
+    ("doctor", None): _doctor,
     ("config", None): _show_config,
     ("user", "add"): _user_add,
     ("user", "passwd"): _user_passwd,

@@ -89,6 +89,19 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Who may read /metrics without credentials: clients in these networks.
+
+    Site admins may read it from anywhere with their API token.
+    """
+
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PoolConfig:
     """The VM pool of one template: how many clones, how many booted ahead, how big."""
 
@@ -185,6 +198,7 @@ class Config:
     webhooks: WebhookConfig = WebhookConfig()
     rebuild: RebuildConfig = RebuildConfig()
     web: WebConfig = WebConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def enabled_chroots(self) -> tuple[ChrootConfig, ...]:
@@ -227,6 +241,7 @@ DEFAULTS: dict[str, Any] = {
         "hosts": [],
     },
     "network": {"allow": []},
+    "metrics": {"allow": ["127.0.0.1/32", "::1/128"]},
     "sources": {"pypi_url": "https://pypi.org"},
     "limits": dict(LIMIT_DEFAULTS),
     "webhooks": dict(WEBHOOK_DEFAULTS),
@@ -328,6 +343,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
         webhooks=parse_webhooks(data["webhooks"]),
         rebuild=parse_rebuild(data["rebuild"]),
         web=parse_web(data["web"]),
+        metrics=MetricsConfig(_networks(data["metrics"], "metrics.allow")),
     )
 
 
@@ -347,6 +363,19 @@ def _parse_network(section: Mapping[str, Any]) -> NetworkConfig:
         return NetworkConfig(tuple(ipaddress.ip_network(a, strict=False) for a in allow))
     except ValueError as exc:
         raise ConfigError(f"network.allow: {exc}") from exc
+
+
+def _networks(
+    section: Mapping[str, Any], key: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A list of networks (CIDR) such as ["127.0.0.1/32", "::1/128"]."""
+    allow = section.get("allow")
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise ConfigError(f'{key} must be a list of networks such as "127.0.0.1/32"')
+    try:
+        return tuple(ipaddress.ip_network(a, strict=False) for a in allow)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
 
 
 def default_data_dir() -> str:

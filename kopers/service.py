@@ -31,6 +31,7 @@ from kopers.eventbus import EventBus
 from kopers.fork import Forks
 from kopers.hooksender import HookSender
 from kopers.logs.hub import LogHub
+from kopers.metrics import Metrics
 from kopers.models import Build, User
 from kopers.net.local import address_policy
 from kopers.net.proxy import EgressProxy
@@ -76,6 +77,7 @@ class Kopers:
     events: EventBus  # new notifications, from Postgres to the live event streams
     hooks: HookSender  # the outbox of outgoing webhook deliveries
     rebuilds: Rebuilds  # automatic rebuilds of what depends on a changed package
+    metrics: Metrics  # what /metrics shows, in a registry of this instance's own
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def atomic(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -258,6 +260,8 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
     # the project asks for it.
     runner.pipeline.on_succeeded = [packages.prune_after]
     runner.pipeline.on_published = [rebuilds.changed]
+    metrics = Metrics()
+    metrics.watch(scheduler, vms, runner.pipeline)
     kopers = Kopers(
         config=config,
         paths=paths,
@@ -278,6 +282,7 @@ async def open_kopers(config: Config, *, with_vms: bool = True) -> Kopers:
         events=events,
         hooks=HookSender(config, store, proxy.policy, bus=events),
         rebuilds=rebuilds,
+        metrics=metrics,
     )
     rebuilds.submit = kopers.submit
     rebuilds.audit = functools.partial(kopers.audit, None, None)

@@ -18,6 +18,7 @@ from aiohttp import web
 from kopers.api.bodycaps import BodyCaps, body_caps_middleware
 from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
+from kopers.api.metrics import ERROR_KIND, metrics_middleware
 from kopers.api.pages import error_page
 from kopers.errors import KopersError
 from kopers.redact import host_roots, redact_path, scrub
@@ -39,6 +40,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except KopersError as exc:
+        request[ERROR_KIND] = type(exc).__name__  # counted by kind (kopers.api.metrics)
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, redact_path(request.path), exc.message)
         message = scrub(exc.message, host_roots(request.app[KOPERS].config))
@@ -68,6 +70,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.info("%s %s: the client went away", request.method, redact_path(request.path))
         return error_response(400, "the client closed the connection")
     except Exception:
+        request[ERROR_KIND] = "unhandled"
         log.exception("unhandled error in %s %s", request.method, redact_path(request.path))
         return error_response(500, "internal server error; see the server log")
 
@@ -96,6 +99,7 @@ def create_app(kopers: Kopers) -> web.Application:
         eventstream,
         hooks,
         hub,
+        metrics,
         native,
         openapi,
         permissions,
@@ -111,6 +115,8 @@ def create_app(kopers: Kopers) -> web.Application:
 
     app = web.Application(
         middlewares=[
+            # Outermost: it counts the status the client gets, errors mapped.
+            metrics_middleware(kopers.metrics),
             errors_middleware,
             body_caps_middleware(BodyCaps.of(kopers.config)),
             body_clock_middleware(kopers.config.limits),
@@ -147,4 +153,5 @@ def create_app(kopers: Kopers) -> web.Application:
     websession.setup(app)
     signin.add_routes(app)
     apipage.add_routes(app)
+    metrics.add_routes(app)
     return app

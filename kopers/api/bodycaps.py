@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 
 
 # Routes whose body is a source package upload, read by kopers.api.upload.
-UPLOAD_ROUTES = frozenset({"/api_3/build/create/upload"})
+UPLOAD_ROUTES = frozenset(
+    {
+        "/api_3/build/create/upload",
+        # The new-build page's file form (kopers.api.forms_submit).
+        "/coprs/{owner}/{project}/add_build/upload/",
+        "/coprs/g/{group}/{project}/add_build/upload/",
+    }
+)
 # Routes that take a forge's delivery, counted against the webhook cap as they are read.
 WEBHOOK_PREFIX = "/webhooks/"
 

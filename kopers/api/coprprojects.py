@@ -6,6 +6,8 @@ Also the project's webhook secret (python-copr's `webhook.generate`, copr-cli
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from kopers.api import bodies
@@ -22,6 +24,10 @@ from kopers.api.params import (
     query_name,
     query_text,
 )
+
+if TYPE_CHECKING:
+    from kopers.models import Project, User
+    from kopers.service import Kopers
 
 routes = web.RouteTableDef()
 
@@ -130,6 +136,12 @@ async def delete_project(request: web.Request) -> web.Response:
     project = await kopers.store.get_project(
         path_name(request, "ownername"), path_name(request, "projectname")
     )
+    await remove_project(kopers, user, project, request.remote)
+    return web.json_response(cj.project_json(project, kopers.layout))
+
+
+async def remove_project(kopers: Kopers, user: User, project: Project, remote: str | None) -> None:
+    """Delete a project, its unfinished builds canceled first; audited. (API and form alike.)"""
 
     async def cancel_unfinished() -> None:
         # Only once deleting is allowed: a refused delete must change nothing.
@@ -139,8 +151,7 @@ async def delete_project(request: web.Request) -> web.Response:
 
     async with kopers.atomic():
         await kopers.projects.delete(user, project, before=cancel_unfinished)
-        await kopers.audit(user, request.remote, "project.delete", project.full_name, {})
-    return web.json_response(cj.project_json(project, kopers.layout))
+        await kopers.audit(user, remote, "project.delete", project.full_name, {})
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,6 +13,8 @@ import contextlib
 
 from aiohttp import web
 
+from kopers.api import websession
+from kopers.api.forms_build import build_actions
 from kopers.api.keys import KOPERS
 from kopers.api.pages import page, page_project, render
 from kopers.api.params import path_id
@@ -49,14 +51,19 @@ def source_summary(build: Build) -> list[tuple[str, str]]:
 
 async def _render(request: web.Request, build: Build) -> web.Response:
     k = request.app[KOPERS]
-    return render(
+    actions = await build_actions(request, build)  # the buttons (kopers.api.forms_build)
+    response = render(
         "build.html",
         build=build,
         result_urls=result_urls(k.layout, build),
         source=source_summary(build),
         packages=await k.store.built_packages(build.id),
         buildroot=await k.store.buildroot_packages(build.id),
+        actions=actions,
     )
+    if actions is not None:
+        websession.private(response)  # it carries the session's form token
+    return response
 
 
 @routes.get(r"/coprs/build/{build_id:\d+}")

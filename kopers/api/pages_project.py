@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from kopers import listing
-from kopers.api import hub
+from kopers.api import hub, websession
+from kopers.api.forms_build import project_actions
 from kopers.api.keys import KOPERS
 from kopers.api.pages import page, page_project, render
 from kopers.api.params import path_name
@@ -73,14 +74,16 @@ async def filtered_builds(
 @routes.get("/coprs/g/{group}/{project}/builds/")
 @routes.get("/coprs/{owner}/{project}/builds/")
 @page
-async def builds(request: web.Request) -> web.Response:
+async def builds(request: web.Request) -> web.StreamResponse:
     k = request.app[KOPERS]
     project = await page_project(request)
     flt = listing.build_filter(request.query.get("state"), request.query.get("package"))
     win = listing.window(request.query.get("page"), request.query.get("per_page"))
     paged, short = await filtered_builds(k.store, project.id, flt, win)
-    return render(
+    actions = await project_actions(request, project)
+    response = render(
         "builds.html",
+        actions=actions,
         tab="builds",
         project=project,
         builds=paged,
@@ -91,37 +94,43 @@ async def builds(request: web.Request) -> web.Response:
             state=flt.state, package=flt.package, page=page, per_page=win.size_param
         ),
     )
+    return websession.private(response) if actions is not None else response
 
 
 @routes.get("/coprs/g/{group}/{project}/packages/")
 @routes.get("/coprs/{owner}/{project}/packages/")
 @page
-async def packages(request: web.Request) -> web.Response:
+async def packages(request: web.Request) -> web.StreamResponse:
     k = request.app[KOPERS]
     project = await page_project(request)
     win = listing.window(request.query.get("page"), request.query.get("per_page"))
     paged = listing.page_of(await k.store.list_packages(project.id, win.fetch, win.offset), win)
     by_package = await k.store.builds_by_package(project.id) if paged.items else {}
-    return render(
+    actions = await project_actions(request, project)
+    response = render(
         "packages.html",
         tab="packages",
         project=project,
         packages=paged,
         latest={p.id: next(iter(by_package.get(p.id, ())), None) for p in paged.items},
         link=lambda page: listing.query(page=page, per_page=win.size_param),
+        actions=actions,
     )
+    return websession.private(response) if actions is not None else response
 
 
 @routes.get("/coprs/g/{group}/{project}/package/{package_name}/")
 @routes.get("/coprs/{owner}/{project}/package/{package_name}/")
 @page
-async def package(request: web.Request) -> web.Response:
+async def package(request: web.Request) -> web.StreamResponse:
     k = request.app[KOPERS]
     project = await page_project(request)
     pkg = await k.store.get_package(project.id, path_name(request, "package_name"))
     every = await k.store.package_builds(pkg.id)
-    return render(
+    actions = await project_actions(request, project)  # the rebuild button
+    response = render(
         "package.html",
+        actions=actions,
         tab="packages",
         project=project,
         package=pkg,
@@ -131,6 +140,7 @@ async def package(request: web.Request) -> web.Response:
         builds=every[:PACKAGE_BUILDS],
         more=len(every) > PACKAGE_BUILDS,
     )
+    return websession.private(response) if actions is not None else response
 
 
 @routes.get("/coprs/g/{group}/{project}/monitor/")

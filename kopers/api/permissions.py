@@ -105,7 +105,7 @@ async def set_permissions(request: web.Request) -> web.Response:
             for name, roles in wanted.items()
         }
 
-    changed = await _update(request, kopers, user, project, plan, "permission.set")
+    changed = await update_grants(request, kopers, user, project, plan, "permission.set")
     return web.json_response({"updated": sorted(changed)})
 
 
@@ -122,11 +122,11 @@ async def request_permissions(request: web.Request) -> web.Response:
             )
         }
 
-    changed = await _update(request, kopers, user, project, plan, "permission.request")
+    changed = await update_grants(request, kopers, user, project, plan, "permission.request")
     return web.json_response({"updated": bool(changed)})
 
 
-async def _update(
+async def update_grants(
     request: web.Request,
     kopers: Kopers,
     user: User,

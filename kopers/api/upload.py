@@ -76,7 +76,7 @@ async def _read_parts(request: web.Request, spool_dir: Path, caps: BodyCaps) -> 
         if not isinstance(part, BodyPartReader):
             continue  # a nested multipart: drained through the capped body
         if part.name == "pkgs":
-            package = await _spool(part, spool_dir)
+            package = await spool(part, spool_dir)
         elif part.name == "json":
             options = await _read_json(part, caps)
     if package is None:
@@ -92,7 +92,7 @@ def spool_name(sent: str | None) -> str:
     return name or "upload.src.rpm"
 
 
-async def _spool(part: BodyPartReader, spool_dir: Path) -> Path:
+async def spool(part: BodyPartReader, spool_dir: Path) -> Path:
     path = spool_dir / spool_name(part.filename)
     with path.open("wb") as fh:
         block = bytearray()

@@ -12,7 +12,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kopers.api import pages_build, pages_home, pages_project
+from kopers.api import (
+    forms_build,
+    forms_integrations,
+    forms_permissions,
+    forms_project,
+    forms_submit,
+    pages_audit,
+    pages_build,
+    pages_home,
+    pages_project,
+)
 from kopers.api.pages import render, render_status
 
 __all__ = ["STATIC_DIR", "add_routes", "render", "render_status"]
@@ -43,6 +53,14 @@ def _static_names() -> frozenset[str]:
 def add_routes(app: web.Application) -> None:
     # The build page first: /coprs/build/<id> is no user's project page.
     pages_build.add_routes(app)
+    # The forms before the project pages: a group's project named like a page is no page.
+    forms_build.add_routes(app)
+    forms_submit.add_routes(app)
+    # /coprs/<owner>/add/ is the new project form, no project called "add".
+    forms_project.add_routes(app)
+    forms_permissions.add_routes(app)
+    forms_integrations.add_routes(app)
+    pages_audit.add_routes(app)
     pages_home.add_routes(app)
     pages_project.add_routes(app)
     app.add_routes(routes)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,8 @@ class VmPool:
         self._refill_wake = asyncio.Event()
         self._backoff: dict[str, tuple[int, float]] = {}  # template -> (failures, not before)
         self._started = False
+        # Told of each clone that booted: (template, seconds from start to SSH ready).
+        self.boot_observers: list[Callable[[str, float], None]] = []
 
     @property
     def capacity(self) -> int:
@@ -282,6 +284,8 @@ class VmPool:
             await asyncio.shield(self._retire(vm, cancel_boot=False))
             raise
         vm.state = VmState.WARM
+        for observe in self.boot_observers:
+            observe(vm.template, loop.time() - started)
         log.info(
             "%s booted on %s in %.1f s (%s)",
             vm.name,

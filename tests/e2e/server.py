@@ -79,7 +79,9 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def kopers(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kopers(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV_BIN / "kopers"), *args],
             env=self.env,
@@ -87,6 +89,7 @@ class Server:
             capture_output=True,
             check=check,
             timeout=600,
+            input=stdin,
         )
 
     def start(self) -> None:

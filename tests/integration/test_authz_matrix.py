@@ -352,6 +352,32 @@ async def revoke_token_form(w: World, kind: str, user: str | None) -> Call:
     return Call("POST", path, {"data": {"csrf_token": "x" * 43}}, "")
 
 
+def project_page_form(tail: str, group_route: bool = False, **fields: str) -> Prepare:
+    """A form of a fresh project's pages (`/coprs/<owner>/<project>/<tail>`), as page_form."""
+
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        p = await w.project("group" if group_route else kind)
+        owner = "g/sig" if group_route else p.owner
+        data = {"csrf_token": "x" * 43, **fields}
+        return Call("POST", f"/coprs/{owner}/{p.name}/{tail}", {"data": data}, "")
+
+    return prepare
+
+
+def hook_delete_form(group_route: bool = False) -> Prepare:
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        p = await w.project("group" if group_route else kind)
+        olga = await w.kopers.store.get_user("olga")
+        hook = await w.kopers.store.create_hook(
+            p.id, "https://hooks.example.com/k", "s" * 20, olga.id
+        )
+        owner = "g/sig" if group_route else p.owner
+        path = f"/coprs/{owner}/{p.name}/integrations/hooks/{hook.id}/delete/"
+        return Call("POST", path, {"data": {"csrf_token": "x" * 43}}, "")
+
+    return prepare
+
+
 @dataclass(frozen=True)
 class Case:
     prepare: Prepare
@@ -572,6 +598,86 @@ MATRIX.update(
         ),
         ("POST", "/api/tokens/{login}/revoke/"): Case(
             revoke_token_form, (_s(), _s()), None, page=True
+        ),
+    }
+)
+# A project's forms (kopers.api.forms_project, forms_permissions, forms_integrations).
+_PROJECT_FORMS = {
+    "edit/": {"description": "changed", "chroots": CHROOT},
+    "delete/": {"confirm": "x"},
+    "permissions/request/": {"builder": "on"},
+    "permissions/set/": {"user": "eve", "builder": "approved"},
+    "integrations/secret/": {},
+    "integrations/hooks/": {"url": "https://hooks.example.com/kopers"},
+}
+MATRIX.update(
+    {
+        ("POST", "/coprs/{owner}/add/"): Case(
+            page_form("/coprs/olga/add/", name="webnew", chroots=CHROOT),
+            (_s(), _s()),
+            None,
+            page=True,
+        ),
+        ("POST", "/coprs/g/{group}/add/"): Case(
+            page_form("/coprs/g/sig/add/", name="webnew", chroots=CHROOT),
+            (_s(), _s()),
+            None,
+            page=True,
+        ),
+        ("POST", "/coprs/{owner}/{project}/integrations/hooks/{hook_id}/delete/"): Case(
+            hook_delete_form(), (_s(), _s()), None, page=True
+        ),
+        ("POST", "/coprs/g/{group}/{project}/integrations/hooks/{hook_id}/delete/"): Case(
+            hook_delete_form(group_route=True), (_s(), _s()), None, page=True
+        ),
+    }
+)
+for _tail, _fields in _PROJECT_FORMS.items():
+    MATRIX[("POST", "/coprs/{owner}/{project}/" + _tail)] = Case(
+        project_page_form(_tail, **_fields), (_s(), _s()), None, page=True
+    )
+    MATRIX[("POST", "/coprs/g/{group}/{project}/" + _tail)] = Case(
+        project_page_form(_tail, group_route=True, **_fields), (_s(), _s()), None, page=True
+    )
+
+# The build forms (kopers.api.forms_submit, forms_build): new builds, a build's buttons, rebuild.
+_BUILD_FORMS = {
+    "add_build/url/": {"pkgs": "http://127.0.0.1:1/a.src.rpm", "chroots": CHROOT},
+    "add_build/scm/": {"clone_url": "https://127.0.0.1:1/x.git", "chroots": CHROOT},
+    "add_build/upload/": {"chroots": CHROOT},
+    "package/{package_name}/rebuild/": {},
+}
+for _tail, _fields in _BUILD_FORMS.items():
+    _path = _tail.replace("{package_name}", "hello")
+    MATRIX[("POST", "/coprs/{owner}/{project}/" + _tail)] = Case(
+        project_page_form(_path, **_fields), (_s(), _s()), None, page=True
+    )
+    MATRIX[("POST", "/coprs/g/{group}/{project}/" + _tail)] = Case(
+        project_page_form(_path, group_route=True, **_fields), (_s(), _s()), None, page=True
+    )
+
+
+def build_page_form(action: str, finished: bool, **fields: str) -> Prepare:
+    """A button of a fresh build's page (`/coprs/build/<id>/<action>/`), as page_form."""
+
+    async def prepare(w: World, kind: str, user: str | None) -> Call:
+        build_id = await w.build(await w.project(kind), finished)
+        path = f"/coprs/build/{build_id}/{action}/"
+        return Call("POST", path, {"data": {"csrf_token": "x" * 43, **fields}}, "")
+
+    return prepare
+
+
+MATRIX.update(
+    {
+        ("POST", "/coprs/build/{build_id}/cancel/"): Case(
+            build_page_form("cancel", False), (_s(), _s()), None, page=True
+        ),
+        ("POST", "/coprs/build/{build_id}/resubmit/"): Case(
+            build_page_form("resubmit", True), (_s(), _s()), None, page=True
+        ),
+        ("POST", "/coprs/build/{build_id}/delete/"): Case(
+            build_page_form("delete", True, confirm="yes"), (_s(), _s()), None, page=True
         ),
     }
 )
