@@ -72,6 +72,13 @@ def signed_in(chromium: object, server: Server, user: str) -> object:
     return page
 
 
+# The elements that stick out to the right of the window (for a failure's message).
+WIDE = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' +
+                       Math.round(e.getBoundingClientRect().right))"""
+
+
 def shot(page: object, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name), full_page=False)  # type: ignore[attr-defined]
@@ -132,7 +139,7 @@ def test_from_sign_in_to_dnf_install_in_the_browser(
     for path in ("", "builds/", f"build/{build_id}/", "monitor/", "add_build/", "edit/"):
         page.goto(base + path)
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-        assert width[0] <= width[1], (path, width)
+        assert width[0] <= width[1], (path, width, page.evaluate(WIDE))
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # A setting, changed with the settings form.
