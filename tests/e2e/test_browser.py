@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright
 
 from tests.conftest import service_dir
 from tests.e2e.dnfcopr import Client
 from tests.e2e.server import CHROOT, REPO, VENV_BIN, Server
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 OWNER, OTHER, PROJECT, PACKAGE = "erin", "frank", "web", "kopers-web"
@@ -108,6 +107,16 @@ def test_from_sign_in_to_dnf_install_in_the_browser(
     page.wait_for_url(re.compile(r".*/build/\d+/$"))
     build_id = int(re.findall(r"/build/(\d+)/$", page.url)[0])
 
+    # The builds list and the monitor, opened now, follow the build without a reload.
+    watchers = []
+    for path in ("builds/", "monitor/"):
+        watcher = page.context.new_page()
+        watcher.goto(base + path)
+        mark = f'[data-state-of="{build_id}"], [data-state-of="{build_id}:{CHROOT}"]'
+        state = watcher.locator(mark).first
+        assert state.inner_text() != "succeeded", path
+        watchers.append((path, watcher, state))
+
     # Its log arrives while the page is open: the builder starts after the VM boots.
     log = page.locator(f"#log-{CHROOT}")
     assert "builder started" not in log.inner_text()
@@ -121,6 +130,11 @@ def test_from_sign_in_to_dnf_install_in_the_browser(
         "el => el.textContent === 'succeeded'", arg=state.element_handle(), timeout=BUILD_S
     )
     assert server.get(f"/api_3/build/{build_id}")["state"] == "succeeded"
+    for _path, watcher, state in watchers:
+        watcher.wait_for_function(
+            "el => el.textContent === 'succeeded'", arg=state.element_handle(), timeout=60_000
+        )
+        watcher.close()
 
     # The install command, as the project page shows it, installs the package.
     page.goto(base)
