@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
 from kopers.api.bodycaps import BodyCaps
-from kopers.api.upload import capped_multipart, spool
+from kopers.api.upload import MAX_PARTS, capped_multipart, spool
 from kopers.errors import BadRequest, Forbidden
 
 if TYPE_CHECKING:
@@ -81,12 +81,16 @@ async def _read(
     text_bytes = 0
     trusted = False
     package: Path | None = None
+    parts = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > MAX_PARTS:
+            raise BadRequest(f"the form has more than {MAX_PARTS} parts")
         if not isinstance(part, BodyPartReader):
             continue  # a nested multipart: drained through the capped body
         if part.filename is None:
             value = await _text(part, caps.json - text_bytes, caps)
-            text_bytes += len(value)
+            text_bytes += len(value) + len(part.name or "")
             text = _decoded(value)
             if part.name == TOKEN_FIELD and not trusted:
                 if not token_ok(text):

@@ -151,7 +151,12 @@ def render_status(name: str, http_status: int, **context: Any) -> web.Response:
     if "account" not in context:
         context["account"] = _account(context)
     text = _env.get_template(name).render(**context)
-    return web.Response(text=text, status=http_status, content_type="text/html")
+    response = web.Response(text=text, status=http_status, content_type="text/html")
+    account = context["account"]
+    if account is not None and account.csrf is not None:
+        # The bar's sign-out form holds the session's token, good for every form.
+        websession.private(response)
+    return response
 
 
 def page(handler: H) -> H:

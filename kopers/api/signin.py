@@ -92,7 +92,10 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _too_many(wait)
     record = await store.password_of(username)
     stored = record.password_hash if record is not None else None
-    if record is None or not await asyncio.to_thread(passwords.verify, stored, password):
+    # Verified even for an unknown user (against a dummy hash): the answer takes
+    # as long either way, so its time does not tell who has an account.
+    verified = await asyncio.to_thread(passwords.verify, stored, password)
+    if record is None or not verified:
         return _form(request, current, target, username, FAILED)
     return await _start_session(request, record.user, attempt, target)
 

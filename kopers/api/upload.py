@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
 _MAX_NAME = 200  # bytes; the OS allows 255, and the name is shown in messages
 _READ = 1 << 16  # one read from the body
+MAX_PARTS = 64  # multipart parts of one upload
 # One write to the spool file, in a thread. Measured on loopback: inline 64 KiB
 # writes stalled the loop up to 16 ms each; 1 MiB blocks in a thread kept its
 # longest stall lower, and 4 MiB blocks were slower.
@@ -72,7 +73,12 @@ async def _read_parts(request: web.Request, spool_dir: Path, caps: BodyCaps) -> 
     reader = capped_multipart(request, caps.upload, caps.too_large_upload)
     package: Path | None = None
     options: dict[str, Any] | None = None
+    parts = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > MAX_PARTS:
+            # Copr's clients send two; a million empty ones would cost minutes of parsing.
+            raise BadRequest(f"the upload has more than {MAX_PARTS} multipart parts")
         if not isinstance(part, BodyPartReader):
             continue  # a nested multipart: drained through the capped body
         if part.name == "pkgs":

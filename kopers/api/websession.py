@@ -166,9 +166,14 @@ async def _fields(request: web.Request) -> MultiDictProxy[str]:
     if request.content_type in _FORM_TYPES:
         try:
             posted = await request.post()
-        except ValueError:  # UnicodeDecodeError among them
+            texts = [(k, v) for k, v in posted.items() if isinstance(v, str)]
+            # A charset such as UTF-7 decodes to lone surrogates, which no page can show.
+            for k, v in texts:
+                k.encode()
+                v.encode()
+        except (ValueError, LookupError):  # undecodable text, or a charset Python lacks
             raise BadRequest("the form is not valid UTF-8 text") from None
-        fields.extend((k, v) for k, v in posted.items() if isinstance(v, str))
+        fields.extend(texts)
     return MultiDictProxy(fields)
 
 

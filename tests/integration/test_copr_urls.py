@@ -152,3 +152,28 @@ async def test_every_control_on_every_page_has_a_label(alice: tuple[Browser, dic
         seen += len(controls.controls)
         assert controls.unlabelled() == [], path
     assert seen > 20  # the forms are there: this checked something
+
+
+async def test_a_page_holding_the_sessions_token_is_never_cached_nor_framed(
+    alice: tuple[Browser, dict], api: Api
+) -> None:
+    """The account bar's sign-out form carries the session's token, good for every form."""
+    browser, _ = alice
+    for path in (
+        "/",
+        "/coprs/alice/",
+        "/coprs/alice/p/",
+        "/coprs/alice/p/monitor/",
+        "/coprs/nobody/",
+    ):
+        _, text, headers = await browser.get(path)
+        assert 'name="csrf_token"' in text, path
+        assert headers.get("Cache-Control") == "no-store", path
+        assert headers.get("X-Frame-Options") == "DENY", path
+    # Signed out, nothing secret is on the page: it may be cached.
+    anonymous = Browser(api)
+    try:
+        _, text, headers = await anonymous.get("/coprs/alice/p/")
+        assert 'name="csrf_token"' not in text and "Cache-Control" not in headers
+    finally:
+        await anonymous.close()

@@ -544,3 +544,31 @@ async def test_a_package_rebuild_makes_a_build(api: Api, alice: Browser, bob: Br
     assert 'href="/coprs/alice/p/add_build/"' in page
     status, page, _ = await bob.get("/coprs/alice/p/builds/")
     assert "add_build" not in page
+
+
+async def test_a_form_of_countless_empty_parts_is_refused_at_once(api: Api, alice: Browser) -> None:
+    """Parts are counted: a million empty ones would otherwise cost minutes of parsing."""
+    token = await alice.token(PAGE)
+    empty = b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n"
+    body = (
+        b"--B\r\nContent-Disposition: form-data; name=csrf_token\r\n\r\n"
+        + token.encode()
+        + b"\r\n"
+        + empty * 10_000
+        + b"--B--\r\n"
+    )
+    headers = {**HTML, "Content-Type": "multipart/form-data; boundary=B"}
+    async with alice.http.post(
+        PAGE + "upload/", data=body, headers=headers, allow_redirects=False
+    ) as resp:
+        status, page = resp.status, await resp.text()
+    assert status == 400 and "more than 64 parts" in page, (status, page[:300])
+    assert await api.count("builds") == 0
+    assert list(api.kopers.paths.incoming.rglob("*")) == []
+    # The API's upload counts them too.
+    headers = {"Authorization": api.auth["alice"], "Content-Type": headers["Content-Type"]}
+    async with api.client.post(
+        "/api_3/build/create/upload", data=empty * 100 + b"--B--\r\n", headers=headers
+    ) as resp:
+        status, answer = resp.status, await resp.text()
+    assert status == 400 and "more than 64 multipart parts" in answer, answer

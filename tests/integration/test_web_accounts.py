@@ -502,3 +502,44 @@ async def kopers_cli(cfg: config_mod.Config, args: list[str], stdin: bytes) -> t
     out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        # A charset Python does not know.
+        ("application/x-www-form-urlencoded; charset=bogus", b"csrf_token=x&username=a"),
+        # UTF-7 decodes "+2AA-" to a lone surrogate, which no page can show.
+        ("application/x-www-form-urlencoded; charset=utf-7", b"csrf_token=%2B2AA-&username=a"),
+        (
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="csrf_token"\r\n'
+            b"Content-Type: text/plain; charset=bogus\r\n\r\nabc\r\n--XX--\r\n",
+        ),
+    ],
+)
+async def test_a_form_in_a_hostile_charset_is_a_400_not_a_500(
+    api: Api, browsers: list[Browser], content_type: str, body: bytes
+) -> None:
+    b = browsers[0]
+    await b.token()  # the sign-in form's cookie
+    status, text, _ = await b.post("/login/", body, headers={"Content-Type": content_type})
+    assert status == 400 and "not valid UTF-8" in text, (status, text[:200])
+    assert await session_rows(api) == 0
+
+
+async def test_an_unknown_user_costs_a_password_check_too(
+    api: Api, browsers: list[Browser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the answer's time does not tell who has an account."""
+    checked: list[str | None] = []
+    real = passwords.verify
+
+    def counting(stored: str | None, password: str) -> bool:
+        checked.append(stored)
+        return real(stored, password)
+
+    monkeypatch.setattr(passwords, "verify", counting)
+    status, page, _ = await browsers[0].sign_in("nobody-at-all")
+    assert status == 200 and FAILED in page
+    assert checked == [None]  # the dummy hash was checked, as for a user without a password

@@ -36,7 +36,7 @@ class Browser:
             return resp.status, await resp.text(), resp.headers
 
     async def post(
-        self, path: str, data: dict[str, str], **kw: Any
+        self, path: str, data: dict[str, str] | bytes, **kw: Any
     ) -> tuple[int, str, CIMultiDictProxy[str]]:
         async with self.http.post(path, data=data, allow_redirects=False, **kw) as resp:
             return resp.status, await resp.text(), resp.headers
