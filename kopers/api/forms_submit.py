@@ -17,7 +17,6 @@ in from the page.
 
 from __future__ import annotations
 
-import hmac
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from kopers.api.formupload import read_form_upload
 from kopers.api.keys import KOPERS
 from kopers.api.pages import page, page_project, project_url, render_status
 from kopers.buildrequest import BuildRequest
-from kopers.errors import BadRequest, Forbidden, KopersError
+from kopers.errors import BadRequest, KopersError
 from kopers.models import Build, Project, User
 from kopers.sourcekinds import SCM_METHODS
 
@@ -199,19 +198,15 @@ async def submit_scm(request: web.Request) -> web.StreamResponse:
 async def submit_upload(request: web.Request) -> web.StreamResponse:
     """An SRPM or a spec file. Who is asking is known before a byte of the body is read."""
     kopers = request.app[KOPERS]
-    origin = request.headers.get("Origin")
-    if origin is not None and not websession.same_origin(origin, kopers.config.server.public_url):
-        raise Forbidden("refused a form sent from another origin than this server's")
+    websession.check_origin(request)
     user = await websession.require_web_user(request)
     project = await builder_of(request, user)
-    expected = websession.csrf_token(request)
     try:
         upload = await read_form_upload(
             request,
             kopers.paths.incoming,
             kopers.config,
-            # The comparison checked_form makes, as bytes (a client may send any text).
-            lambda sent: hmac.compare_digest(sent.encode(), expected.encode()),
+            lambda sent: websession.token_matches(request, sent),
         )
     except KopersError as exc:
         if exc.status == 413:

@@ -139,9 +139,7 @@ async def checked_form(request: web.Request) -> MultiDictProxy[str]:
     403 for a foreign `Origin`, or a `csrf_token` that is missing or not
     this browser's (another session's, or one from before signing in or out).
     """
-    origin = request.headers.get("Origin")
-    if origin is not None and not same_origin(origin, request.app[KOPERS].config.server.public_url):
-        raise Forbidden("refused a form sent from another origin than this server's")
+    check_origin(request)
     form = await _fields(request)
     sent = form.get(FIELD)
     session = await current_session(request)
@@ -158,6 +156,19 @@ async def checked_form(request: web.Request) -> MultiDictProxy[str]:
     ):
         raise Forbidden("the form has expired or did not come from this site: load the page again")
     return form
+
+
+def check_origin(request: web.Request) -> None:
+    """403 for a form sent with an `Origin` other than this server's public URL's."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not same_origin(origin, request.app[KOPERS].config.server.public_url):
+        raise Forbidden("refused a form sent from another origin than this server's")
+
+
+def token_matches(request: web.Request, sent: str) -> bool:
+    """Whether `sent` is this browser's form token (see checked_form)."""
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a client may send.
+    return hmac.compare_digest(sent.encode(), csrf_token(request).encode())
 
 
 async def _fields(request: web.Request) -> MultiDictProxy[str]:
