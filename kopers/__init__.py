@@ -1,3 +1,3 @@
 """Kopers: a self-hosted personal package archive for RPMs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,7 +1,7 @@
 """The `kopers` command: serve, migrate, user/group/token admin, template builds.
 
-Admin commands open the same database as a running `kopers serve` (the
-embedded server is shared between processes), so they work while it runs.
+This module parses the command line and dispatches; the admin commands that
+open the database (migrate, user, token, group) live in kopers.cliadmin.
 Any error is one line on stderr and a non-zero exit.
 """
 
@@ -10,21 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
+from kopers import cliadmin, logformat
 from kopers import config as config_mod
-from kopers import passwords, tokens
 from kopers.config import Config
-from kopers.db.database import open_database
-from kopers.db.migrations import migrate
-from kopers.db.store import Store
-from kopers.errors import KopersError, NotFound
+from kopers.errors import KopersError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     show = sub.add_parser("config", help="print the effective configuration")
     show.add_argument("--get", metavar="KEY", help="print one value: data_dir, public_url, listen")
+    dump = sub.add_parser(
+        "backup", help="write a backup (database, keys, results) to DEST; see docs/backup.md"
+    )
+    dump.add_argument("dest", help="a new or empty directory")
+    dump.add_argument(
+        "--no-results", action="store_true", help="leave out the results tree (copy it apart)"
+    )
+    restore = sub.add_parser("restore", help="restore a backup into an empty data directory")
+    restore.add_argument("src", help="a directory written by `kopers backup`")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user")
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=logformat.TEXT_FORMAT,
         stream=sys.stderr,
     )
     # asyncssh logs every channel and pgserver every command at INFO: noise.
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         cfg = config_mod.load(args.config)
+        logformat.use(cfg.server.log_format)
         handler = _COMMANDS[(args.command, getattr(args, "action", None))]
         return asyncio.run(handler(cfg, args))
     except KopersError as exc:
@@ -138,25 +143,6 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_store(cfg: Config, fn: Callable[[Store], Coroutine[Any, Any, int]]) -> int:
-    db = await open_database(cfg.database.dsn, cfg.data_dir, max_size=2)
-    try:
-        await migrate(db.pool)
-        store = Store(db.pool)
-        # A command's change and its audit event commit together, or neither does.
-        async with store.atomic():
-            return await fn(store)
-    finally:
-        await db.close()
-
-
-async def _migrate(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        return 0
-
-    return await _with_store(cfg, run)
-
-
 async def _doctor(cfg: Config, args: argparse.Namespace) -> int:
     from kopers.doctor import exit_status
     from kopers.doctorchecks import run_checks
@@ -165,6 +151,33 @@ async def _doctor(cfg: Config, args: argparse.Namespace) -> int:
     for check in checks:
         print(check.line(), flush=True)
     return exit_status(checks)
+
+
+async def _backup(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kopers.backup import describe
+    from kopers.backupio import take_backup
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    manifest = await take_backup(cfg, Path(args.dest), results=not args.no_results, say=say)
+    say(f"backup written to {args.dest}: {describe(manifest)}")
+    return 0
+
+
+async def _restore(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kopers.restoreio import restore_backup
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    manifest = await restore_backup(cfg, Path(args.src), say)
+    say(f"restored into {cfg.data_dir} (schema version {manifest.schema_version})")
+    return 0
 
 
 async def _show_config(cfg: Config, args: argparse.Namespace) -> int:
@@ -183,172 +196,6 @@ async def _show_config(cfg: Config, args: argparse.Namespace) -> int:
     else:
         raise KopersError(f"unknown key {args.get}; known: {', '.join(values)}")
     return 0
-
-
-async def _user_add(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        if args.exist_ok:
-            try:
-                await store.get_user(args.name)
-                return 0
-            except NotFound:
-                pass
-        user = await store.create_user(args.name, args.admin)
-        await store.add_event(
-            None, "cli", "user.create", user.name, {"admin": user.is_admin, **_by()}
-        )
-        print(f"created user {user.name}" + (" (admin)" if user.is_admin else ""), file=sys.stderr)
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-async def _user_passwd(cfg: Config, args: argparse.Namespace) -> int:
-    digest = await asyncio.to_thread(passwords.hash_password, _read_password())
-
-    async def run(store: Store) -> int:
-        user = await store.get_user(args.name)
-        await store.set_password(user, digest)  # which also signs them out everywhere
-        await store.add_event(None, "cli", "user.password", user.name, _by())
-        print(f"set the password of {user.name}; their web sessions have ended", file=sys.stderr)
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-def _read_password() -> str:
-    """A new password: one line of stdin (newline stripped), or typed twice at a terminal."""
-    if sys.stdin is None:
-        raise KopersError("no standard input to read the password from")
-    if not sys.stdin.isatty():
-        try:
-            # Two characters past the cap: a longer line is refused, not cut to size.
-            line = sys.stdin.readline(passwords.MAX_BYTES + 2)
-        except UnicodeDecodeError:
-            raise KopersError("the password on standard input is not UTF-8 text") from None
-        return passwords.check_new(line.removesuffix("\n").removesuffix("\r"))
-    first = getpass.getpass("New password: ")
-    passwords.check_new(first)
-    if getpass.getpass("The same again: ") != first:
-        raise KopersError("the two passwords differ; nothing was changed")
-    return first
-
-
-async def _token_create(cfg: Config, args: argparse.Namespace) -> int:
-    if args.days is None:
-        args.days = cfg.server.token_days
-    if args.days < 0:
-        raise KopersError("--days must not be negative")
-
-    async def run(store: Store) -> int:
-        user = await store.get_user(args.name)
-        new = tokens.generate()
-        expires = tokens.expires_on(datetime.now(UTC), args.days)
-        await store.create_token(user.id, new.login, new.digest, expires)
-        await store.add_event(
-            user.id, "cli", "token.create", user.name, {"login": new.login, **_by()}
-        )
-        sys.stdout.write(tokens.copr_cli_config(cfg.server.public_url, user.name, new))
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-async def _token_list(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        user = await store.get_user(args.name)
-        now = datetime.now(UTC)
-        rows = [("LOGIN", "CREATED", "EXPIRES", "LAST USED", "REVOKED")]
-        for t in await store.list_tokens(user):
-            rows.append(
-                (
-                    t.login,
-                    _when(t.created_on),
-                    _when(t.expires_on, "never")
-                    + (" (expired)" if tokens.expired(t.expires_on, now) else ""),
-                    _when(t.last_used, "never"),
-                    _when(t.revoked_on, "yes") if t.revoked else "no",
-                )
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-def _when(value: datetime | None, none: str = "-") -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else none
-
-
-async def _token_revoke(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        record = await store.token(args.login)
-        if record is None:
-            raise NotFound(f"token {args.login} does not exist")
-        if not await store.revoke_token(args.login):
-            raise KopersError(f"token {args.login} is already revoked")
-        await store.add_event(
-            None, "cli", "token.revoke", record.user.name, {"login": args.login, **_by()}
-        )
-        print(f"revoked token {args.login} of {record.user.name}", file=sys.stderr)
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-def _by() -> dict[str, str]:
-    """Who ran an admin command, for the audit trail (the CLI has no API user)."""
-    try:
-        return {"os_user": getpass.getuser()}
-    except (KeyError, OSError):
-        return {}
-
-
-async def _group_add(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        group = await store.create_group(args.name)
-        await store.add_event(None, "cli", "group.create", f"@{group.name}", _by())
-        print(
-            f"created group {group.name}; its projects are owned by @{group.name}", file=sys.stderr
-        )
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-async def _group_list(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        for group in await store.list_groups():
-            members = " ".join(m.name + ("*" if m.is_admin else "") for m in group.members)
-            print(f"@{group.name}: {members}".rstrip())
-        return 0
-
-    return await _with_store(cfg, run)
-
-
-async def _group_member(cfg: Config, args: argparse.Namespace) -> int:
-    async def run(store: Store) -> int:
-        group = await store.get_group(args.group)
-        user = await store.get_user(args.user)
-        obj = f"@{group.name}"
-        if args.member_action == "add":
-            was = await store.add_group_member(group, user, args.admin)
-            if was is None or was != args.admin:
-                details = {"user": user.name, "admin": args.admin, **_by()}
-                await store.add_event(None, "cli", "group.member.add", obj, details)
-            role = "admin" if args.admin else "member"
-            print(f"{user.name} is now {role} of group {group.name}", file=sys.stderr)
-        else:
-            if not await store.remove_group_member(group, user):
-                raise NotFound(f"{user.name} is not a member of group {group.name}")
-            details = {"user": user.name, **_by()}
-            await store.add_event(None, "cli", "group.member.remove", obj, details)
-            print(f"removed {user.name} from group {group.name}", file=sys.stderr)
-        return 0
-
-    return await _with_store(cfg, run)
 
 
 async def _template_build(cfg: Config, args: argparse.Namespace) -> int:
@@ -370,16 +217,18 @@ _COMMANDS: dict[
     tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
 ] = {
     ("serve", None): _serve,
-    ("migrate", None): _migrate,
+    ("migrate", None): cliadmin.run_migrations,
     ("doctor", None): _doctor,
     ("config", None): _show_config,
-    ("user", "add"): _user_add,
-    ("user", "passwd"): _user_passwd,
-    ("token", "create"): _token_create,
-    ("token", "list"): _token_list,
-    ("token", "revoke"): _token_revoke,
-    ("group", "add"): _group_add,
-    ("group", "list"): _group_list,
-    ("group", "member"): _group_member,
+    ("backup", None): _backup,
+    ("restore", None): _restore,
+    ("user", "add"): cliadmin.user_add,
+    ("user", "passwd"): cliadmin.user_passwd,
+    ("token", "create"): cliadmin.token_create,
+    ("token", "list"): cliadmin.token_list,
+    ("token", "revoke"): cliadmin.token_revoke,
+    ("group", "add"): cliadmin.group_add,
+    ("group", "list"): cliadmin.group_list,
+    ("group", "member"): cliadmin.group_member,
     ("template", "build"): _template_build,
 }

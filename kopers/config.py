@@ -30,21 +30,14 @@ from kopers.automation import (
 from kopers.errors import ConfigError
 from kopers.limits import DEFAULTS as LIMIT_DEFAULTS
 from kopers.limits import LimitsConfig, parse_limits
+from kopers.logformat import LogFormat
 from kopers.loginpolicy import WEB_DEFAULTS, WebConfig, parse_web
-from kopers.settings import (
-    apply_env,
-    merge,
-    natural,
-    path_setting,
-    positive,
-    required_str,
-    tables,
-)
+from kopers.settings import apply_env, merge, natural, path_setting, positive
+from kopers.vmconfig import HostConfig as HostConfig  # re-exported: callers import it here
+from kopers.vmconfig import VmConfig, check_hypervisor, parse_vm
 
 _CHROOT_NAME = re.compile(r"^[a-z0-9][a-z0-9.+_]*-[a-z0-9.+_]+-[a-z0-9_]+$")
 _DIST = re.compile(r"^\.[A-Za-z0-9_.]+$")
-_POOL_KEYS = {"template", "max_concurrent", "warm", "vcpus", "memory_mib", "disk_gib"}
-_HOST_KEYS = {"name", "uri", "slots", "hypervisor", "tunnel", "overlay_dir"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +47,9 @@ class ServerConfig:
     public_url: str
     max_upload_mib: int
     token_days: int = 180  # lifetime of a new API token; 0: it never expires
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (kopers.api.proxyheaders).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    log_format: LogFormat = LogFormat.TEXT  # "json": one JSON object per log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,61 +95,6 @@ class MetricsConfig:
         ipaddress.ip_network("127.0.0.1/32"),
         ipaddress.ip_network("::1/128"),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolConfig:
-    """The VM pool of one template: how many clones, how many booted ahead, how big."""
-
-    template: str
-    max_concurrent: int
-    warm: int  # clones booted ahead of demand
-    vcpus: int
-    memory_mib: int
-    disk_gib: int  # 0: the template image's own size
-
-
-@dataclass(frozen=True, slots=True)
-class HostConfig:
-    """A libvirt host that runs builder VMs."""
-
-    name: str
-    uri: str
-    slots: int  # builder VMs (booting, warm or busy) at once on this host
-    hypervisor: str  # "auto", "kvm" or "qemu"
-    # For a remote URI: [user@]host[:port] that builder SSH is tunnelled through,
-    # since each VM's SSH port is bound to 127.0.0.1 on *that* host.
-    tunnel: str
-    overlay_dir: Path | None  # None: <data_dir>/overlays (the same path on the host)
-
-
-@dataclass(frozen=True, slots=True)
-class VmConfig:
-    uri: str
-    hypervisor: str  # "auto", "kvm" or "qemu"
-    cache_dir: Path
-    vcpus: int
-    memory_mib: int
-    boot_timeout_s: int
-    max_concurrent: int
-    warm: int = 1
-    disk_gib: int = 0
-    pools: tuple[PoolConfig, ...] = ()
-    hosts: tuple[HostConfig, ...] = ()
-
-    def pool(self, template: str) -> PoolConfig:
-        """The pool settings of a template: its [[vm.pools]] entry, else the [vm] defaults."""
-        for pool in self.pools:
-            if pool.template == template:
-                return pool
-        return PoolConfig(
-            template, self.max_concurrent, self.warm, self.vcpus, self.memory_mib, self.disk_gib
-        )
-
-    @property
-    def slots(self) -> int:
-        """Builder VMs that may exist at once over all hosts."""
-        return sum(h.slots for h in self.hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +156,8 @@ DEFAULTS: dict[str, Any] = {
         "public_url": "",
         "max_upload_mib": 1024,
         "token_days": 180,
+        "trusted_proxies": [],
+        "log_format": "text",
     },
     "database": {"dsn": ""},
     "build": {
@@ -292,9 +235,8 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
     public_url = str(server["public_url"]).rstrip("/") or f"http://{host}:{port}"
     if not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"server.public_url must start with http:// or https://: {public_url}")
-    vm = data["vm"]
-    if vm["hypervisor"] not in ("auto", "kvm", "qemu"):
-        raise ConfigError("vm.hypervisor must be one of auto, kvm, qemu")
+    # Reported before the build and chroot settings' errors (parse_vm checks it again).
+    check_hypervisor(data["vm"]["hypervisor"], "vm.hypervisor")
     build = data["build"]
     if not re.fullmatch(r"[A-Za-z0-9_]+", str(build["repo_tag"])):
         raise ConfigError("build.repo_tag may hold only letters, digits and _")
@@ -310,6 +252,8 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             public_url=public_url,
             max_upload_mib=positive(server, "max_upload_mib"),
             token_days=natural(server, "token_days"),
+            trusted_proxies=_trusted_proxies(server.get("trusted_proxies")),
+            log_format=_log_format(server["log_format"]),
         ),
         database=DatabaseConfig(dsn=str(data["database"]["dsn"])),
         build=BuildConfig(
@@ -322,19 +266,7 @@ def parse(data: Mapping[str, Any], source: Path | None = None) -> Config:
             max_result_files=positive(build, "max_result_files"),
             owner_max_concurrent=natural(build, "owner_max_concurrent"),
         ),
-        vm=VmConfig(
-            uri=str(vm["uri"]),
-            hypervisor=str(vm["hypervisor"]),
-            cache_dir=path_setting(vm["cache_dir"], base),
-            vcpus=positive(vm, "vcpus"),
-            memory_mib=positive(vm, "memory_mib"),
-            boot_timeout_s=positive(vm, "boot_timeout"),
-            max_concurrent=positive(vm, "max_concurrent"),
-            warm=natural(vm, "warm"),
-            disk_gib=natural(vm, "disk_gib"),
-            pools=_parse_pools(vm),
-            hosts=_parse_hosts(vm, base),
-        ),
+        vm=parse_vm(data["vm"], base),
         chroots=chroots,
         source=source,
         network=_parse_network(data["network"]),
@@ -378,6 +310,22 @@ def _networks(
         raise ConfigError(f"{key}: {exc}") from exc
 
 
+def _trusted_proxies(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The proxies' networks; one covering every address would let any client pick its own."""
+    key = "server.trusted_proxies"
+    networks = _networks({"allow": value}, key)
+    if any(n.prefixlen == 0 for n in networks):
+        raise ConfigError(f"{key} must not trust every address (a /0 network)")
+    return networks
+
+
+def _log_format(value: Any) -> LogFormat:
+    try:
+        return LogFormat(str(value))
+    except ValueError:
+        raise ConfigError("server.log_format must be text or json") from None
+
+
 def default_data_dir() -> str:
     """/var/lib/kopers for root (a service), else the user's XDG data dir.
 
@@ -410,61 +358,3 @@ def _parse_chroot(item: Mapping[str, Any]) -> ChrootConfig:
         enabled=bool(item.get("enabled", True)),
         comment=str(item.get("comment", "")),
     )
-
-
-def _parse_pools(vm: Mapping[str, Any]) -> tuple[PoolConfig, ...]:
-    """[[vm.pools]]: per-template overrides; unset keys take the [vm] value."""
-    pools = []
-    for item in tables(vm, "pools", _POOL_KEYS):
-        merged = {k: item.get(k, vm[k]) for k in ("vcpus", "memory_mib", "disk_gib", "warm")}
-        merged["max_concurrent"] = item.get("max_concurrent", vm["max_concurrent"])
-        pools.append(
-            PoolConfig(
-                template=required_str(item, "template", "[[vm.pools]]"),
-                max_concurrent=positive(merged, "max_concurrent"),
-                warm=natural(merged, "warm"),
-                vcpus=positive(merged, "vcpus"),
-                memory_mib=positive(merged, "memory_mib"),
-                disk_gib=natural(merged, "disk_gib"),
-            )
-        )
-    if len({p.template for p in pools}) != len(pools):
-        raise ConfigError("each template may have only one [[vm.pools]] entry")
-    return tuple(pools)
-
-
-def _parse_hosts(vm: Mapping[str, Any], base: Path) -> tuple[HostConfig, ...]:
-    """[[vm.hosts]]; none given means one local host: vm.uri with vm.max_concurrent slots."""
-    items = tables(vm, "hosts", _HOST_KEYS) or [
-        {"name": "local", "uri": vm["uri"], "slots": vm["max_concurrent"]}
-    ]
-    hosts = []
-    for item in items:
-        name = required_str(item, "name", "[[vm.hosts]]")
-        hypervisor = str(item.get("hypervisor", vm["hypervisor"]))
-        if hypervisor not in ("auto", "kvm", "qemu"):
-            raise ConfigError(f"host {name}: hypervisor must be one of auto, kvm, qemu")
-        overlay_dir = item.get("overlay_dir")
-        hosts.append(
-            HostConfig(
-                name=name,
-                uri=required_str(item, "uri", f"host {name}"),
-                slots=positive(item, "slots"),
-                hypervisor=hypervisor,
-                tunnel=str(item.get("tunnel", "")) or _default_tunnel(str(item["uri"])),
-                overlay_dir=path_setting(overlay_dir, base) if overlay_dir else None,
-            )
-        )
-    if len({h.name for h in hosts}) != len(hosts):
-        raise ConfigError("vm.hosts names must be unique")
-    return tuple(hosts)
-
-
-def _default_tunnel(uri: str) -> str:
-    """qemu+ssh://root@build2/system -> root@build2: tunnel through the host libvirt uses."""
-    parsed = urlparse(uri)
-    if not parsed.hostname:
-        return ""
-    user = f"{parsed.username}@" if parsed.username else ""
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{user}{parsed.hostname}{port}"

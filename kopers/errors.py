@@ -86,6 +86,12 @@ class InfrastructureError(KopersError):
     status = 503
 
 
+class BackupError(KopersError):
+    """`kopers backup` or `kopers restore` cannot go on (see kopers.backup)."""
+
+    status = 500
+
+
 class BuildFailed(KopersError):
     """The package itself failed to build (the builder exited non-zero)."""
 

@@ -15,12 +15,15 @@ from pathlib import Path
 
 from kopers.config import Config
 
+# The folder holding the kopers package: the checkout (and its .venv), or the
+# site-packages of an installed wheel (with its sql/, vm_templates/ and libraries).
 CODE_DIR = Path(__file__).resolve().parents[1]
 
 
 def host_roots(config: Config) -> tuple[Path, ...]:
     """The directories whose names are the server's business."""
-    return (config.data_dir, config.vm.cache_dir, CODE_DIR, Path(tempfile.gettempdir()))
+    hosts = [p for h in config.vm.hosts for p in (h.overlay_dir, h.cache_dir) if p is not None]
+    return (config.data_dir, config.vm.cache_dir, CODE_DIR, Path(tempfile.gettempdir()), *hosts)
 
 
 def scrub(message: str, roots: tuple[Path, ...]) -> str:

@@ -76,3 +76,36 @@ build_templates() {
   say "building builder VM templates (cached by recipe hash; minutes the first time)"
   "$KOPERS_ROOT/.venv/bin/kopers" --config "$KOPERS_ROOT/kopers.toml" template build
 }
+
+# Debian's PostgreSQL server, as a throwaway cluster of its own in $1 on
+# 127.0.0.1:$2 (no systemd, no pg_ctlcluster, nothing shared with the
+# machine's own cluster). It has a superuser "postgres" and a plain role
+# "kopers" that owns what it creates, both with scram passwords. Prints the
+# superuser's DSN; the role's password is in $1/kopers.password. fsync is
+# off: nobody keeps what this cluster holds.
+start_system_postgres() {
+  local dir=$1 port=$2 bin password
+  bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] || die "no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)"
+  as_root rm -rf "$dir"
+  as_root install -d -o postgres -g postgres -m 700 "$dir"
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  printf '%s\n' "$password" | as_root tee "$dir/pwfile" "$dir/kopers.password" >/dev/null
+  as_root chown postgres:postgres "$dir/pwfile"
+  as_root runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres \
+    --pwfile="$dir/pwfile" --auth-host=scram-sha-256 --auth-local=peer -E UTF8 >"$dir/initdb.log" \
+    || die "initdb failed: $(tail -3 "$dir/initdb.log")"
+  as_root runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start \
+    >/dev/null || die "PostgreSQL did not start: $(tail -3 "$dir/server.log")"
+  PGPASSWORD=$password psql -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+    -c "CREATE ROLE kopers LOGIN CREATEDB PASSWORD '$password'" >/dev/null
+  printf 'postgresql://postgres:%s@127.0.0.1:%s/postgres\n' "$password" "$port"
+}
+
+stop_system_postgres() {
+  local dir=$1 bin
+  bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+  [ -d "$dir/data" ] && as_root runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1
+  as_root rm -rf "$dir"
+}

@@ -6,8 +6,11 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$KOPERS_ROOT"
 
-# chromium: the live-log page is checked in a real headless browser.
-install_system_packages chromium
+# chromium: the pages are checked in a real headless browser; nginx: the shipped
+# front-end configuration is tested; postgresql: the integration tier also runs
+# on Debian's server; openssh-server: a second libvirt host is reached over SSH;
+# systemd: systemd-analyze checks the shipped units.
+install_system_packages chromium nginx postgresql openssh-server systemd
 start_libvirt
 make_venv "[dev]"
 build_templates
@@ -30,5 +33,26 @@ status=$?
 set -e
 if [ $status -eq 5 ]; then
   die "pytest collected no tests"
+fi
+
+# The integration tier again, on Debian's PostgreSQL server through
+# database.dsn, as a plain role that owns its databases (the run above used
+# the embedded server). Only for the whole suite: extra arguments pick tests.
+if [ $# -eq 0 ] && [ "${KOPERS_TEST_EXTERNAL_PG:-1}" = 1 ]; then
+  pgdir=/var/tmp/kopers-test-system-pg
+  pgport=${KOPERS_TEST_PG_PORT:-55432}
+  say "pytest: the integration tier on Debian's PostgreSQL"
+  trap 'stop_system_postgres "$pgdir"' EXIT
+  KOPERS_TEST_PG_DSN=$(start_system_postgres "$pgdir" "$pgport")
+  KOPERS_TEST_PG_OWNER="kopers:$(cat "$pgdir/kopers.password")"
+  export KOPERS_TEST_PG_DSN KOPERS_TEST_PG_OWNER
+  set +e
+  .venv/bin/pytest -p no:cacheprovider -ra -q -n "$workers" --dist loadfile tests/integration
+  external=$?
+  set -e
+  if [ $external -eq 5 ]; then
+    die "pytest collected no integration tests"
+  fi
+  [ $status -ne 0 ] || status=$external
 fi
 exit $status

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -36,26 +39,60 @@ def service_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# An external PostgreSQL server (Debian's, started by scripts/test.sh) instead
+# of the embedded one: its superuser's DSN, and the plain role that owns each
+# test's database, as "name:password". Kopers then runs as a database owner
+# without superuser rights, as it does on an operator's server.
+EXTERNAL_PG = os.environ.get("KOPERS_TEST_PG_DSN", "")
+EXTERNAL_PG_OWNER = os.environ.get("KOPERS_TEST_PG_OWNER", "")
+
+
+@dataclass(frozen=True)
+class PgServer:
+    admin_dsn: str
+    owner: str  # "role:password" owning each test database; empty: the admin
+
+    def database_dsn(self, name: str) -> str:
+        """The DSN of database `name` on this server, as its owner."""
+        parts = urlsplit(self.admin_dsn)
+        netloc = parts.netloc
+        if self.owner:
+            role, _, password = self.owner.partition(":")
+            netloc = f"{quote(role)}:{quote(password)}@{netloc.rpartition('@')[2]}"
+        return urlunsplit(parts._replace(netloc=netloc, path=f"/{name}"))
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """One embedded PostgreSQL for the whole session; yields its admin DSN."""
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL for the whole session: the external one if given, else embedded."""
+    if EXTERNAL_PG:
+        yield PgServer(EXTERNAL_PG, EXTERNAL_PG_OWNER)
+        return
     with service_dir("kopers-test-pg-") as base:
         uri, server = embedded_dsn(base)
-        yield uri
+        yield PgServer(uri, "")
         server.cleanup()
 
 
-@pytest.fixture
-async def dsn(pg_server: str) -> AsyncIterator[str]:
-    """A fresh, empty database for one test."""
+@contextlib.asynccontextmanager
+async def fresh_database(pg_server: PgServer) -> AsyncIterator[str]:
+    """A new, empty database on `pg_server`, dropped on exit; yields its DSN."""
     name = "t_" + secrets.token_hex(6)
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute(f"CREATE DATABASE {name}")
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    owner = pg_server.owner.partition(":")[0]
+    await admin.execute(f"CREATE DATABASE {name}" + (f" OWNER {owner}" if owner else ""))
     try:
-        yield pg_server.replace("/postgres?", f"/{name}?")
+        yield pg_server.database_dsn(name)
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()
+
+
+@pytest.fixture
+async def dsn(pg_server: PgServer) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    async with fresh_database(pg_server) as url:
+        yield url
 
 
 SPEC = """\

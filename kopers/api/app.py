@@ -20,6 +20,7 @@ from kopers.api.guard import body_clock_middleware
 from kopers.api.keys import KOPERS
 from kopers.api.metrics import ERROR_KIND, metrics_middleware
 from kopers.api.pages import error_page
+from kopers.api.proxyheaders import proxy_headers_middleware
 from kopers.errors import KopersError
 from kopers.redact import host_roots, redact_path, scrub
 
@@ -115,7 +116,9 @@ def create_app(kopers: Kopers) -> web.Application:
 
     app = web.Application(
         middlewares=[
-            # Outermost: it counts the status the client gets, errors mapped.
+            # First: every other middleware and handler sees the client behind a proxy.
+            proxy_headers_middleware(kopers.config.server.trusted_proxies),
+            # Outermost after it: it counts the status the client gets, errors mapped.
             metrics_middleware(kopers.metrics),
             errors_middleware,
             body_caps_middleware(BodyCaps.of(kopers.config)),

@@ -65,12 +65,19 @@ def checked_tail(tail: str) -> str:
 
 
 def resolve(root: Path, tail: str) -> Path:
-    """The file below `root` that `tail` names; 404 for anything escaping it."""
-    # "/results//abs/path" must not make the tail absolute: it would name a
-    # file outside `root` and confirm where the server keeps its data.
-    target = (root / tail.lstrip("/")).resolve()
-    if target != root and root not in target.parents:
-        raise web.HTTPNotFound()
+    """The file below `root` that `tail` names; 404 for anything else.
+
+    Only what the publisher put there as plain names is served: a hidden
+    name (its index, a publish in progress, "..") or a symbolic link on the
+    way is no part of the published tree, wherever the link points.
+    """
+    # Empty parts are skipped, so "/results//abs/path" cannot make the tail
+    # absolute and name a file outside `root`.
+    target = root
+    for part in filter(None, tail.split("/")):
+        target = target / part
+        if part.startswith(".") or target.is_symlink():
+            raise web.HTTPNotFound()
     return target
 
 
@@ -92,8 +99,8 @@ async def results(request: web.Request) -> web.StreamResponse:
             raise web.HTTPMovedPermanently(f"/results/{tail}/")
         entries = []
         for child in target.iterdir():
-            if child.name.startswith("."):
-                continue  # temporary files of publishes in progress
+            if child.name.startswith(".") or child.is_symlink():
+                continue  # the publisher's own files, publishes in progress; see resolve
             st = child.stat()
             entries.append((child.name, child.is_dir(), st.st_size))
         return web.Response(text=listing(request.path, entries), content_type="text/html")

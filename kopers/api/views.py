@@ -8,10 +8,9 @@ error pages) is in kopers.api.pages.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
+from kopers import resources
 from kopers.api import (
     forms_build,
     forms_integrations,
@@ -28,7 +27,7 @@ from kopers.api.pages import render, render_status
 __all__ = ["STATIC_DIR", "add_routes", "render", "render_status"]
 
 routes = web.RouteTableDef()
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+STATIC_DIR = resources.static_dir()
 
 
 @routes.get("/static/{name}")

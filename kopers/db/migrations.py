@@ -13,11 +13,12 @@ from pathlib import Path
 
 import asyncpg
 
+from kopers import resources
 from kopers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = resources.sql_dir()
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x6B6F70657273  # "kopers"
 
@@ -71,3 +72,43 @@ async def migrate(pool: asyncpg.Pool, sql_dir: Path = SQL_DIR) -> list[Migration
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The migrations one release shipped: file name → SHA-256, theirs and every earlier one's."""
+
+    name: str
+    files: dict[str, str]
+
+    @property
+    def version(self) -> int:
+        """The newest migration version in this release."""
+        return max(int(name[:4]) for name in self.files)
+
+
+def releases(sql_dir: Path = SQL_DIR) -> list[Release]:
+    """The releases in `sql_dir/released.txt`, oldest first.
+
+    The file lists, under each "release NAME" line, the migrations that
+    release added with their SHA-256 ("<sha256>  <file>").
+    """
+    found: list[Release] = []
+    files: dict[str, str] = {}
+    text = (sql_dir / "released.txt").read_text()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("release "):
+            if found:
+                found[-1] = Release(found[-1].name, dict(files))
+            found.append(Release(line.removeprefix("release ").strip(), {}))
+            continue
+        digest, _, name = line.partition("  ")
+        if not found or not _MIGRATION.match(name) or len(digest) != 64:
+            raise ConfigError(f"released.txt line {number} is not '<sha256>  <migration>'")
+        files[name] = digest
+    if found:
+        found[-1] = Release(found[-1].name, dict(files))
+    return found

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kopers import resources
 from kopers.errors import ConfigError
 
-QUERIES_DIR = Path(__file__).resolve().parents[2] / "sql" / "queries"
+QUERIES_DIR = resources.queries_dir()
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 

@@ -9,6 +9,8 @@ against its template's `max_concurrent`.
 - Tasks waiting for a VM come before warmth: `refill_plan` never spends a slot
   that a waiting task could use, and `eviction` frees a slot held by another
   template's idle spare when a task has nowhere else to go.
+- A task whose last VM failed on a host (`avoid`) gets its next one elsewhere
+  when another host has a spare or a free slot, and there only otherwise.
 """
 
 from __future__ import annotations
@@ -62,29 +64,38 @@ def free_slots(hosts: Sequence[HostView], vms: Iterable[VmView]) -> dict[str, in
     return {h.name: max(0, h.slots - used[h.name]) for h in hosts if h.online}
 
 
-def pick_host(hosts: Sequence[HostView], vms: Iterable[VmView]) -> str | None:
-    """The online host with the most free slots; the first listed wins a tie."""
-    free = free_slots(hosts, vms)
-    best = max(free.items(), key=lambda item: item[1], default=None)
+def pick_host(
+    hosts: Sequence[HostView], vms: Iterable[VmView], avoid: str | None = None
+) -> str | None:
+    """The online host with the most free slots; the first listed wins a tie.
+
+    The host to `avoid` is picked only when no other has a free slot.
+    """
+    free = {name: n for name, n in free_slots(hosts, vms).items() if n > 0}
+    choice = {name: n for name, n in free.items() if name != avoid} or free
     # max() keeps the first of equal items, and dicts keep the configured order.
-    return best[0] if best is not None and best[1] > 0 else None
+    best = max(choice.items(), key=lambda item: item[1], default=None)
+    return best[0] if best is not None else None
 
 
 def count(vms: Iterable[VmView], template: str) -> int:
     return sum(1 for vm in vms if vm.template == template)
 
 
-def spares(vms: Iterable[VmView], template: str) -> list[VmView]:
-    """Unclaimed VMs of a template, the ones a task should take first: warm, then booting."""
+def spares(vms: Iterable[VmView], template: str, avoid: str | None = None) -> list[VmView]:
+    """Unclaimed VMs of a template, the ones a task should take first: warm, then
+    booting; those on the host to `avoid` after all others."""
     mine = [vm for vm in vms if vm.template == template and vm.spare]
-    return sorted(mine, key=lambda vm: vm.state != VmState.WARM)
+    return sorted(mine, key=lambda vm: (vm.host == avoid, vm.state != VmState.WARM))
 
 
-def boot_host(pool: PoolView, hosts: Sequence[HostView], vms: Sequence[VmView]) -> str | None:
+def boot_host(
+    pool: PoolView, hosts: Sequence[HostView], vms: Sequence[VmView], avoid: str | None = None
+) -> str | None:
     """Where a clone of the pool's template may boot now, or None if a cap is reached."""
     if count(vms, pool.template) >= pool.max_concurrent:
         return None
-    return pick_host(hosts, vms)
+    return pick_host(hosts, vms, avoid)
 
 
 def refill_plan(

@@ -6,24 +6,33 @@ KVM (`kopers.vm.probe`). A remote host cannot be probed that way from here, so
 builders listen on 127.0.0.1 *there*, so each SSH connection to them goes
 through one shared tunnel connection to the host.
 
-A host that cannot be reached at start-up is marked offline instead of
-stopping Kopers; the pool asks it to `connect()` again later.
+Before it boots anything, a host that keeps its own template cache (a remote
+host always does, at vm.cache_dir unless its `cache_dir` says where) must hold
+a copy of each template image, checked through libvirt
+(`kopers.vm.templatecopy`), and its tunnel must open.
+
+A host that cannot be reached, or lacks a template, is marked offline instead
+of stopping Kopers; so is one that stops answering after a failure on it
+(`lost()`: its libvirt connection broke or its tunnel closed). The pool boots
+nothing there and asks it to `connect()` again later, which checks it all anew.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kopers.config import HostConfig, VmConfig
 from kopers.errors import InfrastructureError
 from kopers.vm import ssh
 from kopers.vm.domain import console_log_name
-from kopers.vm.libvirt import QEMU_CONF, LibvirtDriver, qemu_user
+from kopers.vm.libvirt import LibvirtDriver
 from kopers.vm.probe import cached_probe, kvm_node_warning
+from kopers.vm.qemuuser import QEMU_CONF, qemu_user
 from kopers.vm.template import TemplateImage
+from kopers.vmconfig import HostConfig, VmConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,15 @@ class Host:
         self.config = config
         self.name = config.name
         self.overlay_dir = config.overlay_dir or default_overlays
-        self.driver = LibvirtDriver(config.uri, "qemu", self.overlay_dir, vm.vcpus, vm.memory_mib)
+        remote = bool(urlparse(config.uri).hostname)
+        self.driver = LibvirtDriver(
+            config.uri,
+            "qemu",
+            self.overlay_dir,
+            vm.vcpus,
+            vm.memory_mib,
+            templates_dir=config.cache_dir or (vm.cache_dir if remote else None),
+        )
         self.probe_cache = vm.cache_dir / "kvm-probe.json"
         self.domain_type: str | None = None
         self.domain_type_reason = ""
@@ -47,21 +64,47 @@ class Host:
         return bool(urlparse(self.config.uri).hostname)
 
     async def connect(
-        self, probe_kernel: Path | None, prefix: str, keep: set[str] | None = None
+        self,
+        probe_kernel: Path | None,
+        prefix: str,
+        keep: set[str] | None = None,
+        images: Iterable[TemplateImage] = (),
     ) -> list[str]:
-        """Pick the domain type, then reap our leftovers (all but `keep`); return their names.
+        """Pick the domain type, check the host's copy of each image and its tunnel,
+        then reap our leftovers (all but `keep`); return their names.
 
         On failure the host stays offline with the reason in `error`.
         """
         try:
             await self._choose_domain_type(probe_kernel)
+            for image in images:
+                await self.driver.check_template(image)
+            await self.tunnel()
             reaped = await self.driver.reap(prefix, keep or set())
         except InfrastructureError as exc:
             self.online, self.error = False, exc.message
             log.error("host %s (%s) is offline: %s", self.name, self.config.uri, exc.message)
             return []
+        if self.error:
+            log.info("host %s (%s) is online again", self.name, self.config.uri)
         self.online, self.error = True, ""
         return reaped
+
+    async def lost(self) -> str | None:
+        """After a failure on this host: why it is gone (None: it still answers)."""
+        reason = await self.driver.lost()
+        if reason is None and self._tunnel is not None and self._tunnel.is_closed():
+            reason = "its SSH tunnel closed"
+        return reason
+
+    def go_offline(self, reason: str) -> None:
+        self.online, self.error = False, reason
+        log.error(
+            "host %s (%s) is offline, nothing boots there until it answers again: %s",
+            self.name,
+            self.config.uri,
+            reason,
+        )
 
     async def tunnel(self) -> ssh.Tunnel | None:
         """The SSH connection builder connections go through (None for the local host)."""
@@ -69,8 +112,18 @@ class Host:
             return None
         async with self._tunnel_lock:
             if self._tunnel is None or self._tunnel.is_closed():
-                self._tunnel = await ssh.open_tunnel(self.config.tunnel)
+                self._tunnel = await ssh.open_tunnel(
+                    self.config.tunnel, 30.0, **self._tunnel_options()
+                )
             return self._tunnel
+
+    def _tunnel_options(self) -> dict[str, object]:
+        options: dict[str, object] = {}
+        if self.config.ssh_key is not None:
+            options |= {"client_keys": [str(self.config.ssh_key)], "agent_path": None}
+        if self.config.known_hosts is not None:
+            options["known_hosts"] = str(self.config.known_hosts)
+        return options
 
     async def console_tail(self, name: str, lines: int = 3) -> str:
         """The last lines of a VM's serial console, to explain a failed boot ('' if remote)."""

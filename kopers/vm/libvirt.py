@@ -5,12 +5,11 @@ definition behind; with `autodestroy` libvirtd even kills the domains when
 Kopers' connection goes away. Its disk is a qcow2 overlay created through the
 storage-volume API, with the template's base image as backing store, in a
 `dir` pool over the overlay directory, so the same calls work against a remote
-libvirt URI. libvirt-python blocks, so every call runs in a thread.
+libvirt URI (kopers.vm.storage). libvirt-python blocks, so every call runs in
+a thread.
 
-For a local qemu:///system URI, qemu runs as an unprivileged user (libvirt-qemu
-on Debian) that must be able to traverse every ancestor of the template and
-overlay directories. /root is mode 700, so the driver adds the POSIX ACL
-`u:<qemu user>:x` where that access is missing, and logs each change.
+For a local qemu:///system URI, qemu runs as an unprivileged user that must be
+able to reach the images: the driver grants that access (kopers.vm.qemuuser).
 
 The overlay's virtual size caps what a build can write to the host's disk, so
 it is always given: the pool's `disk_gib`, or the template's own size when
@@ -24,11 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import pwd
-import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +33,7 @@ from urllib.parse import urlparse
 import libvirt
 
 from kopers.errors import ConfigError, InfrastructureError
-from kopers.hostaccess import ensure_traversable
+from kopers.vm import storage, templatecopy
 from kopers.vm.domain import (
     DOMAIN_TYPES,
     DomainSpec,
@@ -46,26 +42,17 @@ from kopers.vm.domain import (
     domain_of_file,
     overlay_volume_name,
     pool_name,
-    pool_target_path,
     render_domain_xml,
-    render_pool_xml,
     render_volume_xml,
 )
+from kopers.vm.qemuuser import ensure_access
+from kopers.vm.storage import ignore_gone, lookup, qcow2_virtual_size
 from kopers.vm.template import TemplateImage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-QEMU_CONF = Path("/etc/libvirt/qemu.conf")
-DEFAULT_QEMU_USER = "libvirt-qemu"
 PORT_ATTEMPTS = 5
-_MISSING = {
-    libvirt.VIR_ERR_NO_DOMAIN,
-    libvirt.VIR_ERR_NO_STORAGE_VOL,
-    libvirt.VIR_ERR_NO_STORAGE_POOL,
-}
-# OPERATION_INVALID: e.g. destroying a domain that stopped meanwhile.
-_GONE = _MISSING | {libvirt.VIR_ERR_OPERATION_INVALID}
 
 # libvirt's default handler prints every error to stderr, even handled ones.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -93,6 +80,7 @@ class LibvirtDriver:
         vcpus: int,
         memory_mib: int,
         autodestroy: bool = True,
+        templates_dir: Path | None = None,
     ) -> None:
         if domain_type not in DOMAIN_TYPES:
             raise ConfigError(f"domain type must be kvm or qemu, got {domain_type!r}")
@@ -102,6 +90,9 @@ class LibvirtDriver:
         self.vcpus = vcpus
         self.memory_mib = memory_mib
         self.autodestroy = autodestroy
+        # The host's own template cache (kopers.vm.templatecopy); None: the
+        # images' paths here are valid on the host too.
+        self.templates_dir = templates_dir
         self.pool_name = pool_name(self.overlay_dir)
         self._conn: libvirt.virConnect | None = None
         self._connect_lock = asyncio.Lock()
@@ -130,20 +121,22 @@ class LibvirtDriver:
         `size` defaults to the driver's vcpus and memory and the image's disk size.
         """
         size = size or VmSize(self.vcpus, self.memory_mib)
+        there = self.placed(image)
         if self.is_local_system:
             self.overlay_dir.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(self._ensure_access, [image.dir, self.overlay_dir])
+            await asyncio.to_thread(ensure_access, [there.dir, self.overlay_dir])
         overlay = self.overlay_dir / overlay_volume_name(name)
         console = self.overlay_dir / console_log_name(name)
+        # Read from the image here: the host's copy is the same image (checked at connect).
         image_bytes = await asyncio.to_thread(qcow2_virtual_size, image.base_image)
         capacity = max(image_bytes, size.disk_bytes or 0)  # see the module's docstring
         async with self._pool_lock:
             pool = await self._call(self._ensure_pool)
-            xml = render_volume_xml(overlay.name, image.base_image, capacity)
+            xml = render_volume_xml(overlay.name, there.base_image, capacity)
             vol = await self._call(pool.createXML, xml, 0)
             overlay = Path(vol.path())
         try:
-            port = await self._create_domain(image, name, overlay, console, size)
+            port = await self._create_domain(there, name, overlay, console, size)
         except BaseException:
             # Shielded so a cancelled start still cleans up. A createXML that
             # completes in its thread after this is left to autodestroy and reap().
@@ -172,6 +165,57 @@ class LibvirtDriver:
         except libvirt.libvirtError as exc:
             return False, f"libvirt offers no KVM domains: {exc.get_error_message() or exc}"
         return True, "libvirt reports KVM domain capabilities (not boot-tested)"
+
+    def placed(self, image: TemplateImage) -> TemplateImage:
+        """The image with the paths it has on this driver's host."""
+        if self.templates_dir is None:
+            return image
+        return templatecopy.placed(image, self.templates_dir)
+
+    async def check_template(self, image: TemplateImage) -> None:
+        """Make sure the host's copy of the image is this image (see kopers.vm.templatecopy).
+
+        Raises InfrastructureError naming what is wrong; a host that uses the
+        images' own paths here has nothing to check.
+        """
+        if self.templates_dir is None:
+            return
+        folder = self.placed(image).dir
+        what = f"template {image.name} ({image.recipe_hash})"
+        try:
+            wanted = await asyncio.to_thread(templatecopy.local_facts, image)
+        except OSError as exc:
+            raise InfrastructureError(f"{what}: cannot read {image.dir}: {exc}") from exc
+        conn = await self._connection()  # one that does not answer lacks nothing yet
+        try:
+            found = await asyncio.to_thread(templatecopy.inspect, conn, folder)
+        except libvirt.libvirtError as exc:
+            message = exc.get_error_message() or str(exc)
+            raise InfrastructureError(f"{what} is not in {folder}: {message}") from exc
+        problem = templatecopy.mismatch(wanted, found)
+        if problem is not None:
+            raise InfrastructureError(f"{what} in {folder} is not a copy of {image.dir}: {problem}")
+
+    async def lost(self) -> str | None:
+        """Why libvirt no longer answers on this connection (None: it does).
+
+        The connection in use is asked, not a new one: a host whose daemon was
+        killed would otherwise answer through a fresh one (libvirt starts a
+        session daemon on demand) and hide that everything on it is gone.
+        """
+        async with self._connect_lock:
+            conn = self._conn
+        if conn is None:
+            try:
+                await self._connection()
+            except InfrastructureError as exc:
+                return exc.message
+            return None
+        try:
+            await asyncio.to_thread(conn.getLibVersion)
+        except libvirt.libvirtError as exc:
+            return f"its libvirt connection broke: {exc.get_error_message() or exc}"
+        return None
 
     async def list_domains(self, prefix: str) -> list[str]:
         """Names of all domains (running or defined) that start with prefix."""
@@ -203,14 +247,14 @@ class LibvirtDriver:
 
     async def console_tail(self, handle: VmHandle, max_bytes: int = 4096) -> str:
         """The end of the serial console log (local hosts only; '' if unreadable)."""
-        return await asyncio.to_thread(_read_tail, handle.console_log, max_bytes)
+        return await asyncio.to_thread(storage.read_tail, handle.console_log, max_bytes)
 
     async def close(self) -> None:
         """Close the connection; drop our transient pool if no overlay is left in it."""
         async with self._connect_lock:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
-                await asyncio.to_thread(self._release_pool, conn)
+                await asyncio.to_thread(storage.release_pool, conn, self.pool_name)
                 await asyncio.to_thread(_close_quietly, conn)
 
     # -- internals -------------------------------------------------------------
@@ -276,122 +320,35 @@ class LibvirtDriver:
         """The (transient) dir pool over the overlay directory, started."""
         conn = self._conn
         assert conn is not None
-        pool = _lookup(conn.storagePoolLookupByName, self.pool_name)
-        if pool is None:
-            # libvirt refuses two pools over one directory: reuse one that exists.
-            for other in conn.listAllStoragePools(0):
-                if pool_target_path(other.XMLDesc(0)) == self.overlay_dir:
-                    pool = other
-                    break
-        if pool is None:
-            # WITH_BUILD creates the directory, also on a remote host.
-            xml = render_pool_xml(self.pool_name, self.overlay_dir)
-            return conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
-        if not pool.isActive():
-            pool.create(0)
-        return pool
-
-    def _release_pool(self, conn: libvirt.virConnect) -> None:
-        # Transient pools live until libvirtd restarts; without this, every
-        # short-lived driver (tests, CLI runs) would leave one behind.
-        try:
-            pool = _lookup(conn.storagePoolLookupByName, self.pool_name)
-            if pool is None or pool.isPersistent() or not pool.isActive():
-                return
-            pool.refresh(0)
-            if pool.numOfVolumes() == 0:
-                pool.destroy()
-        except libvirt.libvirtError as exc:
-            log.info("keeping storage pool %s: %s", self.pool_name, exc.get_error_message())
+        return storage.ensure_pool(conn, self.pool_name, self.overlay_dir)
 
     def _destroy_domain(self, name: str) -> None:
         conn = self._conn
         assert conn is not None
-        dom = _lookup(conn.lookupByName, name)
+        dom = lookup(conn.lookupByName, name)
         if dom is not None:
-            _ignore_gone(dom.destroy)
-            _ignore_gone(dom.undefine)  # only if someone made it persistent
+            ignore_gone(dom.destroy)
+            ignore_gone(dom.undefine)  # only if someone made it persistent
 
     async def _delete_files(self, name: str) -> None:
+        remote = bool(urlparse(self.uri).hostname)
         async with self._pool_lock:
             pool = await self._call(self._ensure_pool)
+            if remote:
+                # The console log is written by qemu behind the pool's back: only
+                # a refresh lets the pool see it, and delete it on the host.
+                await self._call(pool.refresh, 0)
             for filename in (overlay_volume_name(name), console_log_name(name)):
-                await self._call(_delete_volume, pool, filename)
-                # The console log is written by virtlogd behind the pool's back,
-                # so the pool may not know it; delete it directly when local.
+                await self._call(storage.delete_volume, pool, filename)
+                # Here the file can go directly, without the cost of a refresh.
                 path = self.overlay_dir / filename
-                if not urlparse(self.uri).hostname and path.exists():
+                if not remote and path.exists():
                     path.unlink(missing_ok=True)
-
-    def _ensure_access(self, dirs: Iterable[Path]) -> None:
-        user = qemu_user(QEMU_CONF)
-        if user is None:
-            return
-        for folder in dirs:
-            # Checked on every start, not cached: something else (a tmp cleaner,
-            # a chmod) may take the permission away while Kopers runs.
-            for changed in ensure_traversable(folder, user, set()):
-                log.warning("added ACL u:%s:x to %s so qemu can reach its images", user, changed)
-
-
-def qcow2_virtual_size(image: Path) -> int:
-    """The virtual disk size a qcow2 image's header declares (blocking).
-
-    Read from the local copy of the template; a remote host's copy is the same
-    image (the same recipe hash). Bytes 24-31 of the header are its size.
-    """
-    try:
-        with open(image, "rb") as handle:
-            header = handle.read(32)
-    except OSError as exc:
-        raise InfrastructureError(f"cannot read template image {image}: {exc}") from exc
-    if len(header) < 32 or header[:4] != b"QFI\xfb":
-        raise InfrastructureError(f"template image {image} is not a qcow2 image")
-    return int.from_bytes(header[24:32], "big")
-
-
-def qemu_user(conf: Path) -> str | None:
-    """The user libvirt runs qemu as (None when that is root: nothing to grant)."""
-    user = DEFAULT_QEMU_USER
-    if conf.is_file():
-        match = re.search(r'^\s*user\s*=\s*"([^"]+)"', conf.read_text(), re.M)
-        if match:
-            user = match.group(1)
-    if user.startswith("+"):
-        try:
-            user = pwd.getpwuid(int(user[1:])).pw_name
-        except (KeyError, ValueError):
-            return None
-    return None if user == "root" else user
 
 
 def _domain_active(conn: libvirt.virConnect, name: str) -> bool:
-    dom = _lookup(conn.lookupByName, name)
+    dom = lookup(conn.lookupByName, name)
     return dom is not None and bool(dom.isActive())
-
-
-def _delete_volume(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = _lookup(pool.storageVolLookupByName, name)
-    if vol is not None:
-        _ignore_gone(vol.delete, 0)
-
-
-def _lookup(func: Callable[[str], T], name: str) -> T | None:
-    try:
-        return func(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in _MISSING:
-            return None
-        raise
-
-
-def _ignore_gone(func: Callable[..., object], *args: object) -> None:
-    """Call func, treating "it is already gone / not running" as success."""
-    try:
-        func(*args)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() not in _GONE:
-            raise
 
 
 def _free_port() -> int:
@@ -410,13 +367,3 @@ def _alive(conn: libvirt.virConnect) -> bool:
 def _close_quietly(conn: libvirt.virConnect) -> None:
     with contextlib.suppress(libvirt.libvirtError):
         conn.close()
-
-
-def _read_tail(path: Path, max_bytes: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - max_bytes))
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""

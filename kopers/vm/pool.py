@@ -9,9 +9,13 @@ failure, cancellation), the clone is destroyed and its overlay deleted, and
 the `refill` loop boots a fresh one to take its place.
 
 The decisions (which host, what to boot ahead, what to evict) are pure
-functions in `kopers.vm.capacity`; this module does the I/O and owns the state.
-At start-up each host picks KVM or TCG and removes the domains and overlays a
-crashed process left (`kopers.vm.hosts`).
+functions in `kopers.vm.capacity`; this module does the I/O and owns the state
+(clones: `kopers.vm.clone`, failures: `kopers.vm.failures`, status: `kopers.vm.poolstatus`).
+At start-up each host picks KVM or TCG, shows it has the template images, and
+removes the domains and overlays a crashed process left (`kopers.vm.hosts`).
+When a task or a boot fails on a host that then no longer answers, the host
+goes offline, so the task's next attempt boots elsewhere; the health check
+brings it back once it answers again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from kopers.config import Config
@@ -31,9 +34,12 @@ from kopers.vm import capacity, readiness, ssh
 from kopers.vm import domain as domains
 from kopers.vm.builder import BuilderVm
 from kopers.vm.capacity import HostView, PoolView, VmState, VmView
+from kopers.vm.clone import PoolVm
 from kopers.vm.domain import VmSize
+from kopers.vm.failures import BootBackoff, FailedHosts
 from kopers.vm.hosts import Host, probe_kernel
 from kopers.vm.libvirt import VmHandle
+from kopers.vm.poolstatus import pool_status
 from kopers.vm.template import TemplateImage, cached_image, default_templates_root
 
 __all__ = ["BuilderVm", "VmPool"]
@@ -43,28 +49,6 @@ log = logging.getLogger(__name__)
 # cost the whole boot timeout), and how often idle warm clones are checked.
 LIVENESS_INTERVAL_S = 2.0
 HEALTH_INTERVAL_S = 30.0
-MAX_BACKOFF_S = 60.0
-
-
-@dataclass(eq=False)
-class PoolVm:
-    """One clone, from the start of its boot until it is destroyed."""
-
-    name: str
-    template: str
-    host: Host
-    state: VmState = VmState.BOOTING
-    claimed: bool = False
-    task: str | None = None  # the label of the task it serves
-    boot: asyncio.Task[VmHandle] | None = None
-    retire: asyncio.Task[None] | None = None
-    handle: VmHandle | None = None
-    session: ssh.SshSession | None = None  # the login that found it ready, for its task
-
-    def view(self) -> VmView:
-        # A clone being destroyed still holds its slot, but nobody may take it.
-        claimed = self.claimed or self.retire is not None
-        return VmView(self.name, self.template, self.host.name, self.state, claimed)
 
 
 class VmPool:
@@ -80,7 +64,8 @@ class VmPool:
         self.waiting: Counter[str] = Counter()
         self._changed_event = asyncio.Event()
         self._refill_wake = asyncio.Event()
-        self._backoff: dict[str, tuple[int, float]] = {}  # template -> (failures, not before)
+        self._backoff = BootBackoff()
+        self._failed_on = FailedHosts()
         self._started = False
         # Told of each clone that booted: (template, seconds from start to SSH ready).
         self.boot_observers: list[Callable[[str, float], None]] = []
@@ -124,7 +109,7 @@ class VmPool:
             if loop.time() >= next_health:
                 await self._check_health()
                 next_health = loop.time() + HEALTH_INTERVAL_S
-            wake_at = min([next_health, *(t for _, t in self._backoff.values())])
+            wake_at = min([next_health, *self._backoff.times()])
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.05, wake_at - loop.time())):
                     await self._refill_wake.wait()
@@ -156,37 +141,19 @@ class VmPool:
                 yield BuilderVm(vm.name, image.builder, session, origin, waited, vm.host.name)
             finally:
                 await session.close()
+        except InfrastructureError:
+            # Before the task tries again: its next VM goes elsewhere if it can,
+            # and nowhere on this host if the host itself went away.
+            self._failed_on.note(label, vm.host.name)
+            await asyncio.shield(self._check_host(vm.host))
+            raise
         finally:
             # Shielded: a cancelled build must still take its VM down.
             await asyncio.shield(self._retire(vm))
 
     def status(self) -> dict[str, Any]:
-        views = self._views()
-        states = Counter(_shown_state(v) for v in views)
-        used = capacity.used_slots(views)
-        first = self.hosts[0] if self.hosts else None
-        return {
-            "enabled": self.enabled,
-            "domain_type": first.domain_type if first else None,
-            "domain_type_reason": first.domain_type_reason if first else "",
-            "slots": self.capacity,
-            "booting": states["booting"],
-            "warm": states["warm"],
-            "busy": states["busy"],
-            "waiting": sum(self.waiting.values()),
-            "hosts": [h.status(used[h.name]) for h in self.hosts],
-            "templates": {t: self._template_status(t, views) for t in self.images},
-            "vms": [
-                {
-                    "name": vm.name,
-                    "template": vm.template,
-                    "host": vm.host.name,
-                    "state": _shown_state(vm.view()),
-                    "task": vm.task,
-                }
-                for vm in self.vms.values()
-            ],
-        }
+        vms = list(self.vms.values())
+        return pool_status(self.enabled, self.hosts, vms, self.images, self.config.vm, self.waiting)
 
     async def close(self) -> None:
         self._started = False
@@ -198,18 +165,22 @@ class VmPool:
     # -- handing out clones ----------------------------------------------------
 
     async def _acquire(self, template: str, label: str) -> tuple[PoolVm, str]:
-        """Claim a clone (warm, else booting, else a new one) and wait until it is up."""
+        """Claim a clone (warm, else booting, else a new one) and wait until it is up.
+
+        A task whose last VM failed on a host gets one on another host if it can.
+        """
         pool = self._pool_view(template)
+        avoid = self._failed_on.pop(label)
         self.waiting[template] += 1
         try:
             while True:
-                vm = self._take_spare(template)
+                host = capacity.boot_host(pool, self._host_views(), self._views(), avoid)
+                vm = self._take_spare(template, avoid, host not in (None, avoid))
                 if vm is not None:
                     origin = "warm" if vm.state == VmState.WARM else "booting"
                     if origin == "booting" or await self._alive(vm):
                         break
                     continue
-                host = capacity.boot_host(pool, self._host_views(), self._views())
                 if host is not None:
                     vm, origin = self._boot(template, self._host(host), True), "cold"
                     break
@@ -230,12 +201,18 @@ class VmPool:
         except asyncio.CancelledError:
             await asyncio.shield(self._retire(vm))
             raise
+        except InfrastructureError:
+            self._failed_on.note(label, vm.host.name)
+            raise
         vm.state = VmState.BUSY
         self._changed()
         return vm, origin
 
-    def _take_spare(self, template: str) -> PoolVm | None:
-        spares = capacity.spares(self._views(), template)
+    def _take_spare(self, template: str, avoid: str | None, room_elsewhere: bool) -> PoolVm | None:
+        spares = capacity.spares(self._views(), template, avoid)
+        if room_elsewhere:
+            # Booting on another host beats a spare on the host that just failed.
+            spares = [spare for spare in spares if spare.host != avoid]
         if not spares:
             return None
         vm = self.vms[spares[0].name]
@@ -276,6 +253,7 @@ class VmPool:
             vm.handle = await vm.host.driver.start(image, vm.name, size=size)
             await self._wait_ready(vm, vm.handle, image)
         except InfrastructureError as exc:
+            await asyncio.shield(self._check_host(vm.host))
             tail = await vm.host.console_tail(vm.name)
             await asyncio.shield(self._retire(vm, cancel_boot=False))
             console = f"; serial console ends: {tail}" if tail else ""
@@ -315,14 +293,12 @@ class VmPool:
         exc = task.exception()  # also marks it retrieved
         loop = asyncio.get_running_loop()
         if exc is None:
-            self._backoff.pop(vm.template, None)
+            self._backoff.succeeded(vm.template)
             return
         if not vm.claimed:
             # Nobody waits on a warm clone's boot: log it, and back off so a
             # broken template or host does not boot clones in a tight loop.
-            failures = self._backoff.get(vm.template, (0, 0.0))[0] + 1
-            delay = min(MAX_BACKOFF_S, 2.0**failures)
-            self._backoff[vm.template] = (failures, loop.time() + delay)
+            delay = self._backoff.failed(vm.template, loop.time())
             log.warning("warm clone %s failed to boot (retry in %.0f s): %s", vm.name, delay, exc)
 
     def _retire(self, vm: PoolVm, cancel_boot: bool = True) -> asyncio.Task[None]:
@@ -349,7 +325,7 @@ class VmPool:
     # -- the refill loop's helpers ----------------------------------------------
 
     def _refill_plan(self, now: float) -> list[tuple[str, str]]:
-        ready = [p for p in self._pool_views() if self._backoff.get(p.template, (0, 0.0))[1] <= now]
+        ready = [p for p in self._pool_views() if self._backoff.ready(p.template, now)]
         return capacity.refill_plan(ready, self._host_views(), self._views(), self.waiting)
 
     async def _check_health(self) -> None:
@@ -365,10 +341,25 @@ class VmPool:
         for host in self.hosts:
             if not host.online:
                 await self._connect(host)
+                if host.online:
+                    self._changed()
+
+    async def _check_host(self, host: Host) -> None:
+        """Something failed on `host`: take it out of use if it no longer answers.
+
+        The health check connects it again later (`_connect`), checking it anew.
+        """
+        if not host.online:
+            return
+        reason = await host.lost()
+        if reason is not None and host.online:
+            host.go_offline(reason)
+            self._changed()
 
     async def _connect(self, host: Host) -> None:
         keep = {vm.name for vm in self.vms.values() if vm.host is host}
-        reaped = await host.connect(probe_kernel(self.images), self.prefix, keep)
+        images = self.images.values()
+        reaped = await host.connect(probe_kernel(self.images), self.prefix, keep, images)
         if reaped:
             log.info(
                 "host %s: removed %d VMs left by an earlier run: %s",
@@ -400,26 +391,3 @@ class VmPool:
 
     def _host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
-
-    def _template_status(self, template: str, views: list[VmView]) -> dict[str, Any]:
-        pool = self.config.vm.pool(template)
-        states = Counter(_shown_state(v) for v in views if v.template == template)
-        return {
-            "image": str(self.images[template].dir),
-            "max_concurrent": pool.max_concurrent,
-            "warm_target": pool.warm,
-            "vcpus": pool.vcpus,
-            "memory_mib": pool.memory_mib,
-            "disk_gib": pool.disk_gib,
-            "booting": states["booting"],
-            "warm": states["warm"],
-            "busy": states["busy"],
-            "waiting": self.waiting[template],
-        }
-
-
-def _shown_state(vm: VmView) -> str:
-    """booting / warm (an idle spare) / busy (claimed by a task, or serving one)."""
-    if vm.state == VmState.BOOTING:
-        return "booting"
-    return "warm" if vm.state == VmState.WARM and not vm.claimed else "busy"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import kopers
+from kopers import resources
 from kopers.errors import ConfigError, InfrastructureError
 from kopers.vm.domain import DEFAULT_CMDLINE
 
@@ -63,8 +63,8 @@ class TemplateImage:
 
 
 def default_templates_root() -> Path:
-    """The repository's vm_templates/ folder."""
-    return Path(kopers.__file__).resolve().parents[1] / "vm_templates"
+    """Kopers' own vm_templates/ folder (the checkout's, or the installed package's copy)."""
+    return resources.vm_templates_dir()
 
 
 def recipe_hash(template_dir: Path) -> str:

@@ -53,7 +53,7 @@ async def run_builder(
     watch = Watchdog(limits, loop.time())
     await channel.say(
         f"builder started on {vm.name} ({vm.origin} VM, ready {vm.waited_s:.1f} s "
-        f"after it was asked for); timeout {timeout} s, silence limit "
+        f"after it was asked for) on host {vm.host}; timeout {timeout} s, silence limit "
         f"{cfg.silence_timeout_s} s, log limit {cfg.max_log_mib} MiB"
     )
     try:

@@ -78,14 +78,19 @@ class Client:
                 stop_dnf_gpg_agents(self.root)
             assert r.returncode == 0, f"{argv}\n{r.stdout}\n{r.stderr}"
 
-    def install(self, package: str, version: str, *options: str) -> None:
-        """dnf install `package` from the enabled repository, its files and both key checks."""
+    def install(
+        self, package: str, version: str, *options: str, release: str = "1.deb12.kopers"
+    ) -> None:
+        """dnf install `package` from the enabled repository, its files and both key checks.
+
+        `release` is what Kopers' build gave it; an uploaded RPM keeps its own.
+        """
         r = dnf(self.root, self.reposdir, *options, "install", package, cachedir=self.cache)
         assert r.returncode == 0, r.stdout + r.stderr
         q = subprocess.run(
             ["rpm", "--root", str(self.root), "-q", package], capture_output=True, text=True
         )
-        assert q.stdout.strip() == f"{package}-{version}-1.deb12.kopers.noarch", q.stdout + q.stderr
+        assert q.stdout.strip() == f"{package}-{version}-{release}.noarch", q.stdout + q.stderr
         text = (self.root / f"usr/share/{package}/hello.txt").read_text()
         assert text == f"{package} {version}\n"
         # Both checks ran: the key went into the rpm database (packages) and into

@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CHROOT = "debian-12-x86_64"
 WEBROOT_HOST = "127.0.0.2"
+# The domain prefix of each server this process started: the boots a test
+# caused are told from those of the servers of another xdist worker by it.
+STARTED_PREFIXES: set[str] = set()
 
 
 def free_port() -> int:
@@ -43,14 +46,21 @@ class Server:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     configs: dict[str, Path] = field(default_factory=dict)
+    bin_dir: Path = VENV_BIN  # where its `kopers` command is
+    cwd: Path | None = None  # its working directory (None: the test's)
 
     @classmethod
-    def create(cls, base: Path, **settings: str) -> Server:
+    def create(
+        cls, base: Path, *, bin_dir: Path = VENV_BIN, checkout: bool = True, **settings: str
+    ) -> Server:
         """A server with its own data directory below `base` and a free port on 127.0.0.1.
 
         `settings` are extra KOPERS_* environment overrides. The warm pool is
         off unless a test turns it on: an idle clone would compete for the
         machine's two cores, and the leak checks expect no VM between builds.
+        With `checkout=False` the `kopers` in `bin_dir` runs on its own: no
+        kopers.toml, nothing of the checkout on PYTHONPATH, and `base` as its
+        working directory.
         """
         port = free_port()
         env = dict(os.environ)
@@ -60,7 +70,7 @@ class Server:
                 "KOPERS_DATA_DIR": str(base / "data"),
                 "KOPERS_LISTEN": f"127.0.0.1:{port}",
                 "KOPERS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                "PATH": f"{bin_dir}:{env.get('PATH', '')}",
                 # This checkout's kopers, whichever checkout the venv was installed from.
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
                 "KOPERS_VM_WARM": "0",
@@ -73,7 +83,16 @@ class Server:
                 **settings,
             }
         )
-        return cls(data_dir=base / "data", port=port, env=env, log_path=base / "server.log")
+        if not checkout:
+            del env["KOPERS_CONFIG"], env["PYTHONPATH"]
+        return cls(
+            data_dir=base / "data",
+            port=port,
+            env=env,
+            log_path=base / "server.log",
+            bin_dir=bin_dir,
+            cwd=None if checkout else base,
+        )
 
     @property
     def url(self) -> str:
@@ -83,8 +102,9 @@ class Server:
         self, *args: str, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(VENV_BIN / "kopers"), *args],
+            [str(self.bin_dir / "kopers"), *args],
             env=self.env,
+            cwd=self.cwd,
             text=True,
             capture_output=True,
             check=check,
@@ -93,9 +113,14 @@ class Server:
         )
 
     def start(self) -> None:
+        STARTED_PREFIXES.add(domain_prefix(instance_tag(str(self.data_dir.resolve()))))
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "kopers"), "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [str(self.bin_dir / "kopers"), "serve"],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -138,17 +163,26 @@ class Server:
         prefix = domain_prefix(instance_tag(str(self.data_dir.resolve())))
         return [d for d in virsh_domain_names() if d.startswith(prefix)]
 
-    def wait_no_vms(self, timeout: float = 60) -> bool:
+    def wait_no_vms(self, timeout: float = 180) -> bool:
         """Whether this server's domains and overlays are gone within `timeout`.
 
         A task ends while its VM is still going down, so right after a build
-        ends its VM may be there for another second or two.
+        ends its VM may be there for a while: on a loaded machine libvirt's
+        destroy of a busy TCG guest has taken over a minute. What is left at
+        the deadline is printed, for the failure's report.
         """
         deadline = time.monotonic() + timeout
         while True:
-            gone = not self.domains() and not list((self.data_dir / "overlays").glob("*.qcow2"))
-            if gone or time.monotonic() > deadline:
-                return gone
+            overlays = sorted(p.name for p in (self.data_dir / "overlays").glob("*.qcow2"))
+            domains = self.domains()
+            if not domains and not overlays:
+                return True
+            if time.monotonic() > deadline:
+                print(f"left after {timeout:.0f} s: domains {domains}, overlays {overlays}")
+                print(f"status: {self.get('/api/status')}")
+                log = self.log_path.read_text(errors="replace").splitlines()
+                print("server log tail:", *log[-60:], sep="\n")
+                return False
             time.sleep(0.5)
 
     def get_as(self, user: str, path: str) -> Any:

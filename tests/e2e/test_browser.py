@@ -6,7 +6,8 @@ with its form, uploads a source RPM with the new-build form, watches its log
 arrive live, sees it succeed, copies the install command from the project page
 and runs it with dnf in a throwaway root (the package installs), changes a
 setting, grants another user a role, and makes a token on /api/ that copr-cli
-then uses. A second build is canceled from its page while it runs.
+then uses. A second build is canceled from its page while it runs: it ends
+at once, canceled, its VM destroyed and nothing of it published.
 
 Screenshots of the project page, the build page with its live log and the
 monitor are written to docs/screenshots/ (the README shows them), from the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from playwright import sync_api as playwright
 from tests.conftest import service_dir
 from tests.e2e.dnfcopr import Client
 from tests.e2e.server import CHROOT, REPO, VENV_BIN, Server
+from tests.e2e.vmhelp import live_text
 
 pytestmark = pytest.mark.e2e
 OWNER, OTHER, PROJECT, PACKAGE = "erin", "frank", "web", "kopers-web"
@@ -76,6 +79,12 @@ WIDE = """[...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
   .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' +
                        Math.round(e.getBoundingClientRect().right))"""
+
+
+def task_log(server: Server, build_id: int) -> str:
+    """The task's log, from its websocket: in a thread, as Playwright's loop runs in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(live_text, server, build_id).result()
 
 
 def shot(page: object, name: str) -> None:
@@ -212,7 +221,14 @@ def test_a_running_build_is_canceled_from_its_page(
     )
     page.get_by_role("button", name=f"Cancel build {build_id}").click()
     page.wait_for_url(re.compile(rf".*/build/{build_id}/$"))
+    # Long before its 600 seconds of %build are over: the cancel stops the build.
     assert server.wait_build(build_id, timeout=120)["state"] == "canceled"
     page.reload()
     assert page.locator("#build-state").inner_text() == "canceled"
     assert server.wait_no_vms()
+    log = task_log(server, build_id)
+    assert "kopers: build canceled by the user; its VM is destroyed" in log, log[-3000:]
+    assert "kopers: task ended" not in log
+    assert server.get(f"/api_3/build/built-packages/{build_id}") == {}
+    chroot_dir = server.data_dir / "results" / OWNER / project / CHROOT
+    assert not list(chroot_dir.glob(f"{build_id:08d}-*")), "nothing is published"

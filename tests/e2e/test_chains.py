@@ -8,9 +8,11 @@ published first, and the installed B really runs A's code.
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.dnfroot import dnf
-from tests.e2e.server import CHROOT, Server
+from tests.e2e.server import CHROOT, WEBROOT_HOST, Server
 from tests.rpms import rpmbuild
 from tests.webroot import WebRoot
 
@@ -340,26 +342,67 @@ def system_provides_rpm(tmp_path: Path) -> Path:
     return rpmbuild(spec, tmp_path / "provides", "-bb")[0]
 
 
+class HeldUrl:
+    """An SRPM URL, on the address builds may fetch from, that answers 404 once released."""
+
+    def __init__(self) -> None:
+        released = self.released = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                released.wait(600)
+                self.send_error(404)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((WEBROOT_HOST, 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        port = self.httpd.server_address[1]
+        self.url = f"http://{WEBROOT_HOST}:{port}/kopers-chain-gone-1-1.src.rpm"
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def test_a_failed_step_skips_the_rest_of_the_chain(
-    server: Server, carol: str, tmp_path: Path, make_srpm: Any
+    server: Server, carol: str, make_srpm: Any
 ) -> None:
-    broken = make_srpm("kopers-chain-broken", "1", build="exit 3")
-    r = server.copr(carol, "build", "chain", str(broken), "--nowait")
-    assert r.returncode == 0, r.stderr
-    first = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
-    r = server.copr(
-        carol,
-        "build",
-        "chain",
-        str(make_srpm("kopers-chain-next", "1")),
-        "--after-build-id",
-        str(first),
-    )  # waits: copr-cli stops on skipped
+    """The first build fails, and the one chained after it, waiting meanwhile, is skipped.
+
+    The first one's SRPM URL answers 404, so it fails in its source step on the
+    host, without a VM; the answer is held back until the next build waits on it.
+    """
+    held = HeldUrl()
+    try:
+        r = server.copr(carol, "build", "chain", held.url, "--nowait")
+        assert r.returncode == 0, r.stderr
+        first = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+        r = server.copr(
+            carol,
+            "build",
+            "chain",
+            str(make_srpm("kopers-chain-next", "1")),
+            "--nowait",
+            "--after-build-id",
+            str(first),
+        )
+        assert r.returncode == 0, r.stderr
+        second = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
+        assert task(server, second)["state"] == "waiting"
+        held.release()
+        r = server.copr(carol, "watch-build", str(second))  # copr-cli stops on skipped
+    finally:
+        held.close()
     assert "skipped" in r.stdout, r.stdout + r.stderr
-    second = int(r.stdout.rsplit("Created builds:", 1)[1].split()[0])
     assert server.get(f"/api_3/build/{first}")["state"] == "failed"
     assert task(server, second)["state"] == "skipped"
-    assert task(server, second)["reason"] == f"dependency build {first} failed on chroot {CHROOT}"
+    assert task(server, second)["reason"] == f"dependency build {first} failed on source"
 
 
 def test_external_copr_repository_and_no_network(

@@ -32,6 +32,19 @@ def alice(server: Server) -> str:
     return "alice"
 
 
+@pytest.fixture(scope="module")
+def broken_build(server: Server, alice: str, make_srpm: Callable[..., Path]) -> int:
+    """A build whose %build fails, submitted and not waited for: its id.
+
+    The session server has one VM slot and gives it to alice's oldest ready
+    build, so while this one boots and fails, alice's next build waits.
+    """
+    srpm = make_srpm("kopers-broken", "1.0", build="this-command-does-not-exist --really")
+    r = server.copr(alice, "build", PROJECT, str(srpm), "--nowait")
+    assert r.returncode == 0, r.stderr
+    return build_id_of(r.stdout)
+
+
 def build_id_of(output: str) -> int:
     match = re.search(r"Created builds: (\d+)", output)
     assert match, output
@@ -133,15 +146,26 @@ def test_dnf_installs_from_the_served_repo_file(server: Server, alice: str, tmp_
     assert q.stdout.strip() == "kopers-hello-1.0-1.deb12.kopers.noarch"
 
 
-def test_failing_build_ends_failed_with_a_log_and_leaves_no_vm(
-    server: Server,
-    alice: str,
-    make_srpm: Callable[..., Path],
+def test_cancel_pending_and_delete(
+    server: Server, alice: str, broken_build: int, make_srpm: Callable[..., Path]
 ) -> None:
-    srpm = make_srpm("kopers-broken", "1.0", build="this-command-does-not-exist --really")
-    r = server.copr(alice, "build", PROJECT, str(srpm), "--nowait")
+    # It waits behind the broken build for the one VM slot: canceled, it never starts.
+    never = make_srpm("kopers-never", "1")
+    pending = build_id_of(server.copr(alice, "build", PROJECT, str(never), "--nowait").stdout)
+    r = server.copr(alice, "cancel", str(pending))
+    assert r.returncode == 0 and "canceled" in r.stdout
+    assert server.get(f"/api_3/build/{pending}")["state"] == "canceled"
+    assert server.get(f"/api_3/build/{pending}")["started_on"] is None
+    r = server.copr(alice, "delete-build", str(pending))
     assert r.returncode == 0, r.stderr
-    build_id = build_id_of(r.stdout)
+    r = server.copr(alice, "status", str(pending))
+    assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_failing_build_ends_failed_with_a_log_and_leaves_no_vm(
+    server: Server, alice: str, broken_build: int
+) -> None:
+    build_id = broken_build
     assert server.wait_build(build_id)["state"] == "failed"
     r = server.copr(alice, "watch-build", str(build_id))
     assert r.returncode == 4 and "failed" in r.stdout + r.stderr
@@ -232,28 +256,6 @@ def test_a_batch_cannot_join_another_users_build(
     after = server.get(f"/api_3/build/list?ownername=alice&projectname={PROJECT}")["items"]
     assert [b for b in after if b["id"] == target["id"]] == [target]
     assert {b["id"] for b in after} == {b["id"] for b in victim}
-
-
-def test_cancel_pending_and_delete(
-    server: Server, alice: str, make_srpm: Callable[..., Path]
-) -> None:
-    first = build_id_of(
-        server.copr(alice, "build", PROJECT, str(make_srpm("kopers-slow", "1")), "--nowait").stdout
-    )
-    second = build_id_of(
-        server.copr(alice, "build", PROJECT, str(make_srpm("kopers-never", "1")), "--nowait").stdout
-    )
-    r = server.copr(alice, "cancel", str(second))
-    assert r.returncode == 0 and "canceled" in r.stdout
-    r = server.copr(alice, "cancel", str(first))
-    assert r.returncode == 0
-    assert server.wait_build(first)["state"] == "canceled"
-    assert server.get(f"/api_3/build/{second}")["state"] == "canceled"
-    assert server.get(f"/api_3/build/{second}")["started_on"] is None
-    r = server.copr(alice, "delete-build", str(first), str(second))
-    assert r.returncode == 0, r.stderr
-    r = server.copr(alice, "status", str(second))
-    assert r.returncode == 1 and "does not exist" in r.stderr
 
 
 def test_everything_survives_a_restart(server: Server, alice: str) -> None:

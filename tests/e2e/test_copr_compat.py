@@ -6,10 +6,12 @@ alone); a command it says is not supported must get the server's 501 message,
 never "Not Found". The last test checks that every row was exercised.
 
 VM boots are few on purpose: two real builds of a git package (source step and
-chroot build each; the second at another branch's commit), which the
-download, monitor and fork checks then reuse.
-Every other submission is checked as a stored request and canceled; the
-builds from those sources are run for real in test_sources.py.
+chroot build each; the second at another branch's commit, whose SRPM the
+branch's .copr/Makefile makes), which the download, monitor and fork checks
+then reuse. Every other submission is checked as a stored request and
+canceled while the first of those builds holds the server's one VM slot, so
+none of them boots a VM; the builds from those sources are run for real in
+test_sources.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 OWNER, OTHER, ADMIN = "cora", "dmitri", "rootie"
 PROJECT = "compat"
+KINDS = "compat-kinds"  # where the builds of every source kind are submitted
 UNSUPPORTED = "is not supported by this Kopers server"
 # What each test exercised: the last test compares it with the table.
 CLI_SEEN: dict[str, str] = {}
@@ -62,6 +65,14 @@ install -D -m 644 %{{SOURCE0}} %{{buildroot}}/usr/share/kopers-compat/note.txt
 %files
 /usr/share/kopers-compat/note.txt
 """
+
+# The next branch's SRPM is made by `make srpm` (Copr's make_srpm method).
+MAKEFILE = """\
+srpm:
+\techo "second, written by .copr/Makefile" > note.txt
+\trpmbuild -bs --define "_sourcedir $(CURDIR)" --define "_srcrpmdir $(outdir)" $(spec)
+"""
+MAKEFILE_NOTE = "second, written by .copr/Makefile\n"
 
 
 def cli(
@@ -132,6 +143,37 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitRepo]:
     files = {"pkg/kopers-compat.spec": SPEC.format(version="1.0"), "pkg/note.txt": "first\n"}
     with git_daemon(base, "compat.git", files) as served:
         yield served
+
+
+@pytest.fixture(scope="module")
+def first_build(server: Server, users: dict[str, Py], repo: GitRepo) -> int:
+    """The git package, added with add-package-scm, and its first build, left running.
+
+    The session server has one VM slot, and a build of the same owner with a
+    lower id runs first: while this build's source step and chroot build hold
+    the slot, what is submitted after it waits, and is canceled before it boots.
+    """
+    ok(
+        cli(
+            server,
+            OWNER,
+            "add-package-scm",
+            PROJECT,
+            "--name",
+            "kopers-compat",
+            "--clone-url",
+            repo.url,
+            "--subdir",
+            "pkg",
+            "--spec",
+            "kopers-compat.spec",
+            "--max-builds",
+            "5",
+        )
+    )
+    return created(
+        ok(cli(server, OWNER, "build-package", PROJECT, "--name", "kopers-compat", "--nowait"))
+    )
 
 
 def test_account_and_server_commands(server: Server, users: dict[str, Py]) -> None:
@@ -253,43 +295,154 @@ def test_webhook_secret_rotates(server: Server, users: dict[str, Py]) -> None:
     assert second and second != first.group(1)
 
 
-def test_git_package_lifecycle(
-    server: Server, users: dict[str, Py], repo: GitRepo, tmp_path: Path
+def submitted_then_canceled(server: Server, output: str, source_type: str) -> dict[str, Any]:
+    """A build that was stored as asked; canceled, since test_sources.py runs these for real.
+
+    It waits behind `first_build` for the VM slot, so the cancel comes before any VM.
+    """
+    build_id = created(output)
+    cli(server, OWNER, "cancel", str(build_id))
+    build = server.get(f"/api/builds/{build_id}")
+    assert build["state"] in ("canceled", "succeeded", "failed"), build
+    return build
+
+
+def test_every_source_kind_is_accepted_or_refused_clearly(
+    server: Server,
+    users: dict[str, Py],
+    repo: GitRepo,
+    first_build: int,
+    make_srpm: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
-    """add-package-scm, build-package, edit, build again, reset, and the reads in between."""
-    ok(
-        cli(
-            server,
-            OWNER,
-            "add-package-scm",
-            PROJECT,
-            "--name",
-            "kopers-compat",
-            "--clone-url",
-            repo.url,
-            "--subdir",
-            "pkg",
-            "--spec",
-            "kopers-compat.spec",
-            "--max-builds",
-            "5",
-        )
+    # A project of their own: the git package's project lists its packages and builds.
+    ok(cli(server, OWNER, "create", KINDS, "--chroot", CHROOT))
+    spec = tmp_path / "kopers-compat.spec"
+    spec.write_text(SPEC.format(version="3.0"))
+    submitted_then_canceled(
+        server, ok(cli(server, OWNER, "build", KINDS, str(spec), "--nowait")), "upload"
     )
+    submitted_then_canceled(
+        server,
+        ok(cli(server, OWNER, "buildpypi", KINDS, "--packagename", "six", "--nowait")),
+        "pypi",
+    )
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    submitted_then_canceled(
+        server,
+        ok(cli(server, OWNER, "buildcustom", KINDS, "--script", str(script), "--nowait")),
+        "custom",
+    )
+    submitted_then_canceled(
+        server,
+        ok(
+            cli(
+                server,
+                OWNER,
+                "buildscm",
+                KINDS,
+                "--clone-url",
+                repo.url,
+                "--subdir",
+                "pkg",
+                "--method",
+                "make_srpm",
+                "--nowait",
+            )
+        ),
+        "scm",
+    )
+    r = cli(server, OWNER, "buildscm", KINDS, "--clone-url", "file:///etc", "--nowait")
+    assert r.returncode == 1 and "clone_url must be" in r.stderr, r.stderr
+    r = cli(server, OWNER, "buildscm", KINDS, "--clone-url", repo.url, "--method", "tito")
+    assert r.returncode == 1 and "source_build_method tito is not supported" in r.stderr, r.stderr
+    unsupported(cli(server, OWNER, "buildgem", KINDS, "--gem", "rake", "--nowait"))
+    unsupported(cli(server, OWNER, "build-distgit", KINDS, "--name", "tar", "--nowait"))
+
+    py = users[OWNER]
+    srpm = make_srpm("kopers-pyfile", "1")
+    # python-copr itself needs buildopts here: it deletes a key from them.
+    py("build.check_before_build", OWNER, KINDS, buildopts={"progress_callback": None})
+    for name, args in (
+        ("build.create_from_file", (str(srpm),)),
+        ("build.create_from_url", ("http://127.0.0.2:1/x.src.rpm",)),
+        ("build.create_from_urls", (["http://127.0.0.2:1/y.src.rpm"],)),
+        ("build.create_from_scm", (repo.url,)),
+        ("build.create_from_pypi", ("six",)),
+        ("build.create_from_custom", ("#!/bin/sh\nexit 0\n",)),
+    ):
+        build = py(name, OWNER, KINDS, *args)
+        if name.endswith("urls"):
+            build = build[0]
+        assert build.projectname == KINDS
+        if "url" in name:
+            # Nothing answers there: the import fails on its own, quickly.
+            assert server.wait_build(build.id)["state"] == "failed"
+        else:
+            py("build.cancel", build.id)
+    for name, args in (
+        ("build.create_from_rubygems", ("rake",)),
+        ("build.create_from_distgit", ("tar",)),
+    ):
+        with pytest.raises(CoprException, match="not supported"):
+            py(name, OWNER, KINDS, *args)
+
+    # A built binary RPM goes straight into the repository, without a VM.
+    rpm_dir = tmp_path / "rpms"
+    from tests.rpms import noarch_rpm
+
+    rpm, _ = noarch_rpm(rpm_dir, "kopers-uploaded", "4.2")
+    build_id = created(ok(cli(server, OWNER, "uploadrpm", KINDS, str(rpm), "--nowait")))
+    assert server.wait_build(build_id)["state"] == "succeeded"
+    built = server.get(f"/api_3/build/built-packages/{build_id}")
+    assert {p["name"] for p in built[CHROOT]["packages"]} == {"kopers-uploaded"}
+    build = py("build.create_from_rpm_upload", OWNER, KINDS, str(rpm))
+    assert server.wait_build(build.id)["state"] == "succeeded"
+
+    # Builds that are no longer wanted go, one way or the other.
+    canceled = [
+        b["id"]
+        for b in server.get(f"/api_3/build/list?ownername={OWNER}&projectname={KINDS}")["items"]
+        if b["state"] == "canceled"
+    ]
+    assert len(canceled) >= 3
+    ok(cli(server, OWNER, "delete-build", str(canceled[0])))
+    py("build.delete", canceled[1])
+    py("build.delete_list", canceled[2:])
+    left = {
+        b["id"]
+        for b in server.get(f"/api_3/build/list?ownername={OWNER}&projectname={KINDS}")["items"]
+    }
+    assert not left & set(canceled)
+
+
+def test_git_package_lifecycle(
+    server: Server, users: dict[str, Py], repo: GitRepo, first_build: int, tmp_path: Path
+) -> None:
+    """add-package-scm, build-package, edit (to make_srpm), build again, and the reads between.
+
+    The first build (see `first_build`) takes the spec from the checkout; the
+    second, of the next branch, gets its SRPM from the branch's .copr/Makefile.
+    """
     pkg = json.loads(ok(cli(server, OWNER, "get-package", PROJECT, "--name", "kopers-compat")))
     assert pkg["source_type"] == "scm"
     assert pkg["source_dict"]["clone_url"] == repo.url
     assert pkg["source_dict"]["subdirectory"] == "pkg"
 
-    first = created(
-        ok(cli(server, OWNER, "build-package", PROJECT, "--name", "kopers-compat", "--nowait"))
-    )
+    first = first_build
     build = server.wait_build(first)
     assert build["state"] == "succeeded", build
     assert build["source_package"]["version"] == "1.0-1"
 
-    # The next commit, picked through the stored definition's new committish.
+    # The next commit, picked through the stored definition's new committish,
+    # and made into an SRPM by `make srpm` with the branch's own Makefile.
     repo.commit(
-        {"pkg/kopers-compat.spec": SPEC.format(version="2.0"), "pkg/note.txt": "second\n"},
+        {
+            "pkg/kopers-compat.spec": SPEC.format(version="2.0"),
+            "pkg/note.txt": "second\n",
+            "pkg/.copr/Makefile": MAKEFILE,
+        },
         branch="next",
     )
     ok(
@@ -308,14 +461,31 @@ def test_git_package_lifecycle(
             "pkg",
             "--spec",
             "kopers-compat.spec",
+            "--method",
+            "make_srpm",
         )
     )
     got = users[OWNER]("package.get", OWNER, PROJECT, "kopers-compat")
     assert got.source_dict["committish"] == "next"
+    assert got.source_dict["source_build_method"] == "make_srpm"
     second = users[OWNER]("package.build", OWNER, PROJECT, "kopers-compat").id
     build = server.wait_build(second)
-    assert build["state"] == "succeeded", build
+    source_log = server.data_dir / "logs" / f"{second:08d}" / "srpm-build" / "builder-live.log"
+    made = source_log.read_text() if source_log.is_file() else ""
+    assert build["state"] == "succeeded", (build, made[-3000:])
     assert build["source_package"]["version"] == "2.0-1"
+    assert "+ make -f /build/src/.copr/Makefile srpm" in made, made[-3000:]
+    # What the Makefile wrote is what the built package installs.
+    reposdir = tmp_path / "repos"
+    reposdir.mkdir()
+    (reposdir / "compat.repo").write_text(
+        server.get(f"/coprs/{OWNER}/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
+    )
+    root = tmp_path / "root"
+    root.mkdir()
+    r = dnf(root, reposdir, "install", "kopers-compat", cachedir=tmp_path / "cache")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "usr/share/kopers-compat/note.txt").read_text() == MAKEFILE_NOTE
 
     got = users[OWNER](
         "package.get",
@@ -488,120 +658,6 @@ def test_packages_of_every_source_type_store_their_definition(
     assert "tar" not in names and "python-requests" not in names and "python-six" in names
 
 
-def submitted_then_canceled(server: Server, output: str, source_type: str) -> dict[str, Any]:
-    """A build that was stored as asked; canceled, since test_sources.py runs these for real."""
-    build_id = created(output)
-    cli(server, OWNER, "cancel", str(build_id))
-    build = server.get(f"/api/builds/{build_id}")
-    assert build["state"] in ("canceled", "succeeded", "failed"), build
-    return build
-
-
-def test_every_source_kind_is_accepted_or_refused_clearly(
-    server: Server,
-    users: dict[str, Py],
-    repo: GitRepo,
-    make_srpm: Callable[..., Path],
-    tmp_path: Path,
-) -> None:
-    spec = tmp_path / "kopers-compat.spec"
-    spec.write_text(SPEC.format(version="3.0"))
-    submitted_then_canceled(
-        server, ok(cli(server, OWNER, "build", PROJECT, str(spec), "--nowait")), "upload"
-    )
-    submitted_then_canceled(
-        server,
-        ok(cli(server, OWNER, "buildpypi", PROJECT, "--packagename", "six", "--nowait")),
-        "pypi",
-    )
-    script = tmp_path / "script.sh"
-    script.write_text("#!/bin/sh\nexit 0\n")
-    submitted_then_canceled(
-        server,
-        ok(cli(server, OWNER, "buildcustom", PROJECT, "--script", str(script), "--nowait")),
-        "custom",
-    )
-    submitted_then_canceled(
-        server,
-        ok(
-            cli(
-                server,
-                OWNER,
-                "buildscm",
-                PROJECT,
-                "--clone-url",
-                repo.url,
-                "--subdir",
-                "pkg",
-                "--method",
-                "make_srpm",
-                "--nowait",
-            )
-        ),
-        "scm",
-    )
-    r = cli(server, OWNER, "buildscm", PROJECT, "--clone-url", "file:///etc", "--nowait")
-    assert r.returncode == 1 and "clone_url must be" in r.stderr, r.stderr
-    unsupported(cli(server, OWNER, "buildgem", PROJECT, "--gem", "rake", "--nowait"))
-    unsupported(cli(server, OWNER, "build-distgit", PROJECT, "--name", "tar", "--nowait"))
-
-    py = users[OWNER]
-    srpm = make_srpm("kopers-pyfile", "1")
-    # python-copr itself needs buildopts here: it deletes a key from them.
-    py("build.check_before_build", OWNER, PROJECT, buildopts={"progress_callback": None})
-    for name, args in (
-        ("build.create_from_file", (str(srpm),)),
-        ("build.create_from_url", ("http://127.0.0.2:1/x.src.rpm",)),
-        ("build.create_from_urls", (["http://127.0.0.2:1/y.src.rpm"],)),
-        ("build.create_from_scm", (repo.url,)),
-        ("build.create_from_pypi", ("six",)),
-        ("build.create_from_custom", ("#!/bin/sh\nexit 0\n",)),
-    ):
-        build = py(name, OWNER, PROJECT, *args)
-        if name.endswith("urls"):
-            build = build[0]
-        assert build.projectname == PROJECT
-        if "url" in name:
-            # Nothing answers there: the import fails on its own, quickly.
-            assert server.wait_build(build.id)["state"] == "failed"
-        else:
-            py("build.cancel", build.id)
-    for name, args in (
-        ("build.create_from_rubygems", ("rake",)),
-        ("build.create_from_distgit", ("tar",)),
-    ):
-        with pytest.raises(CoprException, match="not supported"):
-            py(name, OWNER, PROJECT, *args)
-
-    # A built binary RPM goes straight into the repository, without a VM.
-    rpm_dir = tmp_path / "rpms"
-    from tests.rpms import noarch_rpm
-
-    rpm, _ = noarch_rpm(rpm_dir, "kopers-uploaded", "4.2")
-    build_id = created(ok(cli(server, OWNER, "uploadrpm", PROJECT, str(rpm), "--nowait")))
-    assert server.wait_build(build_id)["state"] == "succeeded"
-    built = server.get(f"/api_3/build/built-packages/{build_id}")
-    assert {p["name"] for p in built[CHROOT]["packages"]} == {"kopers-uploaded"}
-    build = py("build.create_from_rpm_upload", OWNER, PROJECT, str(rpm))
-    assert server.wait_build(build.id)["state"] == "succeeded"
-
-    # Builds that are no longer wanted go, one way or the other.
-    canceled = [
-        b["id"]
-        for b in server.get(f"/api_3/build/list?ownername={OWNER}&projectname={PROJECT}")["items"]
-        if b["state"] == "canceled"
-    ]
-    assert len(canceled) >= 3
-    ok(cli(server, OWNER, "delete-build", str(canceled[0])))
-    py("build.delete", canceled[1])
-    py("build.delete_list", canceled[2:])
-    left = {
-        b["id"]
-        for b in server.get(f"/api_3/build/list?ownername={OWNER}&projectname={PROJECT}")["items"]
-    }
-    assert not left & set(canceled)
-
-
 def test_fork_installs_with_the_forks_key(
     server: Server, users: dict[str, Py], tmp_path: Path
 ) -> None:
@@ -628,7 +684,7 @@ def test_fork_installs_with_the_forks_key(
     root.mkdir()
     r = dnf(root, reposdir, "install", "kopers-compat", cachedir=tmp_path / "cache")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (root / "usr/share/kopers-compat/note.txt").read_text() == "second\n"
+    assert (root / "usr/share/kopers-compat/note.txt").read_text() == MAKEFILE_NOTE
     again = users[OTHER]("project.fork", OWNER, PROJECT, OTHER, "forked", confirm=True)
     assert again.full_name == f"{OTHER}/forked"
 

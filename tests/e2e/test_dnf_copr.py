@@ -1,7 +1,10 @@
 """`dnf copr enable` as users type it: the command on the project page, run as it is.
 
-One server and one real build (an SRPM built in a builder VM, signed and
-published). Then, as a user would: fetch the project page, take the command
+One server and one package in its repository: a built RPM uploaded with
+`copr-cli uploadrpm`, which Kopers signs with the project's key and publishes
+as it does a build's results, without a VM (what dnf copr does with the
+repository does not depend on how its packages were made). Then, as a user
+would: fetch the project page, take the command
 it shows for the chroot, run it, and `dnf install` from the `.repo` file the
 dnf copr plugin wrote, with `gpgcheck` and `repo_gpgcheck` both on. Twice:
 1. over plain HTTP, where the command first installs the hub file Kopers
@@ -22,7 +25,7 @@ How the plugin is pointed at a throwaway root (it has no option of its own):
 The CA is trusted only by the test's own processes: the plugin's urllib request
 through SSL_CERT_FILE, librepo (metadata, packages, key) through
 `--setopt=sslcacert=`. The server restarts with the https public URL on the
-same data directory, so the HTTPS half needs no second build.
+same data directory, so the HTTPS half needs no second upload.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import re
 import ssl
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,17 +46,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import service_dir
+from tests.conftest import SPEC, service_dir
 from tests.e2e.dnfcopr import PLUGIN_DIR, Client, page_command
 from tests.e2e.server import CHROOT, Server
+from tests.rpms import rpmbuild
 
 pytestmark = pytest.mark.e2e
 OWNER, PROJECT, PACKAGE = "admin", "demo", "kopers-dnfcopr"
+RELEASE = "1"  # the uploaded RPM's own: no build forced a dist tag on it
 
 
 @pytest.fixture(scope="module")
-def built(make_srpm: Callable[..., Path]) -> Iterator[Server]:
-    """A server whose project admin/demo holds one successful build of PACKAGE."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose project admin/demo holds PACKAGE 1.0, uploaded, signed and published."""
+    spec = SPEC.format(
+        name=PACKAGE, version="1.0", build="", install="", files="", requires="", arch="noarch"
+    )
+    [rpm] = rpmbuild(spec, tmp_path_factory.mktemp("dnfcopr-rpm"), "-bb")
     with service_dir("kopers-dnfcopr-") as base:
         server = Server.create(base)
         server.start()
@@ -61,7 +70,7 @@ def built(make_srpm: Callable[..., Path]) -> Iterator[Server]:
             server.user(OWNER, admin=True)
             r = server.copr(OWNER, "create", PROJECT, "--chroot", CHROOT)
             assert r.returncode == 0, r.stdout + r.stderr
-            r = server.copr(OWNER, "build", PROJECT, str(make_srpm(PACKAGE, "1.0")))
+            r = server.copr(OWNER, "uploadrpm", PROJECT, str(rpm))  # waits for the end
             assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
             yield server
         finally:
@@ -97,7 +106,7 @@ def test_plain_http_command_from_the_page_enables_a_signed_repository(
     key_url = re.search(r"^gpgkey=(.+)$", text, re.M)
     assert key_url and key_url.group(1) == f"{built.url}/results/{OWNER}/{PROJECT}/pubkey.gpg"
     assert "BEGIN PGP PUBLIC KEY BLOCK" in built.get(key_url.group(1).removeprefix(built.url))
-    client.install(PACKAGE, "1.0")
+    client.install(PACKAGE, "1.0", release=RELEASE)
 
 
 # HTTPS ------------------------------------------------------------------------------
@@ -258,4 +267,4 @@ def test_https_short_form_enables_a_signed_repository(
     text = repo_file(client)
     assert f"baseurl=https://127.0.0.1/results/{OWNER}/{PROJECT}/{CHROOT}/" in text
     assert f"gpgkey=https://127.0.0.1/results/{OWNER}/{PROJECT}/pubkey.gpg" in text
-    client.install(PACKAGE, "1.0", f"--setopt=sslcacert={ca}")
+    client.install(PACKAGE, "1.0", f"--setopt=sslcacert={ca}", release=RELEASE)

@@ -1,10 +1,11 @@
-"""Builds that end cleanly whatever happens to their real VM: killed qemu, cancel, orphans.
+"""Builds that end cleanly whatever happens to their real VM: killed qemu, orphans.
 
 A second Kopers server runs beside the session one, with a cold pool and two
 attempts per task, so the failures come quickly. After each case, neither
 libvirt nor its overlay directory holds anything of this server. Each case
 boots real TCG VMs. The runner's own limits (timeout, silence, log size) need
 no real VM and are tested on a fake one in tests/integration/test_runner_limits.py.
+The cancel of a running build is tested in test_browser.py, from its page.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from kopers.vm.libvirt import LibvirtDriver
 from kopers.vm.template import cached_image, default_templates_root
 from tests.e2e.server import Server
 from tests.e2e.vmhelp import (
-    CHROOT,
     ensure_project,
     extra_server,
     instance_prefix,
@@ -128,27 +127,6 @@ def test_when_every_attempt_is_killed_the_task_fails_as_infrastructure(
     log = live_text(aux, build_id)
     assert "attempt 2 failed (infrastructure)" in log and f"task ended failed: {reason}" in log
     assert_clean(aux)
-
-
-def test_cancel_of_a_running_build_ends_it_within_seconds(
-    aux: Server, make_srpm: Callable[..., Path]
-) -> None:
-    srpm = make_srpm("kopers-quitter", "1", build=TICKS.format(n=100, pause=2))
-    build_id = submit(aux, USER, PROJECT, srpm)
-    wait_until(lambda: "tick 1 of 100" in live_text(aux, build_id), 300, "the first tick")
-    started = time.monotonic()
-    r = aux.copr(USER, "cancel", str(build_id))
-    assert r.returncode == 0, r.stderr
-    wait_until(lambda: aux.get(f"/api_3/build/{build_id}")["state"] == "canceled", 30, "cancel")
-    assert_clean(aux)
-    elapsed = time.monotonic() - started
-    print(f"canceled and cleaned up in {elapsed:.1f} s")
-    log = live_text(aux, build_id)
-    assert "kopers: build canceled by the user; its VM is destroyed" in log
-    assert "kopers: task ended" not in log
-    assert aux.get(f"/api_3/build/built-packages/{build_id}") == {}
-    chroot_dir = aux.data_dir / "results" / USER / PROJECT / CHROOT
-    assert not list(chroot_dir.glob(f"{build_id:08d}-*")), "nothing is published"
 
 
 def test_orphans_of_a_crashed_process_are_removed_at_start(aux: Server, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 One server for the file, whose Python package index is a local one on the
 test web root (the one loopback address builds may reach). Each source made
 in a VM costs two boots (the source step, then the chroot's build); an
-uploaded RPM costs none. The tests run in order and share one project.
+uploaded RPM costs none. The tests run in order and share one project. A git
+checkout whose SRPM .copr/Makefile makes (make_srpm) is built in
+test_copr_compat.py, as the second build of its git package.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import pytest
 from tests import pypiindex
 from tests.conftest import service_dir
 from tests.dnfroot import dnf
-from tests.e2e.gitdaemon import git_daemon
 from tests.e2e.server import CHROOT, WEBROOT_HOST, Server
 from tests.rpms import noarch_rpm
 from tests.webroot import WebRoot
@@ -79,35 +80,6 @@ install -D -m 644 %{SOURCE0} %{buildroot}/usr/share/kopers-custom/made.txt
 %files
 /usr/share/kopers-custom/made.txt
 END
-"""
-
-MAKEFILE = """\
-srpm:
-\techo "the Makefile ran" > greeting.txt
-\trpmbuild -bs --define "_sourcedir $(CURDIR)" --define "_srcrpmdir $(outdir)" $(spec)
-"""
-
-MAKE_SPEC = """\
-Name:           kopers-make
-Version:        4.0
-Release:        1%{?dist}
-Summary:        Built with make_srpm
-License:        MIT
-BuildArch:      noarch
-Source0:        greeting.txt
-
-%description
-A package whose SRPM .copr/Makefile made.
-
-%prep
-
-%build
-
-%install
-install -D -m 644 %{SOURCE0} %{buildroot}/usr/share/kopers-make/greeting.txt
-
-%files
-/usr/share/kopers-make/greeting.txt
 """
 
 
@@ -245,37 +217,6 @@ def test_a_small_timeout_times_the_build_out(srv: Server, tmp_path: Path) -> Non
     assert time.monotonic() - started < 500
     log = source_log(srv, build_id)
     assert "the build ran longer than its timeout of 5 s; stopping the build" in log, log[-2000:]
-
-
-@pytest.fixture(scope="module")
-def make_srpm_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    files = {"kopers-make.spec": MAKE_SPEC, ".copr/Makefile": MAKEFILE}
-    with git_daemon(tmp_path_factory.mktemp("git-make"), "make.git", files) as repo:
-        yield repo.url
-
-
-def test_buildscm_make_srpm_builds(srv: Server, make_srpm_repo: str, tmp_path: Path) -> None:
-    build_id = submitted(
-        srv.copr(
-            USER,
-            "buildscm",
-            PROJECT,
-            "--clone-url",
-            make_srpm_repo,
-            "--method",
-            "make_srpm",
-            "--nowait",
-        )
-    )
-    build = srv.wait_build(build_id)
-    assert build["state"] == "succeeded", (build, source_log(srv, build_id)[-3000:])
-    assert build["source_package"]["name"] == "kopers-make"
-    assert "+ make -f /build/src/.copr/Makefile srpm" in source_log(srv, build_id)
-    root = install(srv, tmp_path, "kopers-make")
-    assert (root / "usr/share/kopers-make/greeting.txt").read_text() == "the Makefile ran\n"
-
-    r = srv.copr(USER, "buildscm", PROJECT, "--clone-url", make_srpm_repo, "--method", "tito")
-    assert r.returncode == 1 and "source_build_method tito is not supported" in r.stderr
 
 
 def test_uploadrpm_publishes_an_rpm_that_dnf_installs(srv: Server, tmp_path: Path) -> None:

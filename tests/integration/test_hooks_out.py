@@ -632,14 +632,13 @@ async def test_a_slow_receiver_does_not_hold_back_other_projects(
             await new_build(api, evil)
         run_loops(api.kopers)
         await wait_until(lambda: slow.in_flight[""] > 0, "the slow hook being sent to")
-        started = asyncio.get_running_loop().time()
         build = await new_build(api, good)
         await store.start_task(build, CHROOT, S.STARTING)
         events = await receiver.wait(4)
-        took = asyncio.get_running_loop().time() - started
-        assert took < 3, f"the good project's events took {took:.1f} s, slow tries {slow.tried}"
         assert {e["project"] for e in events} == {"alice/good"}
-        assert slow.tried < 10  # the slow hook is still at it
+        # Not a time limit (the machine may be loaded): the good project's events
+        # came while most of the 20 slow deliveries, a second each, still waited.
+        assert slow.tried < 10, f"the good project's events waited for {slow.tried} slow ones"
     finally:
         await slow.stop()
 

@@ -41,7 +41,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[TestClient, LogHub, Store
     app = web.Application(middlewares=[errors_middleware])
     hub, store = LogHub(tmp_path), Store()
     # The error middleware reads the directories it keeps out of messages.
-    config = SimpleNamespace(data_dir=tmp_path, vm=SimpleNamespace(cache_dir=tmp_path))
+    config = SimpleNamespace(data_dir=tmp_path, vm=SimpleNamespace(cache_dir=tmp_path, hosts=()))
     app[KOPERS] = SimpleNamespace(hub=hub, store=store, config=config)  # type: ignore[misc]
     websocket.add_routes(app)
     client = TestClient(TestServer(app))

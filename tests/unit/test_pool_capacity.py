@@ -19,6 +19,15 @@ def test_pick_host_takes_the_freest_online_host_first_listed_on_a_tie() -> None:
     assert capacity.pick_host(hosts, [vm(str(i), host=h) for i, h in enumerate("aabb")]) is None
 
 
+def test_a_host_to_avoid_is_picked_only_when_no_other_has_room() -> None:
+    hosts = [HostView("a", 1), HostView("b", 1)]
+    assert capacity.pick_host(hosts, [], avoid="a") == "b"
+    assert capacity.pick_host(hosts, [vm("1", host="b")], avoid="a") == "a"
+    assert capacity.pick_host(hosts, [vm("1", host="a")], avoid="a") == "b"
+    spares = [vm("on-a"), vm("on-b", host="b", state=BOOTING)]
+    assert [v.name for v in capacity.spares(spares, "t", avoid="a")] == ["on-b", "on-a"]
+
+
 def test_spares_prefer_warm_over_booting_and_skip_claimed() -> None:
     vms = [
         vm("boot", state=BOOTING),

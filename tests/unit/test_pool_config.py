@@ -6,6 +6,7 @@ import pytest
 
 from kopers import config
 from kopers.errors import ConfigError
+from kopers.redact import host_roots, scrub
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +65,36 @@ def test_hosts_list_with_a_remote_host_and_its_tunnel(tmp_path: Path) -> None:
     assert (local.tunnel, local.overlay_dir) == ("", None)
     assert remote.tunnel == "root@build2:2222"  # from the URI
     assert (remote.hypervisor, remote.overlay_dir) == ("kvm", Path("/srv/overlays"))
+
+
+def test_a_remote_hosts_cache_key_and_known_hosts(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        '[[vm.hosts]]\nname = "b2"\nslots = 1\n'
+        'uri = "qemu+ssh://kb@build2:2222/session?keyfile=/etc/kopers/id&no_verify=0"\n'
+        'cache_dir = "/srv/kopers-cache"\nknown_hosts = "hosts"\n'
+        '[[vm.hosts]]\nname = "b3"\nslots = 1\nuri = "qemu+ssh://build3/system"\n'
+        'ssh_key = "/etc/kopers/b3"\n',
+    )
+    b2, b3 = cfg.vm.hosts
+    assert b2.cache_dir == Path("/srv/kopers-cache")
+    assert b2.ssh_key == Path("/etc/kopers/id")  # the key libvirt's ssh uses: keyfile=
+    assert b2.known_hosts == tmp_path / "hosts"  # beside the config file
+    assert (b3.cache_dir, b3.ssh_key, b3.known_hosts) == (None, Path("/etc/kopers/b3"), None)
+    with pytest.raises(ConfigError, match="b4: cache_dir must be an absolute path on that host"):
+        load(tmp_path, '[[vm.hosts]]\nname = "b4"\nslots = 1\nuri = "x"\ncache_dir = "~/c"\n')
+
+
+def test_a_remote_hosts_folders_stay_out_of_public_messages(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        '[[vm.hosts]]\nname = "b2"\nslots = 1\nuri = "qemu+ssh://build2/system"\n'
+        'cache_dir = "/srv/cache"\noverlay_dir = "/srv/overlays"\n',
+    )
+    message = "cannot start VM: /srv/overlays/x.qcow2: backing /srv/cache/templates/t/base.qcow2"
+    assert scrub(message, host_roots(cfg)) == (
+        "cannot start VM: <data>/x.qcow2: backing <data>/templates/t/base.qcow2"
+    )
 
 
 def test_environment_overrides_reach_the_new_settings(tmp_path: Path) -> None:

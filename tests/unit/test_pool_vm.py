@@ -62,9 +62,16 @@ class FakeHost:
         self.driver = FakeDriver()
         self.domain_type = "qemu"
         self.domain_type_reason = "fake"
+        self.gone: str | None = None  # what lost() answers: why the host went away
 
     async def tunnel(self) -> None:
         return None
+
+    async def lost(self) -> str | None:
+        return self.gone
+
+    def go_offline(self, reason: str) -> None:
+        self.online, self.error = False, reason
 
     async def console_tail(self, name: str) -> str:
         return "Kernel panic"
@@ -274,6 +281,40 @@ async def test_close_destroys_warm_and_booting_clones(tmp_path: Path, fake_ssh: 
     async with refilling(pool):
         await until(lambda: pool.status()["booting"] == 2)
     assert driver(pool).running == set() and pool.vms == {}
+
+
+async def test_a_host_that_went_away_under_a_task_boots_nothing_more(
+    tmp_path: Path, fake_ssh: FakeSsh
+) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    first, second = pool.hosts[0], FakeHost("b", 1)
+    pool.hosts.append(second)  # type: ignore[arg-type]
+    with pytest.raises(InfrastructureError):
+        async with pool.builder(TEMPLATE, "1-c") as vm:
+            assert vm.host == "a"  # the first listed wins a tie
+            first.gone = "its libvirt connection broke: End of file"  # type: ignore[attr-defined]
+            raise InfrastructureError("connection lost")
+    assert not first.online and "End of file" in first.error  # type: ignore[attr-defined]
+    async with pool.builder(TEMPLATE, "2-c") as vm:
+        assert vm.host == "b"
+    await pool.close()
+
+
+async def test_a_retried_task_gets_its_next_vm_on_another_host(
+    tmp_path: Path, fake_ssh: FakeSsh
+) -> None:
+    pool = make_pool(tmp_path, warm=0, slots=1)
+    pool.hosts.append(FakeHost("b", 1))  # type: ignore[arg-type]
+    with pytest.raises(InfrastructureError):
+        async with pool.builder(TEMPLATE, "1-c") as vm:
+            assert vm.host == "a"
+            raise InfrastructureError("connection lost")  # the VM died; the host answers
+    assert pool.hosts[0].online
+    async with pool.builder(TEMPLATE, "1-c") as vm:
+        assert vm.host == "b"  # its next attempt
+    async with pool.builder(TEMPLATE, "2-c") as vm:
+        assert vm.host == "a"  # anyone else: the first listed, as before
+    await pool.close()
 
 
 # The libvirt driver's overlay: its virtual size caps what a guest writes. -----
