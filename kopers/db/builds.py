@@ -115,6 +115,10 @@ class BuildStore(ChainStore):
         """Every unfinished task with its owner and source state, for the scheduler."""
         return list(await self.db.fetch(self.q.unfinished_graph))
 
+    async def skip_orphan_sources(self) -> list[int]:
+        """Skip source steps not begun whose builds' tasks have all ended; their build ids."""
+        return [r["id"] for r in await self.db.fetch(self.q.skip_orphan_sources)]
+
     async def skip_task(self, build_id: int, chroot: str, reason: str) -> bool:
         """Skip a task that has not started; False if it had (or had ended)."""
         skipped = BuildState.SKIPPED

@@ -56,6 +56,9 @@ SOURCE_FROM: Mapping[BuildState, frozenset[BuildState]] = {
     # Canceling a build ends a source step that has not ended; an uploaded
     # source (succeeded from the start) stays as it is.
     S.CANCELED: frozenset({S.PENDING, S.RUNNING, S.IMPORTING}),
+    # Every chroot task of the build was skipped (a dependency failed) before
+    # the step began: nothing would use the source it makes.
+    S.SKIPPED: frozenset({S.PENDING}),
 }
 
 

@@ -133,5 +133,13 @@ class TaskGraph:
                 if not deps:
                     del self._dependents[dep]
 
+    def orphan_source(self, build_id: int) -> TaskKey | None:
+        """The build's source step if it has not begun and no task waits for it any more."""
+        key = TaskKey(build_id, SOURCE)
+        node = self.nodes.get(key)
+        if node is None or node.state != BuildState.PENDING or self._dependents.get(key):
+            return None
+        return key
+
     def keys_of_build(self, build_id: int) -> list[TaskKey]:
         return sorted(k for k in self.nodes if k.build_id == build_id)

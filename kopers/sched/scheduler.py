@@ -94,6 +94,8 @@ class Scheduler:
                     frozenset(deps.get(task.chroot, ())) | source,
                 )
             )
+        # Every task skipped at submission (a dependency had failed): no source.
+        await self._drop_orphan_source(build.id)
         self.wake()
 
     async def cancel(self, build_id: int) -> None:
@@ -171,6 +173,10 @@ class Scheduler:
                 node_deps.add(source.key)
             self.graph.add(Node(key, row["owner"], state, row["priority"], frozenset(node_deps)))
         self.graph.add_all(sources.values())
+        # Builds whose tasks have all ended (some just now, behind a dead
+        # dependency) while their source step never began: it never will.
+        for build_id in await self.store.skip_orphan_sources():
+            log.info("build %d: nothing is left to build; its source step is skipped", build_id)
         self._loaded.set()
         log.info("scheduler loaded %d unfinished tasks", len(self.graph.nodes))
 
@@ -240,8 +246,19 @@ class Scheduler:
         self.wake()
 
     async def _doom_dependents(self, key: TaskKey, state: BuildState) -> None:
-        for dep in self.graph.doomed_by(key):
+        doomed = self.graph.doomed_by(key)
+        for dep in doomed:
             what = "source" if key.is_source else f"chroot {key.chroot}"
             reason = f"dependency build {key.build_id} {state} on {what}"
             await self.store.skip_task(dep.build_id, dep.chroot, reason)
             self.graph.remove(dep)
+        for build_id in sorted({dep.build_id for dep in doomed} - {key.build_id}):
+            await self._drop_orphan_source(build_id)
+
+    async def _drop_orphan_source(self, build_id: int) -> None:
+        """A source step no task waits for any more is skipped, not run: it would
+        take a VM for nothing, and the build would show its state until it did."""
+        key = self.graph.orphan_source(build_id)
+        if key is not None and key not in self.running:
+            await self.store.set_source_state(build_id, BuildState.SKIPPED)
+            self.graph.remove(key)

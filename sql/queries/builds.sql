@@ -121,6 +121,16 @@ FROM build_tasks t JOIN builds b ON b.id = t.build_id JOIN projects p ON p.id = 
 WHERE t.state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked')
 ORDER BY t.build_id, t.chroot;
 
+-- name: skip_orphan_sources
+-- Source steps that have not begun while every task of their build has ended
+-- (skipped behind a failed dependency): nothing would use what they make.
+UPDATE builds b SET source_state = 'skipped'
+WHERE b.source_state = 'pending'
+  AND EXISTS (SELECT 1 FROM build_tasks t WHERE t.build_id = b.id)
+  AND NOT EXISTS (SELECT 1 FROM build_tasks t WHERE t.build_id = b.id
+                  AND t.state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked'))
+RETURNING b.id;
+
 -- name: skip_task
 UPDATE build_tasks SET state = 'skipped', ended_on = now(), reason = $3
 WHERE build_id = $1 AND chroot = $2 AND state = ANY($4::text[])

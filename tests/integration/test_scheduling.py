@@ -244,3 +244,85 @@ async def test_two_promotions_at_once_keep_the_dependency_in_the_graph(store: St
     assert key_b in sched.graph.nodes, "a promoted task was dropped from the graph"
     assert sched.graph.nodes[key_b].state == BuildState.PENDING
     assert [t.state for t in (await store.get_build(b)).tasks] == [BuildState.PENDING]
+
+
+async def url_build(
+    store: Store,
+    project_id: int,
+    owner_id: int,
+    chain: ChainSpec,
+    kind: SourceType = SourceType.URL,
+) -> int:
+    """A build whose source is still to be made (its step pending), on one chroot."""
+    new = NewBuild(
+        project_id=project_id,
+        submitter_id=owner_id,
+        source_type=kind,
+        source={"url": "http://127.0.0.1:1/pkg-1-1.src.rpm"},
+        package_name=None,
+        package_version=None,
+        srpm_name=None,
+        source_state=BuildState.PENDING,
+        timeout=600,
+        chroots=("debian-12-x86_64",),
+        task_state=BuildState.PENDING,
+        chain=chain,
+    )
+    return (await store.create_build(new)).id
+
+
+async def test_a_build_skipped_at_submission_fetches_no_source(store: Store) -> None:
+    pid = await project(store, "alice")
+    uid = (await store.get_user("alice")).id
+    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    await store.finish_task(a, "debian-12-x86_64", BuildState.FAILED, "boom", None)
+    runner = FakeRunner(store)
+    sched = Scheduler(store, runner, slots=1)
+    loop = asyncio.create_task(sched.run())
+    try:
+        await wait_all_finished(store, [a])
+        b = await url_build(store, pid, uid, ChainSpec(after_build_id=a))
+        await sched.submit(await store.get_build(b))
+        await asyncio.sleep(0.2)  # a source step, had one been started, would run now
+    finally:
+        loop.cancel()
+    assert (await store.get_build(b)).state == BuildState.SKIPPED
+    assert sched.graph.keys_of_build(b) == []
+    assert runner.started == []
+
+
+async def test_a_source_left_with_nothing_to_build_is_dropped_and_stays_so_after_a_restart(
+    store: Store,
+) -> None:
+    pid = await project(store, "alice")
+    uid = (await store.get_user("alice")).id
+    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    # A holds the only VM slot, so B's source step (made in a VM, from git)
+    # waits for it; A fails meanwhile: B's only task is skipped, and nothing
+    # would use B's source.
+    runner = FakeRunner(store, hold=0.5, fail={TaskKey(a, "debian-12-x86_64")})
+    sched = Scheduler(store, runner, slots=1)
+    loop = asyncio.create_task(sched.run())
+    try:
+        async with asyncio.timeout(10):
+            while not runner.started:
+                await asyncio.sleep(0.01)
+        b = await url_build(store, pid, uid, ChainSpec(after_build_id=a), SourceType.SCM)
+        await sched.submit(await store.get_build(b))
+        await wait_all_finished(store, [a, b], timeout=10)
+    finally:
+        loop.cancel()
+    assert (await store.get_build(b)).state == BuildState.SKIPPED
+    assert all(k.build_id == a for k in runner.started)
+    # A build stuck that way by an earlier version ends at the next start.
+    c = await url_build(store, pid, uid, ChainSpec(after_build_id=a))
+    assert (await store.get_build(c)).tasks[0].state == BuildState.SKIPPED
+    await store.pool.execute("UPDATE builds SET source_state = 'pending' WHERE id = $1", c)
+    assert (await store.get_build(c)).state == BuildState.PENDING
+    sched = Scheduler(store, FakeRunner(store), slots=1)
+    loop = asyncio.create_task(sched.run())
+    try:
+        await wait_all_finished(store, [c], timeout=10)
+    finally:
+        loop.cancel()
+    assert (await store.get_build(c)).state == BuildState.SKIPPED
