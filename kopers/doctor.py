@@ -125,6 +125,21 @@ def template(chroot: str, name: str, recipe_hash: str | None, cached: bool, erro
     return Check(Verdict.OK, what, f"image for recipe {recipe_hash} is cached")
 
 
+def template_copy(host: str, name: str, folder: str, source: str, problem: str | None) -> Check:
+    """Host `host`'s copy (in `folder` there) of template image `source` here;
+    `problem` says how it differs, None when it is a copy."""
+    what = f"host {host}'s copy of template {name}"
+    if problem is not None:
+        return Check(
+            Verdict.FAIL,
+            what,
+            f"{folder}: {problem}",
+            f"copy the folder {source} to {folder} on that host (docs/hosts.md); "
+            "until then nothing boots there",
+        )
+    return Check(Verdict.OK, what, f"{folder} holds a copy of {source}")
+
+
 def postgres(where: str, error: str | None, started: bool = True) -> Check:
     """The database: `where` says which (embedded in a data dir, or a DSN's host);
     `started` False when an embedded server was never created yet."""

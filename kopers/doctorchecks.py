@@ -11,6 +11,7 @@ answers cannot keep the command from exiting either.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -29,7 +30,13 @@ from kopers.db.migrations import discover
 from kopers.doctor import Check
 from kopers.errors import KopersError
 from kopers.vm.probe import KVM_NODE
-from kopers.vm.template import cached_image, default_templates_root, recipe_hash, template_dir
+from kopers.vm.template import (
+    TemplateImage,
+    cached_image,
+    default_templates_root,
+    recipe_hash,
+    template_dir,
+)
 
 PROBE_TIMEOUT_S = 10.0
 T = TypeVar("T")
@@ -41,7 +48,9 @@ async def run_checks(cfg: Config, templates_root: Path | None = None) -> list[Ch
     checks += [await check_libvirt(h.name, h.uri) for h in cfg.vm.hosts]
     for what, path in (("data directory", cfg.data_dir), ("template cache", cfg.vm.cache_dir)):
         checks.append(doctor.disk(what, str(path), free_bytes(path)))
-    checks += check_templates(cfg, templates_root or default_templates_root())
+    root = templates_root or default_templates_root()
+    checks += check_templates(cfg, root)
+    checks += await check_template_copies(cfg, root)
     checks += await check_postgres(cfg)
     checks.append(await check_public_url(cfg.server.public_url))
     return checks
@@ -141,6 +150,62 @@ def check_templates(cfg: Config, root: Path) -> list[Check]:
             continue
         checks.append(doctor.template(chroot.name, chroot.template, digest, cached, ""))
     return checks
+
+
+async def check_template_copies(cfg: Config, root: Path) -> list[Check]:
+    """Each host with a template cache of its own against the images here, as the
+    pool checks a host before it boots anything there (kopers.vm.templatecopy)."""
+    images = []
+    for name in dict.fromkeys(c.template for c in cfg.enabled_chroots):
+        try:
+            image = cached_image(name, root, cfg.vm.cache_dir)
+        except (KopersError, OSError):
+            image = None
+        if image is not None:  # one not built here is a FAIL of check_templates already
+            images.append(image)
+    hosts = [(h, cache) for h in cfg.vm.hosts if (cache := cfg.vm.host_cache(h)) is not None]
+    if not images or not hosts:
+        return []
+    try:
+        import libvirt
+
+        from kopers.vm import templatecopy
+    except ImportError:
+        return [doctor.unchecked("template copies", "the libvirt Python module is not installed")]
+    checks = []
+    for host, cache in hosts:
+        for image in images:
+            folder = templatecopy.placed(image, cache).dir
+            what = f"host {host.name}'s copy of template {image.name}"
+            compare = functools.partial(_copy_problem, host.uri, image, folder)
+            try:
+                problem = await _in_daemon_thread(compare, PROBE_TIMEOUT_S)
+            except TimeoutError:
+                checks.append(doctor.unchecked(what, f"no answer within {PROBE_TIMEOUT_S:.0f} s"))
+                continue
+            except libvirt.libvirtError as exc:
+                problem = f"not there ({_first_line(exc)})"
+            except OSError as exc:
+                checks.append(doctor.unchecked(what, f"cannot read {image.dir}: {exc}"))
+                continue
+            checks.append(
+                doctor.template_copy(host.name, image.name, str(folder), str(image.dir), problem)
+            )
+    return checks
+
+
+def _copy_problem(uri: str, image: TemplateImage, folder: Path) -> str | None:
+    """How the folder on the host at `uri` differs from `image` here (blocking)."""
+    import libvirt
+
+    from kopers.vm import templatecopy
+
+    wanted = templatecopy.local_facts(image)
+    conn = libvirt.open(uri)
+    try:
+        return templatecopy.mismatch(wanted, templatecopy.inspect(conn, folder))
+    finally:
+        conn.close()
 
 
 async def check_postgres(cfg: Config) -> list[Check]:

@@ -81,6 +81,11 @@ class VmConfig:
     pools: tuple[PoolConfig, ...] = ()
     hosts: tuple[HostConfig, ...] = ()
 
+    def host_cache(self, host: HostConfig) -> Path | None:
+        """Where `host` keeps its copy of the template cache (kopers.vm.templatecopy);
+        None when the images' paths here are valid there (a local host by default)."""
+        return host.cache_dir or (self.cache_dir if urlparse(host.uri).hostname else None)
+
     def pool(self, template: str) -> PoolConfig:
         """The pool settings of a template: its [[vm.pools]] entry, else the [vm] defaults."""
         for pool in self.pools:

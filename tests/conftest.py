@@ -45,6 +45,10 @@ def service_dir(prefix: str) -> Iterator[Path]:
 # without superuser rights, as it does on an operator's server.
 EXTERNAL_PG = os.environ.get("KOPERS_TEST_PG_DSN", "")
 EXTERNAL_PG_OWNER = os.environ.get("KOPERS_TEST_PG_OWNER", "")
+# Only the tests that reach Postgres (through the pg_server fixture): for the
+# second pass on another server, since the rest do not depend on which server
+# it is and ran in the first pass.
+PG_ONLY = os.environ.get("KOPERS_TEST_PG_ONLY") == "1"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # Only the process that reports (not an xdist worker) counts the boots.
     if not hasattr(config, "workerinput"):
         config.stash[_BOOTS] = vmboots.snapshot()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not PG_ONLY:
+        return
+    drop = [i for i in items if "pg_server" not in getattr(i, "fixturenames", ())]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if i not in drop]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

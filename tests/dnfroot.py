@@ -43,3 +43,19 @@ def dnf(
                 subprocess.run(
                     ["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True
                 )
+
+
+def install_from(repo_text: str, package: str, tmp_path: Path) -> Path:
+    """Install `package` with dnf -y into a new installroot under `tmp_path`, from
+    the one served .repo file `repo_text`; the root, after asserting dnf succeeded.
+
+    No `rpm --import`: a .repo file with gpgcheck=1 and repo_gpgcheck=1 names its
+    key, and dnf -y takes it from there for both signature checks.
+    """
+    reposdir, root = tmp_path / "repos", tmp_path / "root"
+    reposdir.mkdir()
+    root.mkdir()
+    (reposdir / "kopers.repo").write_text(repo_text)
+    r = dnf(root, reposdir, "install", package, cachedir=tmp_path / "cache")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return root

@@ -42,14 +42,13 @@ class Host:
         self.config = config
         self.name = config.name
         self.overlay_dir = config.overlay_dir or default_overlays
-        remote = bool(urlparse(config.uri).hostname)
         self.driver = LibvirtDriver(
             config.uri,
             "qemu",
             self.overlay_dir,
             vm.vcpus,
             vm.memory_mib,
-            templates_dir=config.cache_dir or (vm.cache_dir if remote else None),
+            templates_dir=vm.host_cache(config),
         )
         self.probe_cache = vm.cache_dir / "kvm-probe.json"
         self.domain_type: str | None = None

@@ -13,7 +13,6 @@ run: boots are what an e2e run's time goes to on a slow machine.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Generator, Iterator
 
@@ -22,7 +21,7 @@ import pytest
 from kopers.vm.domain import DOMAIN_PREFIX
 from tests import vmboots
 from tests.conftest import service_dir
-from tests.e2e.server import STARTED_PREFIXES, WEBROOT_HOST, Server
+from tests.e2e.server import STARTED_PREFIXES, WEBROOT_HOST, Server, keep_log
 from tests.webroot import WebRoot
 
 _BEFORE = pytest.StashKey[dict[str, int]]()
@@ -42,9 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             yield srv
         finally:
             srv.stop()
-            kept = tmp_path_factory.mktemp("e2e-server") / "server.log"
-            shutil.copy2(srv.log_path, kept)
-            print(f"\nserver log: {kept}", file=sys.stderr)
+            keep_log(srv.log_path, tmp_path_factory, "e2e-server")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import base64
 import configparser
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -237,6 +238,15 @@ class Server:
             timeout=timeout,
             env=self.env,
         )
+
+
+def keep_log(log_path: Path, factory: Any, label: str) -> None:
+    """Copy a stopped server's log under pytest's temporary tree (its service
+    directory is removed) and print where, so a failure can be read after."""
+    if log_path.exists():
+        kept = factory.mktemp(label) / "server.log"
+        shutil.copy2(log_path, kept)
+        print(f"\nserver log: {kept}", file=sys.stderr)
 
 
 def virsh_domain_names() -> list[str]:

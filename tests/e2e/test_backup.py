@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import service_dir
-from tests.dnfroot import dnf
-from tests.e2e.server import CHROOT, Server
+from tests.dnfroot import install_from
+from tests.e2e.server import CHROOT, Server, keep_log
 
 pytestmark = pytest.mark.e2e
 PROJECT = "kept"
@@ -34,9 +32,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with service_dir("kopers-e2e-backup-") as path:
         yield path
         for log in sorted(path.glob("*/server.log")):
-            kept = tmp_path_factory.mktemp(f"backup-{log.parent.name}") / "server.log"
-            shutil.copy2(log, kept)
-            print(f"\nserver log: {kept}", file=sys.stderr)
+            keep_log(log, tmp_path_factory, f"backup-{log.parent.name}")
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +126,7 @@ def test_the_restored_server_serves_the_same_signed_repository(
 
     repo_text = restored.get(f"/coprs/alice/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
     assert "gpgcheck=1" in repo_text and f"gpgkey={restored.url}/" in repo_text
-    reposdir, root = tmp_path / "repos", tmp_path / "root"
-    reposdir.mkdir()
-    root.mkdir()
-    (reposdir / "kopers.repo").write_text(repo_text)
-    r = dnf(root, reposdir, "install", PACKAGE, cachedir=tmp_path / "cache")
-    assert r.returncode == 0, r.stdout + r.stderr
+    root = install_from(repo_text, PACKAGE, tmp_path)
     assert (root / f"usr/share/{PACKAGE}/hello.txt").read_text() == f"{PACKAGE} 2.0\n"
 
     # The restored server has nothing to build: it started no VM.

@@ -17,7 +17,7 @@ import createrepo_c as cr
 import pytest
 
 from kopers.worker.session import failure_reason
-from tests.dnfroot import dnf
+from tests.dnfroot import install_from
 from tests.e2e.server import CHROOT, Server
 from tests.webroot import WebRoot
 
@@ -127,18 +127,10 @@ def test_build_upload_succeeds_and_downloads_signed_identifiable_rpms(
 
 
 def test_dnf_installs_from_the_served_repo_file(server: Server, alice: str, tmp_path: Path) -> None:
-    reposdir = tmp_path / "repos"
-    reposdir.mkdir()
     repo_text = server.get(f"/coprs/alice/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
     assert repo_text.startswith("[copr:127.0.0.1:alice:skeleton]\n")
     assert "gpgcheck=1" in repo_text and "repo_gpgcheck=1" in repo_text
-    (reposdir / "kopers.repo").write_text(repo_text)
-    root = tmp_path / "root"
-    root.mkdir()
-    # No `rpm --import`: with gpgcheck=1 and repo_gpgcheck=1, dnf -y takes the key
-    # from the .repo file's gpgkey URL and checks the metadata and the package.
-    r = dnf(root, reposdir, "install", "kopers-hello", cachedir=tmp_path / "cache")
-    assert r.returncode == 0, r.stdout + r.stderr
+    root = install_from(repo_text, "kopers-hello", tmp_path)
     assert (root / "usr/share/kopers-hello/hello.txt").read_text() == "kopers-hello 1.0\n"
     q = subprocess.run(
         ["rpm", "--root", str(root), "-q", "kopers-hello"], capture_output=True, text=True

@@ -29,7 +29,7 @@ from copr.v3 import Client
 from copr.v3.exceptions import CoprException
 
 from tests import copr_compat as cc
-from tests.dnfroot import dnf
+from tests.dnfroot import install_from
 from tests.e2e.gitdaemon import GitRepo, git_daemon
 from tests.e2e.server import CHROOT, VENV_BIN, Server
 
@@ -476,15 +476,8 @@ def test_git_package_lifecycle(
     assert build["source_package"]["version"] == "2.0-1"
     assert "+ make -f /build/src/.copr/Makefile srpm" in made, made[-3000:]
     # What the Makefile wrote is what the built package installs.
-    reposdir = tmp_path / "repos"
-    reposdir.mkdir()
-    (reposdir / "compat.repo").write_text(
-        server.get(f"/coprs/{OWNER}/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
-    )
-    root = tmp_path / "root"
-    root.mkdir()
-    r = dnf(root, reposdir, "install", "kopers-compat", cachedir=tmp_path / "cache")
-    assert r.returncode == 0, r.stdout + r.stderr
+    repo_text = server.get(f"/coprs/{OWNER}/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
+    root = install_from(repo_text, "kopers-compat", tmp_path)
     assert (root / "usr/share/kopers-compat/note.txt").read_text() == MAKEFILE_NOTE
 
     got = users[OWNER](
@@ -675,15 +668,8 @@ def test_fork_installs_with_the_forks_key(
     source_key = server.get(f"/results/{OWNER}/{PROJECT}/pubkey.gpg")
     fork_key = server.get(f"/results/{OTHER}/forked/pubkey.gpg")
     assert fork_key != source_key
-    reposdir = tmp_path / "repos"
-    reposdir.mkdir()
-    (reposdir / "fork.repo").write_text(
-        server.get(f"/coprs/{OTHER}/forked/repo/debian-12/dnf.repo?arch=x86_64")
-    )
-    root = tmp_path / "root"
-    root.mkdir()
-    r = dnf(root, reposdir, "install", "kopers-compat", cachedir=tmp_path / "cache")
-    assert r.returncode == 0, r.stdout + r.stderr
+    repo_text = server.get(f"/coprs/{OTHER}/forked/repo/debian-12/dnf.repo?arch=x86_64")
+    root = install_from(repo_text, "kopers-compat", tmp_path)
     assert (root / "usr/share/kopers-compat/note.txt").read_text() == MAKEFILE_NOTE
     again = users[OTHER]("project.fork", OWNER, PROJECT, OTHER, "forked", confirm=True)
     assert again.full_name == f"{OTHER}/forked"

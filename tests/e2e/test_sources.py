@@ -20,8 +20,8 @@ import pytest
 
 from tests import pypiindex
 from tests.conftest import service_dir
-from tests.dnfroot import dnf
-from tests.e2e.server import CHROOT, WEBROOT_HOST, Server
+from tests.dnfroot import install_from
+from tests.e2e.server import CHROOT, WEBROOT_HOST, Server, keep_log
 from tests.rpms import noarch_rpm
 from tests.webroot import WebRoot
 
@@ -104,9 +104,7 @@ def srv(web: WebRoot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
             yield server
         finally:
             server.stop()
-            kept = tmp_path_factory.mktemp("e2e-sources") / "server.log"
-            kept.write_bytes(server.log_path.read_bytes())
-            print(f"\nserver log: {kept}")
+            keep_log(server.log_path, tmp_path_factory, "e2e-sources")
 
 
 def build_id_of(output: str) -> int:
@@ -122,15 +120,8 @@ def source_log(srv: Server, build_id: int) -> str:
 
 def install(srv: Server, tmp_path: Path, package: str) -> Path:
     """dnf install `package` from the project's repository (gpgcheck on); the root."""
-    reposdir = tmp_path / "repos"
-    reposdir.mkdir()
     text = srv.get(f"/coprs/{USER}/{PROJECT}/repo/debian-12/dnf.repo?arch=x86_64")
-    (reposdir / "kopers.repo").write_text(text)
-    root = tmp_path / "root"
-    root.mkdir()
-    r = dnf(root, reposdir, "install", package, cachedir=tmp_path / "cache")
-    assert r.returncode == 0, r.stdout + r.stderr
-    return root
+    return install_from(text, package, tmp_path)
 
 
 def submitted(r: subprocess.CompletedProcess[str]) -> int:

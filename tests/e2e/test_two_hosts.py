@@ -30,7 +30,7 @@ from kopers.vm.hosts import Host
 from kopers.vm.template import TemplateImage, cached_image, default_templates_root, image_dir
 from tests.conftest import service_dir
 from tests.e2e.secondhost import HOST_ADDRESS, SecondHost, second_host
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import REPO, Server, keep_log
 from tests.e2e.vmhelp import CHROOT, ensure_project, leftovers, live_text, submit, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -82,9 +82,7 @@ def kopers(host2: SecondHost, tmp_path_factory: pytest.TempPathFactory) -> Itera
             yield srv
         finally:
             srv.stop()
-            kept = tmp_path_factory.mktemp("two-hosts") / "server.log"
-            shutil.copy2(srv.log_path, kept)
-            print(f"\nserver log: {kept}", file=sys.stderr)
+            keep_log(srv.log_path, tmp_path_factory, "two-hosts")
 
 
 def hosts(server: Server) -> dict[str, dict[str, Any]]:
@@ -168,6 +166,32 @@ def test_a_host_without_a_copy_of_the_template_stays_offline(
     short = asyncio.run(connect(broken))
     assert not short.online
     assert "is not a copy" in short.error and "its base.qcow2 has" in short.error, short.error
+
+
+def test_kopers_doctor_compares_each_hosts_copy_of_the_template(
+    kopers: Server, host2: SecondHost, image: TemplateImage, tmp_path: Path
+) -> None:
+    """Through the second host's own libvirt, as the pool does; no VM boots."""
+    r = kopers.kopers("doctor", check=False)
+    folder = image_dir(image.name, image.recipe_hash, host2.cache_dir)
+    copy = f"host {REMOTE}'s copy of template debian-12: "
+    assert f"ok    {copy}{folder} holds a copy of {image.dir}\n" in r.stdout, r.stdout
+    # The local host boots the images here: it has no copy to compare.
+    assert f"host {LOCAL}'s copy" not in r.stdout
+
+    # A host whose cache has no copy: a FAIL naming the folder and the fix.
+    empty = host2.run_dir / "doctor-empty-cache"
+    empty.mkdir()
+    subprocess.run(["chown", f"{host2.user}:", str(empty)], check=True)
+    toml = tmp_path / "kopers.toml"
+    table = host2.host_table(REMOTE, 1).replace(str(host2.cache_dir), str(empty))
+    toml.write_text((REPO / "kopers.toml").read_text() + "\n" + table)
+    r = kopers.kopers("--config", str(toml), "doctor", check=False)
+    missing = image_dir(image.name, image.recipe_hash, empty)
+    assert r.returncode == 1, r.stdout
+    line = next((ln for ln in r.stdout.splitlines() if copy in ln), "")
+    assert line.startswith(f"FAIL  {copy}{missing}: not there ("), r.stdout
+    assert f"copy the folder {image.dir} to {missing} on that host" in line
 
 
 def test_two_builds_at_once_run_one_on_each_host(

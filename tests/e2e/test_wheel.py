@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 
 from kopers.vm.template import recipe_hash
 from tests.conftest import service_dir
-from tests.e2e.server import CHROOT, REPO, Server
+from tests.e2e.server import CHROOT, REPO, Server, keep_log
 from tests.e2e.vmhelp import build_id_of
 
 pytestmark = pytest.mark.e2e
@@ -102,10 +101,7 @@ def installed(install: Install, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield srv
     finally:
         srv.stop()
-        if srv.log_path.exists():
-            kept = tmp_path_factory.mktemp("wheel-server") / "server.log"
-            shutil.copy2(srv.log_path, kept)
-            print(f"\nserver log: {kept}", file=sys.stderr)
+        keep_log(srv.log_path, tmp_path_factory, "wheel-server")
 
 
 def test_the_wheel_carries_every_file_of_sql_static_and_vm_templates(install: Install) -> None:

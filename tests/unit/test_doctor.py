@@ -98,6 +98,18 @@ def test_template() -> None:
     assert "abc123" in missing.detail and "no recipe" in broken.detail
 
 
+def test_template_copy() -> None:
+    folder, source = "/srv/c/templates/debian-12-ab12", "/root/.cache/t/debian-12-ab12"
+    ok = doctor.template_copy("b2", "debian-12", folder, source, None)
+    bad = doctor.template_copy("b2", "debian-12", folder, source, "it has no base.qcow2")
+    assert verdicts(ok, bad) == [Verdict.OK, Verdict.FAIL]
+    assert ok.line() == (
+        f"ok    host b2's copy of template debian-12: {folder} holds a copy of {source}"
+    )
+    assert bad.detail == f"{folder}: it has no base.qcow2"
+    assert f"copy the folder {source} to {folder} on that host" in bad.fix
+
+
 def test_postgres() -> None:
     ok = doctor.postgres("database db1:5432/kopers", None)
     fresh = doctor.postgres("embedded Postgres in /srv/pg", None, started=False)

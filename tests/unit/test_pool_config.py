@@ -81,6 +81,9 @@ def test_a_remote_hosts_cache_key_and_known_hosts(tmp_path: Path) -> None:
     assert b2.ssh_key == Path("/etc/kopers/id")  # the key libvirt's ssh uses: keyfile=
     assert b2.known_hosts == tmp_path / "hosts"  # beside the config file
     assert (b3.cache_dir, b3.ssh_key, b3.known_hosts) == (None, Path("/etc/kopers/b3"), None)
+    # Where each keeps its template copies: its own cache_dir, else (remote) vm.cache_dir.
+    assert cfg.vm.host_cache(b2) == Path("/srv/kopers-cache")
+    assert cfg.vm.host_cache(b3) == cfg.vm.cache_dir
     with pytest.raises(ConfigError, match="b4: cache_dir must be an absolute path on that host"):
         load(tmp_path, '[[vm.hosts]]\nname = "b4"\nslots = 1\nuri = "x"\ncache_dir = "~/c"\n')
 
@@ -126,3 +129,15 @@ def test_environment_overrides_reach_the_new_settings(tmp_path: Path) -> None:
 def test_bad_pool_and_host_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, text)
+
+
+def test_a_local_host_uses_the_images_here_unless_it_names_a_cache(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        '[[vm.hosts]]\nname = "here"\nslots = 1\nuri = "qemu:///system"\n'
+        '[[vm.hosts]]\nname = "mine"\nslots = 1\nuri = "qemu:///session"\n'
+        'cache_dir = "/srv/own-cache"\n',
+    )
+    here, mine = cfg.vm.hosts
+    assert cfg.vm.host_cache(here) is None
+    assert cfg.vm.host_cache(mine) == Path("/srv/own-cache")
