@@ -165,8 +165,11 @@ class EventBus:
             while True:
                 self._signal.clear()
                 await self.catch_up()
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a
+                # cancel that arrives as the event is set, and the loop never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._signal.wait(), POLL_S)
+                    async with asyncio.timeout(POLL_S):
+                        await self._signal.wait()
                 if conn.is_closed():
                     raise ConnectionError("the LISTEN connection to Postgres was lost")
         except asyncio.CancelledError:

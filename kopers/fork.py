@@ -185,8 +185,9 @@ class Forks:
         while True:
             self._wake.clear()
             await self.copy_pending()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RECHECK_S)
+            with contextlib.suppress(TimeoutError):  # see EventBus.run
+                async with asyncio.timeout(RECHECK_S):
+                    await self._wake.wait()
 
     async def copy_pending(self) -> list[Copied]:
         """One pass: copy the results of every `forked` task (also those a stop interrupted)."""

@@ -160,8 +160,9 @@ class HookSender:
                         await self._start_due(session)
                         await self._prune_now_and_then()
                         sleep_s = await self._sleep_s()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), sleep_s)
+                        with contextlib.suppress(TimeoutError):  # see EventBus.run
+                            async with asyncio.timeout(sleep_s):
+                                await self._wake.wait()
                 finally:
                     # Every drain ends before the session closes, on a stop as on a crash.
                     await self._cancel_drains()

@@ -208,9 +208,7 @@ class Kopers:
 
     async def close(self) -> None:
         for task in reversed(self.tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stop(task)
         self.tasks.clear()
         # After the loops: the scheduler's builds are gone, so are their exchanges.
         await self.proxy.close()
@@ -218,6 +216,21 @@ class Kopers:
         # The VMs are gone: what tasks that ended before noted of their release.
         await self.runner.pipeline.releases.drain()
         await self.db.close()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a loop and wait until it has ended.
+
+    Cancelled again each second until it ends: a cancel can be lost (Python
+    3.11's wait_for drops one that arrives as what it waits for completes, in
+    library code too), and closing must not wait forever for that loop.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        log.error("%s ended with an error while stopping", task.get_name(), exc_info=error)
 
 
 async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
