@@ -134,21 +134,25 @@ def free_bytes(path: Path) -> int | None:
         return None
 
 
+def _templates(cfg: Config) -> dict[str, str]:
+    """Each template an enabled chroot uses, with the first such chroot's name."""
+    first: dict[str, str] = {}
+    for chroot in cfg.enabled_chroots:
+        first.setdefault(chroot.template, chroot.name)
+    return first
+
+
 def check_templates(cfg: Config, root: Path) -> list[Check]:
     checks = []
-    seen: set[str] = set()
-    for chroot in cfg.enabled_chroots:
-        if chroot.template in seen:
-            continue
-        seen.add(chroot.template)
+    for template, chroot_name in _templates(cfg).items():
         try:
-            digest = recipe_hash(template_dir(chroot.template, root))
-            cached = cached_image(chroot.template, root, cfg.vm.cache_dir) is not None
+            digest = recipe_hash(template_dir(template, root))
+            cached = cached_image(template, root, cfg.vm.cache_dir) is not None
         except (KopersError, OSError) as exc:
             error = exc.message if isinstance(exc, KopersError) else str(exc)
-            checks.append(doctor.template(chroot.name, chroot.template, None, False, error))
+            checks.append(doctor.template(chroot_name, template, None, False, error))
             continue
-        checks.append(doctor.template(chroot.name, chroot.template, digest, cached, ""))
+        checks.append(doctor.template(chroot_name, template, digest, cached, ""))
     return checks
 
 
@@ -156,7 +160,7 @@ async def check_template_copies(cfg: Config, root: Path) -> list[Check]:
     """Each host with a template cache of its own against the images here, as the
     pool checks a host before it boots anything there (kopers.vm.templatecopy)."""
     images = []
-    for name in dict.fromkeys(c.template for c in cfg.enabled_chroots):
+    for name in _templates(cfg):
         try:
             image = cached_image(name, root, cfg.vm.cache_dir)
         except (KopersError, OSError):

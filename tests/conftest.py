@@ -168,10 +168,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not PG_ONLY:
         return
-    drop = [i for i in items if "pg_server" not in getattr(i, "fixturenames", ())]
+    keep, drop = [], []
+    for item in items:
+        (keep if "pg_server" in getattr(item, "fixturenames", ()) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [i for i in items if i not in drop]
+        items[:] = keep
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -23,6 +23,7 @@ from kopers.sched.scheduler import Scheduler
 
 pytestmark = pytest.mark.integration
 CHROOTS = ("fedora-40-x86_64", "debian-12-x86_64")
+ONE = ("debian-12-x86_64",)
 
 
 @dataclass
@@ -75,16 +76,20 @@ async def submit(
     chain: ChainSpec | None = None,
     chroots: tuple[str, ...] = CHROOTS,
     priority: int = 0,
+    kind: SourceType = SourceType.UPLOAD,
 ) -> int:
+    """An uploaded build (its source made already); of another `kind`, one whose
+    source step is still pending, from a URL nothing serves."""
+    uploaded = kind == SourceType.UPLOAD
     new = NewBuild(
         project_id=project_id,
         submitter_id=owner_id,
-        source_type=SourceType.UPLOAD,
-        source={},
-        package_name="pkg",
-        package_version="1-1",
-        srpm_name="pkg-1-1.src.rpm",
-        source_state=BuildState.SUCCEEDED,
+        source_type=kind,
+        source={} if uploaded else {"url": "http://127.0.0.1:1/pkg-1-1.src.rpm"},
+        package_name="pkg" if uploaded else None,
+        package_version="1-1" if uploaded else None,
+        srpm_name="pkg-1-1.src.rpm" if uploaded else None,
+        source_state=BuildState.SUCCEEDED if uploaded else BuildState.PENDING,
         timeout=600,
         chroots=chroots,
         task_state=BuildState.PENDING,
@@ -246,42 +251,18 @@ async def test_two_promotions_at_once_keep_the_dependency_in_the_graph(store: St
     assert [t.state for t in (await store.get_build(b)).tasks] == [BuildState.PENDING]
 
 
-async def url_build(
-    store: Store,
-    project_id: int,
-    owner_id: int,
-    chain: ChainSpec,
-    kind: SourceType = SourceType.URL,
-) -> int:
-    """A build whose source is still to be made (its step pending), on one chroot."""
-    new = NewBuild(
-        project_id=project_id,
-        submitter_id=owner_id,
-        source_type=kind,
-        source={"url": "http://127.0.0.1:1/pkg-1-1.src.rpm"},
-        package_name=None,
-        package_version=None,
-        srpm_name=None,
-        source_state=BuildState.PENDING,
-        timeout=600,
-        chroots=("debian-12-x86_64",),
-        task_state=BuildState.PENDING,
-        chain=chain,
-    )
-    return (await store.create_build(new)).id
-
-
 async def test_a_build_skipped_at_submission_fetches_no_source(store: Store) -> None:
     pid = await project(store, "alice")
     uid = (await store.get_user("alice")).id
-    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    a = await submit(store, pid, uid, chroots=ONE)
+    after_a = ChainSpec(after_build_id=a)
     await store.finish_task(a, "debian-12-x86_64", BuildState.FAILED, "boom", None)
     runner = FakeRunner(store)
     sched = Scheduler(store, runner, slots=1)
     loop = asyncio.create_task(sched.run())
     try:
         await wait_all_finished(store, [a])
-        b = await url_build(store, pid, uid, ChainSpec(after_build_id=a))
+        b = await submit(store, pid, uid, after_a, ONE, kind=SourceType.URL)
         await sched.submit(await store.get_build(b))
         await asyncio.sleep(0.2)  # a source step, had one been started, would run now
     finally:
@@ -296,7 +277,8 @@ async def test_a_source_left_with_nothing_to_build_is_dropped_and_stays_so_after
 ) -> None:
     pid = await project(store, "alice")
     uid = (await store.get_user("alice")).id
-    a = await submit(store, pid, uid, chroots=("debian-12-x86_64",))
+    a = await submit(store, pid, uid, chroots=ONE)
+    after_a = ChainSpec(after_build_id=a)
     # A holds the only VM slot, so B's source step (made in a VM, from git)
     # waits for it; A fails meanwhile: B's only task is skipped, and nothing
     # would use B's source.
@@ -307,7 +289,7 @@ async def test_a_source_left_with_nothing_to_build_is_dropped_and_stays_so_after
         async with asyncio.timeout(10):
             while not runner.started:
                 await asyncio.sleep(0.01)
-        b = await url_build(store, pid, uid, ChainSpec(after_build_id=a), SourceType.SCM)
+        b = await submit(store, pid, uid, after_a, ONE, kind=SourceType.SCM)
         await sched.submit(await store.get_build(b))
         await wait_all_finished(store, [a, b], timeout=10)
     finally:
@@ -315,7 +297,7 @@ async def test_a_source_left_with_nothing_to_build_is_dropped_and_stays_so_after
     assert (await store.get_build(b)).state == BuildState.SKIPPED
     assert all(k.build_id == a for k in runner.started)
     # A build stuck that way by an earlier version ends at the next start.
-    c = await url_build(store, pid, uid, ChainSpec(after_build_id=a))
+    c = await submit(store, pid, uid, after_a, ONE, kind=SourceType.URL)
     assert (await store.get_build(c)).tasks[0].state == BuildState.SKIPPED
     await store.pool.execute("UPDATE builds SET source_state = 'pending' WHERE id = $1", c)
     assert (await store.get_build(c)).state == BuildState.PENDING
